@@ -1,0 +1,258 @@
+//! The host's configuration: one [`Config`], read from `hookhost.toml` and
+//! overridden by command-line flags, then passed down explicitly.
+//!
+//! Every key is documented in the README. Unknown keys are an error, so a typo
+//! never silently falls back to a default.
+
+use crate::model::RetryPolicy;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// Everything the host needs to run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// Directory of the embedded sled store.
+    #[serde(default = "defaults::data")]
+    pub data: PathBuf,
+    /// Directory holding `<name>.wasm` plugin components.
+    #[serde(default = "defaults::plugins_dir")]
+    pub plugins_dir: PathBuf,
+    /// Name of the environment variable holding the admin bearer token.
+    #[serde(default)]
+    pub admin_token_env: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[serde(default = "defaults::body_limit")]
+    pub body_limit_bytes: usize,
+    /// Attempts that may run at once, across all plugins.
+    #[serde(default = "defaults::workers")]
+    pub workers: usize,
+    /// Limits for plugins that have no `[plugins.<name>]` table of their own.
+    #[serde(default)]
+    pub defaults: PluginSettings,
+    /// Per-plugin grants and limits, by plugin name.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginSettings>,
+}
+
+/// Grants and limits for one plugin; unset fields take `[defaults]`' value.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSettings {
+    /// Fuel per attempt (≈ 6 M per ms of tight loop).
+    pub fuel: Option<u64>,
+    /// Wall-clock deadline per attempt.
+    pub timeout_ms: Option<u64>,
+    /// Linear memory cap per instance.
+    pub memory_mb: Option<u64>,
+    /// Attempts of this plugin that may run at once.
+    pub max_concurrency: Option<usize>,
+    /// Overrides the retry policy the plugin declares.
+    pub retry: Option<RetryPolicy>,
+    /// Values the plugin reads through the `config` import.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+/// A plugin's effective limits, every field resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginLimits {
+    pub fuel: u64,
+    pub timeout_ms: u64,
+    pub memory_bytes: u64,
+    pub max_concurrency: usize,
+    /// `None`: use the policy the plugin declares, else the host default.
+    pub retry: Option<RetryPolicy>,
+    pub config: BTreeMap<String, String>,
+}
+
+/// Captured logs and output per attempt, in bytes.
+pub const LOG_CAP_BYTES: usize = 64 * 1024;
+
+mod defaults {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn data() -> PathBuf {
+        PathBuf::from("./data")
+    }
+    pub fn plugins_dir() -> PathBuf {
+        PathBuf::from("./plugins")
+    }
+    pub fn body_limit() -> usize {
+        1024 * 1024
+    }
+    pub fn workers() -> usize {
+        32
+    }
+    pub const FUEL: u64 = 1_000_000_000;
+    pub const TIMEOUT_MS: u64 = 5_000;
+    pub const MEMORY_MB: u64 = 64;
+    pub const MAX_CONCURRENCY: usize = 8;
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: defaults::listen(),
+            data: defaults::data(),
+            plugins_dir: defaults::plugins_dir(),
+            admin_token_env: None,
+            body_limit_bytes: defaults::body_limit(),
+            workers: defaults::workers(),
+            defaults: PluginSettings::default(),
+            plugins: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a `hookhost.toml`.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Invalid(message) => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates configuration text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.body_limit_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "body_limit_bytes must be positive".into(),
+            ));
+        }
+        if self.workers == 0 {
+            return Err(ConfigError::Invalid("workers must be positive".into()));
+        }
+        for (name, settings) in std::iter::once(("defaults", &self.defaults))
+            .chain(self.plugins.iter().map(|(n, s)| (n.as_str(), s)))
+        {
+            let bad = |what: &str| {
+                ConfigError::Invalid(format!("[plugins.{name}] {what} must be positive"))
+            };
+            if settings.fuel == Some(0) {
+                return Err(bad("fuel"));
+            }
+            if settings.timeout_ms == Some(0) {
+                return Err(bad("timeout_ms"));
+            }
+            if settings.memory_mb == Some(0) || settings.memory_mb.is_some_and(|m| m > 4096) {
+                return Err(ConfigError::Invalid(format!(
+                    "[plugins.{name}] memory_mb must be 1 to 4096"
+                )));
+            }
+            if settings.max_concurrency == Some(0) {
+                return Err(bad("max_concurrency"));
+            }
+            if settings.retry.is_some_and(|r| r.max_attempts == 0) {
+                return Err(bad("retry.max_attempts"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The resolved limits of plugin `name`.
+    pub fn limits_for(&self, name: &str) -> PluginLimits {
+        let own = self.plugins.get(name);
+        let pick = |f: fn(&PluginSettings) -> Option<u64>, default: u64| {
+            own.and_then(f).or(f(&self.defaults)).unwrap_or(default)
+        };
+        PluginLimits {
+            fuel: pick(|s| s.fuel, defaults::FUEL),
+            timeout_ms: pick(|s| s.timeout_ms, defaults::TIMEOUT_MS),
+            memory_bytes: pick(|s| s.memory_mb, defaults::MEMORY_MB) * 1024 * 1024,
+            max_concurrency: own
+                .and_then(|s| s.max_concurrency)
+                .or(self.defaults.max_concurrency)
+                .unwrap_or(defaults::MAX_CONCURRENCY),
+            retry: own.and_then(|s| s.retry).or(self.defaults.retry),
+            config: own.map(|s| s.config.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The largest memory cap any plugin may get: the size of the pooling
+    /// allocator's memory slots.
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.plugins
+            .keys()
+            .map(|name| self.limits_for(name).memory_bytes)
+            .chain(std::iter::once(self.limits_for("").memory_bytes))
+            .max()
+            .unwrap_or(defaults::MEMORY_MB * 1024 * 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let c = Config::from_toml("").expect("empty config is valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.body_limit_bytes, 1 << 20);
+        let l = c.limits_for("anything");
+        assert_eq!(
+            (l.fuel, l.timeout_ms, l.memory_bytes),
+            (1_000_000_000, 5_000, 64 << 20)
+        );
+    }
+
+    #[test]
+    fn plugin_settings_override_defaults_field_by_field() {
+        let c = Config::from_toml(
+            "[defaults]\nfuel = 10\ntimeout_ms = 20\n[plugins.ledger]\nfuel = 5\nconfig = { a = \"b\" }\n",
+        )
+        .expect("valid");
+        let l = c.limits_for("ledger");
+        assert_eq!((l.fuel, l.timeout_ms), (5, 20));
+        assert_eq!(l.config.get("a").map(String::as_str), Some("b"));
+        assert_eq!(c.limits_for("other").fuel, 10);
+    }
+
+    #[test]
+    fn unknown_keys_and_nonsense_values_are_errors() {
+        let err = Config::from_toml("listn = \"x\"").expect_err("typo must fail");
+        assert!(err.to_string().contains("listn"), "{err}");
+        assert!(Config::from_toml("[plugins.a]\nfuel = 0").is_err());
+        assert!(Config::from_toml("[plugins.a]\nmemory_mb = 99999").is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! Dispatch: claims due deliveries, runs their attempts, records outcomes.
+//!
+//! One dispatcher task scans the `due` index in time order and claims what it
+//! can start now: a global permit bounds attempts across plugins, a per-plugin
+//! semaphore bounds each plugin. Each claimed delivery runs in its own task;
+//! the dispatcher wakes when an event is ingested, an attempt ends, or the
+//! next retry falls due.
+//!
+//! # Invariants
+//! - A delivery is claimed (moved to `running`) before its attempt starts,
+//!   and its outcome is recorded in the same transaction that moves it on, so
+//!   a crash at any point leaves it `running`, to be requeued at startup:
+//!   at-least-once execution.
+//! - A kv conflict re-runs the attempt at once without counting it.
+//! - On shutdown no new attempt starts; running ones finish or hit their
+//!   deadline before [`run`] returns.
+
+pub mod retry;
+
+use crate::core::Core;
+use crate::model::{Outcome, now_ms};
+use crate::runtime::Plugin;
+use crate::store::{Claimed, DueEntry, Finish, Next, StoreError};
+use retry::Decision;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// Due entries read per scan.
+const BATCH: usize = 256;
+/// Due entries examined per pass at most (blocked ones included).
+const SCAN_CAP: usize = 4096;
+/// Re-runs after kv conflicts before the attempt is retried later instead.
+const MAX_CONFLICT_RERUNS: u32 = 100;
+/// Wait after a store error before scanning again.
+const ERROR_PAUSE: Duration = Duration::from_millis(500);
+
+/// Runs the dispatcher until `stop` turns true, then waits for the attempts
+/// in flight.
+pub async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+    let global = Arc::new(Semaphore::new(core.config.workers));
+    let mut tasks = JoinSet::new();
+    while !*stop.borrow() {
+        let pause = match dispatch_due(&core, &global, &mut tasks) {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "dispatch scan failed");
+                Some(ERROR_PAUSE)
+            }
+        };
+        let timer = pause.or_else(|| {
+            let now = now_ms();
+            match core.store.next_due_after(now) {
+                Ok(Some(at)) => Some(Duration::from_millis(at - now)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the due index failed");
+                    Some(ERROR_PAUSE)
+                }
+            }
+        });
+        let sleep = async {
+            match timer {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = core.wake.notified() => {}
+            _ = sleep => {}
+            _ = stop.changed() => {}
+            Some(done) = tasks.join_next() => log_panic(done),
+        }
+    }
+    tracing::info!(
+        running = tasks.len(),
+        "dispatcher stopping; waiting for running attempts"
+    );
+    while let Some(done) = tasks.join_next().await {
+        log_panic(done);
+    }
+}
+
+fn log_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        tracing::error!(error = %e, "attempt task failed");
+    }
+}
+
+/// Claims and starts every due delivery that permits allow.
+fn dispatch_due(
+    core: &Arc<Core>,
+    global: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    let mut cursor: Option<DueEntry> = None;
+    let mut scanned = 0;
+    while scanned < SCAN_CAP {
+        let batch = core.store.due(now, cursor.as_ref(), BATCH)?;
+        let full = batch.len() == BATCH;
+        for entry in batch {
+            scanned += 1;
+            let Ok(worker) = global.clone().try_acquire_owned() else {
+                return Ok(()); // all workers busy: an ending attempt wakes us
+            };
+            let Some(plugin) = core.registry.get(&entry.plugin) else {
+                if core.store.pause(&entry)? {
+                    tracing::warn!(delivery = %entry.delivery, plugin = %entry.plugin, "plugin not loaded: delivery paused");
+                }
+                continue;
+            };
+            if let Ok(slot) = plugin.permits.clone().try_acquire_owned()
+                && let Some(claimed) = core.store.claim(&entry)?
+            {
+                let span = tracing::info_span!(
+                    "attempt",
+                    event = %claimed.event.id,
+                    delivery = %claimed.delivery.id,
+                    plugin = %plugin.name,
+                    version = %short(&plugin.version),
+                );
+                tasks
+                    .spawn(deliver(core.clone(), plugin, claimed, (worker, slot)).instrument(span));
+            }
+            cursor = Some(entry);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn short(version: &str) -> &str {
+    version.get(..12).unwrap_or(version)
+}
+
+/// Runs one claimed delivery's attempt and records it (re-running at once on
+/// a kv conflict).
+async fn deliver(
+    core: Arc<Core>,
+    plugin: Arc<Plugin>,
+    claimed: Claimed,
+    _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+) {
+    let id = claimed.delivery.id;
+    let number = claimed.delivery.attempts + 1;
+    let policy = plugin
+        .limits
+        .retry
+        .or(plugin.manifest.retry)
+        .unwrap_or_default();
+    let mut conflicts = 0;
+    loop {
+        let mut run = core
+            .runtime
+            .run_attempt(
+                &plugin,
+                core.store.clone(),
+                id,
+                number,
+                &claimed.event,
+                &claimed.body,
+            )
+            .await;
+        if conflicts >= MAX_CONFLICT_RERUNS {
+            run.attempt.outcome =
+                Outcome::Retry(format!("kv conflict persisted through {conflicts} re-runs"));
+        }
+        let decision = retry::decide(&policy, number, &run.attempt.outcome, rand::random());
+        let next = match decision {
+            Decision::Succeeded => Next::Succeeded,
+            Decision::RetryIn(ms) => Next::RetryAt(now_ms() + ms),
+            Decision::Dead => Next::Dead,
+        };
+        let effects = if decision == Decision::Succeeded {
+            for emitted in &mut run.effects.emitted {
+                emitted.subscribers = core.registry.subscribers(&emitted.event.topic);
+            }
+            Some(&run.effects)
+        } else {
+            None
+        };
+        match core.store.finish_attempt(&run.attempt, next, effects) {
+            Ok(Finish::Committed) => {
+                let a = &run.attempt;
+                tracing::info!(
+                    attempt = a.number,
+                    outcome = a.outcome.kind(),
+                    fuel = a.fuel_consumed,
+                    duration_us = a.duration_us,
+                    next = ?next,
+                    "attempt recorded"
+                );
+                if !run.effects.emitted.is_empty() {
+                    core.wake.notify_one();
+                }
+                return;
+            }
+            Ok(Finish::Conflict) => {
+                conflicts += 1;
+                tracing::debug!(conflicts, "kv conflict: re-running attempt");
+            }
+            Ok(Finish::Stale) => {
+                tracing::warn!("delivery changed while its attempt ran; result dropped");
+                return;
+            }
+            Err(e) => {
+                // The delivery stays `running` and is requeued at the next
+                // start: nothing is lost, the attempt runs again.
+                tracing::error!(error = %e, "recording the attempt failed");
+                return;
+            }
+        }
+    }
+}

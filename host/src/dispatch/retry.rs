@@ -1,0 +1,77 @@
+//! Retry maths, pure: exponential backoff with full jitter.
+
+use crate::model::{Outcome, RetryPolicy};
+
+/// What to do after attempt `number` ended with `outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Succeeded,
+    /// Try again after this many ms.
+    RetryIn(u64),
+    Dead,
+}
+
+/// Decides the delivery's fate. `jitter` is a uniform random number in
+/// `[0, 1)`: the wait is `jitter * min(initial * 2^(number-1), max)`.
+pub fn decide(policy: &RetryPolicy, number: u32, outcome: &Outcome, jitter: f64) -> Decision {
+    if *outcome == Outcome::Ok {
+        return Decision::Succeeded;
+    }
+    if !outcome.is_retryable() || number >= policy.max_attempts {
+        return Decision::Dead;
+    }
+    Decision::RetryIn((backoff_cap(policy, number) as f64 * jitter.clamp(0.0, 1.0)) as u64)
+}
+
+/// The upper bound of the wait after attempt `number` (1-based).
+pub fn backoff_cap(policy: &RetryPolicy, number: u32) -> u64 {
+    let doublings = number.saturating_sub(1).min(63);
+    policy
+        .initial_backoff_ms
+        .saturating_mul(1u64 << doublings)
+        .min(policy.max_backoff_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_attempts: 5,
+        initial_backoff_ms: 1_000,
+        max_backoff_ms: 3_600_000,
+    };
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let caps: Vec<u64> = (1..=4).map(|n| backoff_cap(&POLICY, n)).collect();
+        assert_eq!(caps, [1_000, 2_000, 4_000, 8_000]);
+        assert_eq!(backoff_cap(&POLICY, 40), 3_600_000);
+        assert_eq!(backoff_cap(&POLICY, u32::MAX), 3_600_000);
+    }
+
+    #[test]
+    fn jitter_spreads_the_wait_below_the_cap() {
+        let retry = Outcome::Retry("x".into());
+        assert_eq!(decide(&POLICY, 3, &retry, 0.0), Decision::RetryIn(0));
+        assert_eq!(decide(&POLICY, 3, &retry, 0.5), Decision::RetryIn(2_000));
+        assert_eq!(
+            decide(&POLICY, 3, &retry, 0.999_999),
+            Decision::RetryIn(3_999)
+        );
+    }
+
+    #[test]
+    fn rejections_and_exhaustion_are_dead_letters() {
+        assert_eq!(
+            decide(&POLICY, 1, &Outcome::Reject("bad".into()), 0.5),
+            Decision::Dead
+        );
+        assert_eq!(decide(&POLICY, 5, &Outcome::OutOfFuel, 0.5), Decision::Dead);
+        assert_eq!(
+            decide(&POLICY, 4, &Outcome::Trap("t".into()), 0.0),
+            Decision::RetryIn(0)
+        );
+        assert_eq!(decide(&POLICY, 5, &Outcome::Ok, 0.5), Decision::Succeeded);
+    }
+}

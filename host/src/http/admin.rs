@@ -1,0 +1,191 @@
+//! Read-only admin routes: events, their deliveries and attempts, plugins.
+
+use super::ApiError;
+use crate::core::Core;
+use crate::model::{Delivery, EventRecord, EventStatus};
+use crate::runtime::Plugin;
+use crate::store::{EventQuery, StoreError};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use ulid::Ulid;
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    topic: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub async fn list_events(
+    State(core): State<Arc<Core>>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let query = EventQuery {
+        topic: params.topic.filter(|t| !t.is_empty()),
+        status: params
+            .status
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<EventStatus>())
+            .transpose()
+            .map_err(ApiError::BadRequest)?,
+        before: params
+            .cursor
+            .filter(|c| !c.is_empty())
+            .map(|c| parse_id(&c))
+            .transpose()?,
+        limit: params.limit.unwrap_or(50),
+    };
+    let page = tokio::task::block_in_place(|| core.store.list_events(&query))?;
+    let events: Vec<Value> = page
+        .events
+        .iter()
+        .map(|(record, deliveries)| {
+            json!({
+                "id": record.id.to_string(),
+                "topic": record.topic,
+                "idempotency_key": record.idempotency_key,
+                "received_at_ms": record.received_at_ms,
+                "status": EventStatus::of(deliveries),
+                "deliveries": deliveries.iter().map(delivery_summary).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "events": events,
+        "next_cursor": page.next_cursor.map(|c| c.to_string()),
+    })))
+}
+
+fn delivery_summary(d: &Delivery) -> Value {
+    json!({
+        "id": d.id,
+        "plugin": d.plugin,
+        "status": d.status,
+        "attempts": d.attempts,
+        "last_outcome": d.last_outcome.as_ref().map(|o| o.kind()),
+    })
+}
+
+pub async fn show_event(
+    State(core): State<Arc<Core>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let Some((record, body)) = core.store.event(id)? else {
+        return Err(ApiError::NotFound(format!("no event {id}")));
+    };
+    let deliveries = core.store.deliveries_of(id)?;
+    let mut shown = Vec::with_capacity(deliveries.len());
+    for d in &deliveries {
+        let attempts = core.store.attempts_of(d.id)?;
+        // `attempts` becomes the list of records (its length is the count).
+        let mut value = serde_json::to_value(d).map_err(|e| ApiError::Internal(e.to_string()))?;
+        value["attempts"] =
+            serde_json::to_value(attempts).map_err(|e| ApiError::Internal(e.to_string()))?;
+        shown.push(value);
+    }
+    Ok(Json(json!({
+        "event": event_json(&record, &body),
+        "status": EventStatus::of(&deliveries),
+        "deliveries": shown,
+    })))
+}
+
+/// An event with its body shown as JSON when it is JSON, else as text or
+/// base64 (`body_encoding` says which).
+fn event_json(record: &EventRecord, body: &[u8]) -> Value {
+    let (body, encoding) = match serde_json::from_slice::<Value>(body) {
+        Ok(v) if !body.is_empty() => (v, "json"),
+        _ => match std::str::from_utf8(body) {
+            Ok(text) => (Value::String(text.to_owned()), "utf8"),
+            Err(_) => (
+                Value::String(base64::engine::general_purpose::STANDARD.encode(body)),
+                "base64",
+            ),
+        },
+    };
+    json!({
+        "id": record.id.to_string(),
+        "topic": record.topic,
+        "idempotency_key": record.idempotency_key,
+        "received_at_ms": record.received_at_ms,
+        "content_type": record.content_type,
+        "headers": record.headers,
+        "emitted_by": record.emitted_by,
+        "body": body,
+        "body_encoding": encoding,
+    })
+}
+
+fn parse_id(id: &str) -> Result<Ulid, ApiError> {
+    Ulid::from_string(id).map_err(|e| ApiError::BadRequest(format!("invalid event id {id:?}: {e}")))
+}
+
+pub async fn list_plugins(State(core): State<Arc<Core>>) -> Json<Value> {
+    let plugins = core.registry.snapshot();
+    let failures = core.registry.failures();
+    let loaded: Vec<Value> = plugins
+        .values()
+        .map(|p| plugin_json(p, failures.get(&p.name).map(|f| json!(f))))
+        .collect();
+    let errors: Vec<Value> = failures
+        .iter()
+        .map(
+            |(name, f)| json!({ "name": name, "file": f.file, "error": f.error, "at_ms": f.at_ms }),
+        )
+        .collect();
+    Json(json!({ "plugins": loaded, "errors": errors }))
+}
+
+pub async fn show_plugin(
+    State(core): State<Arc<Core>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let failure = core.registry.failures().get(&name).map(|f| json!(f));
+    match core.registry.get(&name) {
+        Some(plugin) => Ok(Json(plugin_json(&plugin, failure))),
+        None => match failure {
+            Some(f) => Ok(Json(
+                json!({ "name": name, "loaded": false, "last_error": f }),
+            )),
+            None => Err(ApiError::NotFound(format!("no plugin {name:?}"))),
+        },
+    }
+}
+
+fn plugin_json(p: &Plugin, last_error: Option<Value>) -> Value {
+    json!({
+        "name": p.name,
+        "loaded": true,
+        "version": p.version,
+        "size_bytes": p.size_bytes,
+        "loaded_at_ms": p.loaded_at_ms,
+        "subscriptions": p.manifest.subscriptions,
+        "schedules": p.manifest.schedules,
+        "retry": p.limits.retry.or(p.manifest.retry).unwrap_or_default(),
+        "limits": {
+            "fuel": p.limits.fuel,
+            "timeout_ms": p.limits.timeout_ms,
+            "memory_bytes": p.limits.memory_bytes,
+            "max_concurrency": p.limits.max_concurrency,
+        },
+        "running": p.limits.max_concurrency - p.permits.available_permits(),
+        "last_error": last_error,
+    })
+}

@@ -1,0 +1,130 @@
+//! `POST /events/{topic}`: validate → persist (flushed) → 202.
+
+use super::ApiError;
+use crate::core::Core;
+use crate::model::{NewEvent, validate_topic};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Headers never stored: credentials, and framing that means nothing later.
+const DROPPED_HEADERS: [&str; 7] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+];
+
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+pub async fn ingest(
+    State(core): State<Arc<Core>>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge {
+                limit: core.config.body_limit_bytes,
+            }
+        } else {
+            ApiError::BadRequest(format!(
+                "cannot read body: {}",
+                rejection.body_text().to_lowercase()
+            ))
+        }
+    })?;
+    validate_topic(&topic).map_err(ApiError::BadRequest)?;
+    let idempotency_key = idempotency_key(&headers)?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if content_type.as_deref().is_some_and(is_json) {
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+            return Err(ApiError::BadRequest(format!("body is not valid json: {e}")));
+        }
+    }
+    let event = NewEvent {
+        topic,
+        idempotency_key,
+        headers: kept_headers(&headers),
+        content_type,
+        body: body.to_vec(),
+    };
+    let subscribers = core.registry.subscribers(&event.topic);
+    let ingested = core
+        .store
+        .ingest(event, &subscribers)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let status = if ingested.duplicate {
+        StatusCode::OK
+    } else {
+        core.wake.notify_one();
+        StatusCode::ACCEPTED
+    };
+    let answer = json!({ "id": ingested.id.to_string(), "duplicate": ingested.duplicate });
+    Ok((status, Json(answer)).into_response())
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("idempotency-key must be visible ascii".into()))?;
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(ApiError::BadRequest(format!(
+            "idempotency-key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
+        )));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| !DROPPED_HEADERS.contains(&name.as_str()))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("application/vnd.github+json"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json("application/x-www-form-urlencoded"));
+    }
+}

@@ -1,0 +1,36 @@
+//! Hookhost: a self-hosted runtime for webhook-driven automation.
+//!
+//! Events arrive over HTTP, are stored durably in sled before they are
+//! acknowledged, and are handed to sandboxed WebAssembly handler components,
+//! each attempt bounded by fuel, a deadline and a memory cap and recorded in
+//! full.
+//!
+//! # Layout
+//! - [`config`]: the one [`Config`](config::Config), from `hookhost.toml` and flags.
+//! - [`model`]: events, deliveries, attempts, outcomes: plain data.
+//! - [`store`]: the durable store, the only module that names sled.
+//! - [`runtime`]: engine, registry, sandboxed attempts, host imports; the only
+//!   module that names wasmtime.
+//! - [`reload`]: loading plugin files into the registry.
+//! - [`dispatch`]: claiming due deliveries, running attempts, retries.
+//! - [`http`]: the axum API.
+//! - [`run`]: wiring all of it together, and shutting it down in order.
+//!
+//! # Invariants
+//! - Ingest = validate → persist (flushed) → 202; the HTTP handler never
+//!   awaits a plugin.
+//! - A plugin failure is a recorded outcome, never a host error or crash.
+//! - A failed load never replaces a working version.
+
+pub mod config;
+pub mod core;
+pub mod dispatch;
+pub mod http;
+pub mod model;
+pub mod reload;
+pub mod runtime;
+mod server;
+pub mod store;
+
+pub use config::Config;
+pub use server::run;

@@ -1,0 +1,375 @@
+//! The records Hookhost keeps: events, deliveries and attempts.
+//!
+//! These are plain data shared by `store/` (which persists them), `dispatch/`
+//! (which moves deliveries through their states), `runtime/` (which produces
+//! attempt outcomes) and `http/` (which shows them). None of them names sled or
+//! wasmtime.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use ulid::Ulid;
+
+/// Milliseconds since the Unix epoch, the host's one time unit on disk.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// An event as received, before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub topic: String,
+    pub idempotency_key: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// A stored event's metadata (its body is stored beside it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub id: Ulid,
+    pub topic: String,
+    pub idempotency_key: Option<String>,
+    pub received_at_ms: u64,
+    pub headers: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    /// Set when a plugin emitted this event: the delivery that emitted it.
+    #[serde(default)]
+    pub emitted_by: Option<DeliveryId>,
+}
+
+/// One delivery of one event to one plugin: `<event id>-<n>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeliveryId {
+    pub event: Ulid,
+    pub seq: u32,
+}
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.event, self.seq)
+    }
+}
+
+impl FromStr for DeliveryId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (event, seq) = s
+            .split_once('-')
+            .ok_or_else(|| format!("invalid delivery id {s:?}: expected <event id>-<n>"))?;
+        Ok(Self {
+            event: Ulid::from_string(event)
+                .map_err(|e| format!("invalid delivery id {s:?}: {e}"))?,
+            seq: seq
+                .parse()
+                .map_err(|_| format!("invalid delivery id {s:?}: bad sequence number"))?,
+        })
+    }
+}
+
+impl Serialize for DeliveryId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeliveryId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where a delivery is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt (at `next_attempt_at_ms`).
+    Pending,
+    /// An attempt is running now.
+    Running,
+    /// Its plugin is not loaded; it waits until a plugin of that name returns.
+    Paused,
+    /// An attempt succeeded; its effects are committed.
+    Succeeded,
+    /// Rejected or out of attempts: a dead letter, kept until handled.
+    Dead,
+}
+
+/// One event's delivery to one plugin, and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    pub plugin: String,
+    pub status: DeliveryStatus,
+    /// Attempts recorded so far.
+    pub attempts: u32,
+    /// When the next attempt is due, while `pending`.
+    pub next_attempt_at_ms: Option<u64>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    /// The outcome of the latest recorded attempt.
+    pub last_outcome: Option<Outcome>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
+pub enum Outcome {
+    /// `handle` returned `ok`; the attempt's effects are committed.
+    Ok,
+    /// `handle` asked to be retried.
+    Retry(String),
+    /// `handle` rejected the event; it is not retried.
+    Reject(String),
+    /// The attempt used up its fuel.
+    OutOfFuel,
+    /// The attempt ran past its wall-clock deadline.
+    Deadline,
+    /// The attempt tried to grow memory past its cap.
+    Memory,
+    /// The guest trapped (a panic, an unreachable, a bad access…).
+    Trap(String),
+}
+
+impl Outcome {
+    /// Whether a later attempt may succeed where this one failed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Outcome::Ok | Outcome::Reject(_))
+    }
+
+    /// The outcome's name, as shown in the API and in metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Retry(_) => "retry",
+            Outcome::Reject(_) => "reject",
+            Outcome::OutOfFuel => "out_of_fuel",
+            Outcome::Deadline => "deadline",
+            Outcome::Memory => "memory",
+            Outcome::Trap(_) => "trap",
+        }
+    }
+}
+
+/// Severity of a plugin log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// One line a plugin logged during an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub level: LogLevel,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<(String, String)>,
+}
+
+/// The record of one attempt: what ran, what it cost and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub delivery: DeliveryId,
+    /// 1 for the first attempt.
+    pub number: u32,
+    pub plugin: String,
+    /// sha256 of the component that ran, hex.
+    pub version: String,
+    pub started_at_ms: u64,
+    pub duration_us: u64,
+    pub fuel_consumed: u64,
+    pub peak_memory_bytes: u64,
+    pub outcome: Outcome,
+    pub logs: Vec<LogLine>,
+    pub stdout: String,
+    pub stderr: String,
+    /// True when logs or output were cut at the per-attempt cap.
+    pub truncated: bool,
+}
+
+/// What an event amounts to, from its deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// No plugin subscribed when it arrived.
+    Unrouted,
+    /// Some delivery is pending, running or paused.
+    Pending,
+    /// Every delivery succeeded.
+    Succeeded,
+    /// No delivery is pending and at least one is dead.
+    Dead,
+}
+
+impl EventStatus {
+    /// Summarises an event from its deliveries' states.
+    pub fn of(deliveries: &[Delivery]) -> Self {
+        if deliveries.is_empty() {
+            return EventStatus::Unrouted;
+        }
+        let open = deliveries.iter().any(|d| {
+            matches!(
+                d.status,
+                DeliveryStatus::Pending | DeliveryStatus::Running | DeliveryStatus::Paused
+            )
+        });
+        if open {
+            EventStatus::Pending
+        } else if deliveries.iter().any(|d| d.status == DeliveryStatus::Dead) {
+            EventStatus::Dead
+        } else {
+            EventStatus::Succeeded
+        }
+    }
+}
+
+impl FromStr for EventStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "unrouted" => Ok(Self::Unrouted),
+            "pending" => Ok(Self::Pending),
+            "succeeded" => Ok(Self::Succeeded),
+            "dead" => Ok(Self::Dead),
+            _ => Err(format!(
+                "unknown status {s:?}: expected unrouted, pending, succeeded or dead"
+            )),
+        }
+    }
+}
+
+/// A plugin's retry policy: exponential backoff with full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    /// 5 attempts, 1 s initial backoff doubling each time, capped at 1 h.
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 3_600_000,
+        }
+    }
+}
+
+/// What a plugin says about itself in `describe()`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Topic patterns (`*` = any run of characters, dots included).
+    pub subscriptions: Vec<String>,
+    pub retry: Option<RetryPolicy>,
+    pub schedules: Vec<Schedule>,
+}
+
+impl Manifest {
+    /// Whether any subscription matches `topic`.
+    pub fn subscribes_to(&self, topic: &str) -> bool {
+        self.subscriptions.iter().any(|p| topic_matches(p, topic))
+    }
+}
+
+/// A clock-driven event a plugin asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub name: String,
+    pub cron: String,
+}
+
+/// Whether a topic pattern (`*` = any run of characters) matches a topic.
+pub fn topic_matches(pattern: &str, topic: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = topic.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// Checks a topic: 1–200 characters of `a-z A-Z 0-9 . _ -`.
+pub fn validate_topic(topic: &str) -> Result<(), String> {
+    if topic.is_empty() || topic.len() > 200 {
+        return Err(format!(
+            "topic must be 1 to 200 characters, got {}",
+            topic.len()
+        ));
+    }
+    if let Some(c) = topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "topic {topic:?} contains {c:?}: allowed are a-z, A-Z, 0-9, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_like_the_design_says() {
+        let cases = [
+            ("stripe.*", "stripe.payment_intent.succeeded", true),
+            ("stripe.*", "stripe.", true),
+            ("stripe.*", "stripes.x", false),
+            ("github.push", "github.push", true),
+            ("github.push", "github.push.x", false),
+            ("*", "anything.at.all", true),
+            ("*.succeeded", "stripe.payment_intent.succeeded", true),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXcYb", false),
+            ("a*a", "a", false),
+            ("a*a", "aa", true),
+        ];
+        for (pattern, topic, want) in cases {
+            assert_eq!(topic_matches(pattern, topic), want, "{pattern} ~ {topic}");
+        }
+    }
+
+    #[test]
+    fn delivery_ids_round_trip_through_text() {
+        let id = DeliveryId {
+            event: Ulid::new(),
+            seq: 7,
+        };
+        assert_eq!(id.to_string().parse::<DeliveryId>(), Ok(id));
+        assert!("nonsense".parse::<DeliveryId>().is_err());
+    }
+
+    #[test]
+    fn topics_are_validated() {
+        assert!(validate_topic("stripe.payment_intent.succeeded").is_ok());
+        assert!(validate_topic("").is_err());
+        assert!(validate_topic("a/b").is_err());
+        assert!(validate_topic(&"a".repeat(201)).is_err());
+    }
+}

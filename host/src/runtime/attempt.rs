@@ -1,0 +1,133 @@
+//! One attempt: a fresh `Store` from the plugin's `InstancePre`, bounded by
+//! fuel, an epoch deadline and a memory cap, and the record of how it went.
+
+use super::bindings::hookhost::plugin::types;
+use super::{EPOCH_TICK, FUEL_YIELD_INTERVAL, HostState, Plugin, Runtime};
+use crate::model::{Attempt, DeliveryId, EventRecord, Outcome, now_ms};
+use crate::store::{Effects, Emitted, Store};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::Trap;
+
+/// What an attempt produced: its record, and its effects to commit if it
+/// succeeded.
+pub struct AttemptRun {
+    pub attempt: Attempt,
+    pub effects: Effects,
+}
+
+/// Longest trap message kept in a record.
+const MAX_TRAP_MESSAGE: usize = 4096;
+
+/// Epoch ticks for a deadline of `timeout_ms`, rounded up, plus one because
+/// the current tick is already partly gone.
+pub(super) fn deadline_ticks(timeout_ms: u64) -> u64 {
+    timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1
+}
+
+impl Runtime {
+    /// Runs `plugin`'s `handle` on `event` once. Never fails: whatever the
+    /// guest does becomes the attempt's outcome.
+    pub async fn run_attempt(
+        &self,
+        plugin: &Plugin,
+        store: Arc<Store>,
+        delivery: DeliveryId,
+        number: u32,
+        event: &EventRecord,
+        body: &[u8],
+    ) -> AttemptRun {
+        let started_at_ms = now_ms();
+        let started = Instant::now();
+        let limits = &plugin.limits;
+        let (state, stdout, stderr) = HostState::new(&plugin.name, limits, Some(store));
+        let mut wstore = wasmtime::Store::new(&self.engine, state);
+        wstore.limiter(|s| &mut s.limiter);
+        let wit_event = types::Event {
+            id: event.id.to_string(),
+            topic: event.topic.clone(),
+            idempotency_key: event.idempotency_key.clone(),
+            received_at_ms: event.received_at_ms,
+            attempt: number,
+            headers: event.headers.clone(),
+            content_type: event.content_type.clone(),
+            body: body.to_vec(),
+        };
+
+        let call = async {
+            wstore.set_fuel(limits.fuel)?;
+            wstore.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
+            wstore.set_epoch_deadline(deadline_ticks(limits.timeout_ms));
+            wstore.epoch_deadline_trap();
+            let handler = plugin.pre.instantiate_async(&mut wstore).await?;
+            handler.call_handle(&mut wstore, &wit_event).await
+        };
+        // The epoch deadline stops the guest; this backstop also covers time
+        // spent outside it (e.g. a slow instantiation).
+        let backstop = Duration::from_millis(limits.timeout_ms) + Duration::from_secs(1);
+        let result = tokio::time::timeout(backstop, call).await;
+        let duration_us = started.elapsed().as_micros() as u64;
+
+        let fuel_left = wstore.get_fuel().unwrap_or(0);
+        let state = wstore.into_data();
+        let outcome = match result {
+            Err(_elapsed) => Outcome::Deadline,
+            Ok(Ok(Ok(()))) => Outcome::Ok,
+            Ok(Ok(Err(types::HandlerError::Retry(m)))) => Outcome::Retry(m),
+            Ok(Ok(Err(types::HandlerError::Reject(m)))) => Outcome::Reject(m),
+            Ok(Err(e)) => classify_trap(&e, state.limiter.exceeded),
+        };
+        let (stdout, out_cut) = stdout.take();
+        let (stderr, err_cut) = stderr.take();
+        let call = state.call;
+        let attempt = Attempt {
+            delivery,
+            number,
+            plugin: plugin.name.clone(),
+            version: plugin.version.clone(),
+            started_at_ms,
+            duration_us,
+            fuel_consumed: limits.fuel.saturating_sub(fuel_left),
+            peak_memory_bytes: state.limiter.peak as u64,
+            outcome,
+            logs: call.logs,
+            stdout,
+            stderr,
+            truncated: call.truncated || out_cut || err_cut,
+        };
+        let effects = Effects {
+            reads: call.reads.into_iter().collect(),
+            writes: call.writes.into_iter().collect(),
+            emitted: call
+                .emitted
+                .into_iter()
+                .map(|event| Emitted {
+                    event,
+                    subscribers: Vec::new(),
+                    id: ulid::Ulid::new(),
+                })
+                .collect(),
+        };
+        AttemptRun { attempt, effects }
+    }
+}
+
+fn classify_trap(e: &wasmtime::Error, memory_exceeded: bool) -> Outcome {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Outcome::OutOfFuel,
+        Some(Trap::Interrupt) => Outcome::Deadline,
+        _ if memory_exceeded => Outcome::Memory,
+        _ => {
+            let mut message = format!("{e:?}");
+            if message.len() > MAX_TRAP_MESSAGE {
+                let mut end = MAX_TRAP_MESSAGE;
+                while !message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                message.truncate(end);
+                message.push('…');
+            }
+            Outcome::Trap(message)
+        }
+    }
+}

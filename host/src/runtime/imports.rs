@@ -1,0 +1,159 @@
+//! The host side of the `log`, `kv`, `emit` and `config` imports.
+//!
+//! Writes and emits are buffered in the call state and handed to the store
+//! only when the attempt succeeds. A guest that abuses an import (a huge key,
+//! thousands of emits) is trapped with a message saying which limit it hit.
+
+use super::HostState;
+use super::bindings::hookhost::plugin::{config, emit, kv, log, types};
+use crate::config::LOG_CAP_BYTES;
+use crate::model::{LogLevel, LogLine, NewEvent, validate_topic};
+
+/// Longest kv key.
+const MAX_KEY_BYTES: usize = 1024;
+/// Largest kv value.
+const MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Buffered kv bytes per attempt.
+const MAX_WRITE_BYTES: usize = 16 * 1024 * 1024;
+/// Events one attempt may emit.
+const MAX_EMITS: usize = 100;
+/// Largest emitted body.
+const MAX_EMIT_BYTES: usize = 1024 * 1024;
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn log(
+        &mut self,
+        level: types::Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        let level = match level {
+            types::Level::Trace => LogLevel::Trace,
+            types::Level::Debug => LogLevel::Debug,
+            types::Level::Info => LogLevel::Info,
+            types::Level::Warn => LogLevel::Warn,
+            types::Level::Error => LogLevel::Error,
+        };
+        let call = &mut self.call;
+        tracing::debug!(plugin = %call.plugin, ?level, %message, "plugin log");
+        let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        if call.log_bytes + size > LOG_CAP_BYTES {
+            call.truncated = true;
+            return Ok(());
+        }
+        call.log_bytes += size;
+        call.logs.push(LogLine {
+            level,
+            message,
+            fields,
+        });
+        Ok(())
+    }
+}
+
+impl kv::Host for HostState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        check_key(&key)?;
+        let call = &mut self.call;
+        if let Some(buffered) = call.writes.get(&key) {
+            return Ok(buffered.clone());
+        }
+        let Some(store) = &call.store else {
+            return Ok(None);
+        };
+        let found = store
+            .kv_get(&call.plugin, &key)
+            .map_err(|e| wasmtime::format_err!("kv read failed: {e}"))?;
+        let (version, value) = match found {
+            Some((version, value)) => (version, Some(value)),
+            None => (0, None),
+        };
+        // The first read fixes the version the commit checks against.
+        call.reads.entry(key).or_insert(version);
+        Ok(value)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        check_key(&key)?;
+        if value.len() > MAX_VALUE_BYTES {
+            wasmtime::bail!(
+                "kv value for {key:?} is {} bytes, over the limit of {MAX_VALUE_BYTES}",
+                value.len()
+            );
+        }
+        self.buffer_write(key, Some(value))
+    }
+
+    fn delete(&mut self, key: String) -> wasmtime::Result<()> {
+        check_key(&key)?;
+        self.buffer_write(key, None)
+    }
+}
+
+impl HostState {
+    fn buffer_write(&mut self, key: String, value: Option<Vec<u8>>) -> wasmtime::Result<()> {
+        let call = &mut self.call;
+        if call.store.is_none() {
+            wasmtime::bail!("kv writes are not allowed in describe()");
+        }
+        call.write_bytes += key.len() + value.as_ref().map_or(0, Vec::len);
+        if call.write_bytes > MAX_WRITE_BYTES {
+            wasmtime::bail!("kv writes exceed {MAX_WRITE_BYTES} bytes in one attempt");
+        }
+        call.writes.insert(key, value);
+        Ok(())
+    }
+}
+
+fn check_key(key: &str) -> wasmtime::Result<()> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        wasmtime::bail!(
+            "kv key must be 1 to {MAX_KEY_BYTES} bytes, got {}",
+            key.len()
+        );
+    }
+    Ok(())
+}
+
+impl emit::Host for HostState {
+    fn emit(
+        &mut self,
+        topic: String,
+        body: Vec<u8>,
+        idempotency_key: Option<String>,
+    ) -> wasmtime::Result<()> {
+        let call = &mut self.call;
+        if call.store.is_none() {
+            wasmtime::bail!("emit is not allowed in describe()");
+        }
+        validate_topic(&topic).map_err(|e| wasmtime::format_err!("emit: {e}"))?;
+        if body.len() > MAX_EMIT_BYTES {
+            wasmtime::bail!(
+                "emit: body of {} bytes is over the limit of {MAX_EMIT_BYTES}",
+                body.len()
+            );
+        }
+        if call.emitted.len() >= MAX_EMITS {
+            wasmtime::bail!("emit: more than {MAX_EMITS} events in one attempt");
+        }
+        let content_type = serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+            .is_ok()
+            .then(|| "application/json".to_owned());
+        call.emitted.push(NewEvent {
+            topic,
+            idempotency_key,
+            headers: Vec::new(),
+            content_type,
+            body,
+        });
+        Ok(())
+    }
+}
+
+impl config::Host for HostState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.call.config.get(&key).cloned())
+    }
+}

@@ -1,0 +1,201 @@
+//! Turning bytes into a loaded plugin: compile, link-check, `describe()`.
+//!
+//! Compilation is CPU-heavy (tens of ms for a small Rust guest, seconds for
+//! a Python one), so [`read_and_compile`] is blocking and callers run it off
+//! the async threads. Every failure is a [`LoadError`] naming the step.
+
+use super::bindings::{Handler, HandlerPre};
+use super::{HostState, Plugin, Runtime};
+use crate::config::PluginLimits;
+use crate::model::{Manifest, RetryPolicy, Schedule, now_ms};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::Component;
+
+/// Why a file could not become a plugin.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum LoadError {
+    #[error("cannot read file: {0}")]
+    Read(String),
+    #[error("not a webassembly component: {0}")]
+    NotAComponent(String),
+    #[error("invalid component: {0}")]
+    Compile(String),
+    #[error("component does not fit the hookhost:plugin/handler world: {0}")]
+    World(String),
+    #[error("describe() failed: {0}")]
+    Describe(String),
+    #[error("invalid manifest: {0}")]
+    Manifest(String),
+}
+
+/// A compiled, link-checked component awaiting `describe()`.
+pub struct Compiled {
+    pub(super) pre: HandlerPre<HostState>,
+    pub sha256: String,
+    pub size_bytes: u64,
+}
+
+/// Fuel and time for `describe()`, which must be quick.
+const DESCRIBE_FUEL: u64 = 100_000_000;
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reads and compiles a component file. Blocking: run it off the async
+/// threads.
+pub fn read_and_compile(runtime: &Runtime, path: &Path) -> Result<Compiled, LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Read(e.to_string()))?;
+    compile(runtime, &bytes)
+}
+
+/// Compiles component bytes and checks them against the host's imports and
+/// the world's exports. Blocking.
+pub fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Compiled, LoadError> {
+    check_header(bytes)?;
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let component =
+        Component::new(&runtime.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let instance_pre = runtime
+        .linker
+        .instantiate_pre(&component)
+        .map_err(|e| LoadError::World(format!("{e:#}")))?;
+    let pre = HandlerPre::new(instance_pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
+    Ok(Compiled {
+        pre,
+        sha256,
+        size_bytes: bytes.len() as u64,
+    })
+}
+
+/// Tells a core module or random bytes from a component before compiling.
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8; 4] = b"\0asm";
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(LoadError::NotAComponent(format!(
+            "{} bytes without the wasm magic number (truncated or not wasm)",
+            bytes.len()
+        )));
+    }
+    // Bytes 4..8: version and layer; layer 1 is a component, 0 a core module.
+    if bytes[6..8] == [0, 0] {
+        return Err(LoadError::NotAComponent(
+            "this is a core wasm module; build for wasm32-wasip2 or wrap it with `wasm-tools component new`"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Calls `describe()` in a fresh sandbox and builds the plugin.
+pub async fn describe(
+    runtime: &Runtime,
+    name: &str,
+    compiled: Compiled,
+    limits: PluginLimits,
+) -> Result<Plugin, LoadError> {
+    let (state, _stdout, _stderr) = HostState::new(name, &limits, None);
+    let mut store = wasmtime::Store::new(&runtime.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    let fail = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));
+    store
+        .set_fuel(DESCRIBE_FUEL.min(limits.fuel))
+        .map_err(fail)?;
+    store
+        .fuel_async_yield_interval(Some(super::FUEL_YIELD_INTERVAL))
+        .map_err(fail)?;
+    store.set_epoch_deadline(super::attempt::deadline_ticks(
+        DESCRIBE_TIMEOUT.as_millis() as u64
+    ));
+    store.epoch_deadline_trap();
+    let handler: Handler = compiled
+        .pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(fail)?;
+    let manifest = handler.call_describe(&mut store).await.map_err(fail)?;
+    let manifest = convert_manifest(manifest)?;
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrency));
+    Ok(Plugin {
+        name: name.to_owned(),
+        version: compiled.sha256,
+        size_bytes: compiled.size_bytes,
+        manifest,
+        limits,
+        loaded_at_ms: now_ms(),
+        pre: compiled.pre,
+        permits,
+    })
+}
+
+fn convert_manifest(
+    m: super::bindings::hookhost::plugin::types::Manifest,
+) -> Result<Manifest, LoadError> {
+    for pattern in &m.subscriptions {
+        let literal = pattern.replace('*', "x");
+        crate::model::validate_topic(&literal)
+            .map_err(|e| LoadError::Manifest(format!("subscription {pattern:?}: {e}")))?;
+    }
+    if let Some(r) = &m.retry
+        && r.max_attempts == 0
+    {
+        return Err(LoadError::Manifest(
+            "retry.max-attempts must be at least 1".into(),
+        ));
+    }
+    Ok(Manifest {
+        subscriptions: m.subscriptions,
+        retry: m.retry.map(|r| RetryPolicy {
+            max_attempts: r.max_attempts,
+            initial_backoff_ms: r.initial_backoff_ms,
+            max_backoff_ms: r.max_backoff_ms,
+        }),
+        schedules: m
+            .schedules
+            .into_iter()
+            .map(|s| Schedule {
+                name: s.name,
+                cron: s.cron,
+            })
+            .collect(),
+    })
+}
+
+/// Whether `name` is a valid plugin name: `[a-z0-9][a-z0-9-]*`, at most 64.
+pub fn valid_plugin_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_tell_modules_and_garbage_from_components() {
+        assert!(matches!(
+            check_header(b"hello world"),
+            Err(LoadError::NotAComponent(_))
+        ));
+        let core_module = b"\0asm\x01\x00\x00\x00";
+        assert!(
+            matches!(check_header(core_module), Err(LoadError::NotAComponent(m)) if m.contains("core wasm module"))
+        );
+        let component = b"\0asm\x0d\x00\x01\x00";
+        assert_eq!(check_header(component), Ok(()));
+    }
+
+    #[test]
+    fn plugin_names_follow_the_design() {
+        for good in ["stripe-ledger", "a", "x9"] {
+            assert!(valid_plugin_name(good), "{good}");
+        }
+        for bad in ["", "-a", "A", "a_b", "a.b"] {
+            assert!(!valid_plugin_name(bad), "{bad}");
+        }
+    }
+}

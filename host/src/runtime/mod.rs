@@ -1,0 +1,221 @@
+//! The WebAssembly runtime: the only module that names wasmtime.
+//!
+//! One [`Runtime`] holds the engine (cranelift, pooling allocator, fuel, epoch
+//! interruption driven by a ticker thread) and the linker with every host
+//! import. A loaded plugin version is a [`Plugin`] holding an `InstancePre`;
+//! each attempt instantiates it in a fresh `Store` bounded by fuel, an epoch
+//! deadline and a memory cap (see [`attempt`]).
+//!
+//! # Invariants
+//! - A guest failure (trap, fuel, deadline, memory, an error it returns) is an
+//!   [`Outcome`](crate::model::Outcome), never an `Err` of the host.
+//! - The sandbox grants nothing: all of WASI p2 is linked so that guests from
+//!   any toolchain link, but there are no preopens, no environment, no
+//!   network addresses; stdout and stderr are captured, capped.
+
+mod attempt;
+mod imports;
+pub mod load;
+mod output;
+mod registry;
+
+pub use attempt::AttemptRun;
+pub use load::LoadError;
+pub use registry::{LoadFailure, Plugin, Registry};
+
+use crate::config::{Config, LOG_CAP_BYTES, PluginLimits};
+use crate::model::{LogLine, NewEvent};
+use crate::store::Store;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Bindings generated from `wit/`, the single WIT source.
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "handler",
+        imports: { default: trappable },
+        exports: { default: async },
+    });
+}
+
+/// How often the epoch advances: the granularity of attempt deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Fuel between cooperative yields to the async executor, so a busy guest
+/// never holds a tokio worker thread for long (≈ 1–2 ms of tight loop).
+const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+
+/// What `hookhost check` reports about a component.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckReport {
+    pub file: String,
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub manifest: crate::model::Manifest,
+}
+
+/// Validates a component file offline: compiles it, checks it against the
+/// world, calls `describe()`, and reports its manifest.
+pub async fn check_file(path: &std::path::Path) -> Result<CheckReport, LoadError> {
+    let config = Config::default();
+    let runtime = Runtime::new(&config)
+        .map_err(|e| LoadError::Compile(format!("cannot build the engine: {e:#}")))?;
+    let compiled = load::read_and_compile(&runtime, path)?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let plugin = load::describe(&runtime, &name, compiled, config.limits_for(&name)).await?;
+    Ok(CheckReport {
+        file: path.display().to_string(),
+        sha256: plugin.version.clone(),
+        size_bytes: plugin.size_bytes,
+        manifest: plugin.manifest.clone(),
+    })
+}
+
+/// The engine and linker shared by every plugin.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Builds the engine for `config`: its pool has room for `workers`
+    /// concurrent attempts plus loads, each memory up to the largest cap.
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let slots = (config.workers as u32).saturating_mul(2).saturating_add(16);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(8))
+            .total_memories(slots.saturating_mul(4))
+            .total_tables(slots.saturating_mul(8))
+            .max_memory_size(config.max_memory_bytes() as usize);
+        let mut wasm = wasmtime::Config::new();
+        wasm.wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::Handler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self {
+            engine,
+            linker,
+            _ticker: ticker,
+        })
+    }
+}
+
+/// Everything a guest call can reach: the WASI context, the memory cap and
+/// the attempt's buffered effects.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: output::MemoryCap,
+    call: CallState,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The per-call state behind the host imports.
+struct CallState {
+    plugin: String,
+    /// `None` while loading (`describe`): kv reads see nothing, writes and
+    /// emits are refused.
+    store: Option<Arc<Store>>,
+    config: BTreeMap<String, String>,
+    logs: Vec<LogLine>,
+    log_bytes: usize,
+    truncated: bool,
+    /// Keys read from the store, with the version seen (0 = absent).
+    reads: BTreeMap<String, u64>,
+    /// Buffered writes; `None` is a delete.
+    writes: BTreeMap<String, Option<Vec<u8>>>,
+    write_bytes: usize,
+    emitted: Vec<NewEvent>,
+}
+
+impl HostState {
+    fn new(
+        plugin: &str,
+        limits: &PluginLimits,
+        store: Option<Arc<Store>>,
+    ) -> (Self, output::Captured, output::Captured) {
+        let stdout = output::Captured::new(LOG_CAP_BYTES);
+        let stderr = output::Captured::new(LOG_CAP_BYTES);
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let state = Self {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: output::MemoryCap::new(limits.memory_bytes as usize),
+            call: CallState {
+                plugin: plugin.to_owned(),
+                store,
+                config: limits.config.clone(),
+                logs: Vec::new(),
+                log_bytes: 0,
+                truncated: false,
+                reads: BTreeMap::new(),
+                writes: BTreeMap::new(),
+                write_bytes: 0,
+                emitted: Vec::new(),
+            },
+        };
+        (state, stdout, stderr)
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("hookhost-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The registry of loaded plugins, swapped atomically.
+//!
+//! Readers take a snapshot (`Arc` of the whole map) and never block a swap;
+//! a swap builds a new map and replaces the pointer. An attempt holds its
+//! `Arc<Plugin>`, so it finishes on the version it started with even if a new
+//! one is installed meanwhile.
+
+use super::HostState;
+use super::bindings::HandlerPre;
+use crate::config::PluginLimits;
+use crate::model::Manifest;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+/// One loaded version of a plugin, ready to instantiate.
+pub struct Plugin {
+    pub name: String,
+    /// sha256 of the component's bytes, hex: the version id.
+    pub version: String,
+    pub size_bytes: u64,
+    pub manifest: Manifest,
+    pub limits: PluginLimits,
+    pub loaded_at_ms: u64,
+    pub(super) pre: HandlerPre<HostState>,
+    /// Bounds this plugin's concurrent attempts.
+    pub permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// A file that failed to load, kept for `GET /plugins`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadFailure {
+    pub file: String,
+    pub error: String,
+    pub at_ms: u64,
+}
+
+type Map<T> = Arc<BTreeMap<String, T>>;
+
+/// Loaded plugins by name, and the last load failure per name.
+#[derive(Default)]
+pub struct Registry {
+    // std RwLocks: held only to clone or replace an `Arc`, never across an
+    // await, so they are cheaper than async locks here.
+    plugins: RwLock<Map<Arc<Plugin>>>,
+    failures: RwLock<Map<LoadFailure>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The plugins loaded now.
+    pub fn snapshot(&self) -> Map<Arc<Plugin>> {
+        self.plugins.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// The current version of plugin `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.snapshot().get(name).cloned()
+    }
+
+    /// Names of the plugins subscribed to `topic`, sorted.
+    pub fn subscribers(&self, topic: &str) -> Vec<String> {
+        self.snapshot()
+            .values()
+            .filter(|p| p.manifest.subscribes_to(topic))
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    /// Installs `plugin` as the current version of its name and clears the
+    /// name's load failure.
+    pub fn install(&self, plugin: Plugin) {
+        let name = plugin.name.clone();
+        self.update(&self.plugins, |m| {
+            m.insert(name.clone(), Arc::new(plugin));
+        });
+        self.update(&self.failures, |m| {
+            m.remove(&name);
+        });
+    }
+
+    /// Removes plugin `name`; its deliveries wait until it returns.
+    pub fn remove(&self, name: &str) -> Option<Arc<Plugin>> {
+        let mut removed = None;
+        self.update(&self.plugins, |m| removed = m.remove(name));
+        removed
+    }
+
+    /// Records that loading `name` failed; the current version (if any)
+    /// keeps serving.
+    pub fn record_failure(&self, name: &str, failure: LoadFailure) {
+        self.update(&self.failures, |m| {
+            m.insert(name.to_owned(), failure);
+        });
+    }
+
+    /// Load failures by plugin name.
+    pub fn failures(&self) -> Map<LoadFailure> {
+        self.failures.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    fn update<T: Clone>(
+        &self,
+        lock: &RwLock<Map<T>>,
+        change: impl FnOnce(&mut BTreeMap<String, T>),
+    ) {
+        let mut guard = match lock.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = BTreeMap::clone(&guard);
+        change(&mut next);
+        *guard = Arc::new(next);
+    }
+}

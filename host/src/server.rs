@@ -1,0 +1,80 @@
+//! Wiring: open the store, build the runtime, load plugins, start the
+//! dispatcher and the HTTP server, and shut all of it down in order.
+
+use crate::config::Config;
+use crate::core::Core;
+use crate::runtime::{Registry, Runtime};
+use crate::store::Store;
+use crate::{dispatch, http, reload};
+use anyhow::Context as _;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+/// Runs the host on `listener` until `shutdown` completes, then stops
+/// accepting, lets running attempts finish (or hit their deadline), and
+/// flushes the store.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    let admin_token = admin_token(&config)?;
+    std::fs::create_dir_all(&config.data)
+        .with_context(|| format!("cannot create the data directory {}", config.data.display()))?;
+    let store = Store::open(&config.data)
+        .with_context(|| format!("cannot open the store in {}", config.data.display()))?;
+    let requeued = store.requeue_running()?;
+    if requeued > 0 {
+        tracing::warn!(
+            deliveries = requeued,
+            "requeued deliveries left running by an unclean stop"
+        );
+    }
+    let runtime = Runtime::new(&config).context("cannot build the wasm engine")?;
+    let core = Arc::new(Core {
+        config,
+        store: Arc::new(store),
+        registry: Registry::new(),
+        runtime,
+        wake: Notify::new(),
+    });
+    let loaded = reload::load_all(&core).await;
+    tracing::info!(
+        plugins = loaded,
+        failed = core.registry.failures().len(),
+        dir = %core.config.plugins_dir.display(),
+        "plugins loaded"
+    );
+
+    let (stop, stopped) = watch::channel(false);
+    let dispatcher = tokio::spawn(dispatch::run(core.clone(), stopped));
+    let app = http::router(core.clone(), admin_token);
+    tracing::info!(addr = %listener.local_addr()?, data = %core.config.data.display(), "hookhost listening");
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+
+    tracing::info!("shutting down: no new attempts; waiting for running ones");
+    let _ = stop.send(true);
+    if let Err(e) = dispatcher.await {
+        tracing::error!(error = %e, "dispatcher failed");
+    }
+    core.store.close().await.context("final flush failed")?;
+    tracing::info!("store flushed; bye");
+    served.context("http server failed")
+}
+
+fn admin_token(config: &Config) -> anyhow::Result<Option<String>> {
+    let Some(var) = &config.admin_token_env else {
+        return Ok(None);
+    };
+    match std::env::var(var) {
+        Ok(token) if !token.is_empty() => Ok(Some(token)),
+        _ => anyhow::bail!(
+            "admin_token_env is {var:?} but that environment variable is not set or empty"
+        ),
+    }
+}

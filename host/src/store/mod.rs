@@ -1,0 +1,140 @@
+//! The durable store: the only module that names sled.
+//!
+//! # Trees
+//! | tree         | key                          | value                         |
+//! |--------------|------------------------------|-------------------------------|
+//! | `events`     | event ULID                   | `EventRecord` as JSON       |
+//! | `bodies`     | event ULID                   | raw body bytes                |
+//! | `idempotency`| idempotency key              | event ULID                    |
+//! | `deliveries` | event ULID + seq             | `Delivery` as JSON            |
+//! | `due`        | due ms + delivery            | plugin name (pending only)    |
+//! | `running`    | delivery                     | empty (claimed, in flight)    |
+//! | `paused`     | plugin \0 delivery           | empty (plugin not loaded)     |
+//! | `dead`       | delivery                     | empty (dead letters)          |
+//! | `attempts`   | delivery + attempt number    | `Attempt` as JSON             |
+//! | `kv`         | plugin \0 key                | version (8 bytes) + value     |
+//!
+//! # Invariants
+//! - Every multi-key change is one sled transaction: an event, its
+//!   idempotency key and its deliveries appear together or not at all; an
+//!   attempt's record, its delivery's new state and its kv writes and emitted
+//!   events commit together or not at all.
+//! - A delivery is in exactly one of `due`, `running`, `paused`, `dead`, or
+//!   none (succeeded), matching its `status`.
+//! - [`Store::ingest`] returns only after the write is flushed to disk; many
+//!   concurrent ingests share one flush (group commit).
+
+mod commit;
+mod keys;
+mod read;
+mod write;
+
+pub use read::{EventPage, EventQuery};
+pub use write::{Claimed, DueEntry, Effects, Emitted, Finish, Ingested, Next};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record in {tree}: {message}")]
+    Corrupt { tree: &'static str, message: String },
+    #[error("store is closed")]
+    Closed,
+}
+
+/// The embedded sled store.
+pub struct Store {
+    db: sled::Db,
+    t: Trees,
+    commit: commit::GroupCommit,
+}
+
+#[derive(Clone)]
+struct Trees {
+    events: sled::Tree,
+    bodies: sled::Tree,
+    idempotency: sled::Tree,
+    deliveries: sled::Tree,
+    due: sled::Tree,
+    running: sled::Tree,
+    paused: sled::Tree,
+    dead: sled::Tree,
+    attempts: sled::Tree,
+    kv: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. Must be called inside a tokio
+    /// runtime: it starts the group-commit task.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(Some(200))
+            .open()?;
+        let tree = |name: &str| db.open_tree(name);
+        let t = Trees {
+            events: tree("events")?,
+            bodies: tree("bodies")?,
+            idempotency: tree("idempotency")?,
+            deliveries: tree("deliveries")?,
+            due: tree("due")?,
+            running: tree("running")?,
+            paused: tree("paused")?,
+            dead: tree("dead")?,
+            attempts: tree("attempts")?,
+            kv: tree("kv")?,
+        };
+        let commit = commit::GroupCommit::start(db.clone());
+        Ok(Self { db, t, commit })
+    }
+
+    /// Waits until everything written so far is on disk, sharing the flush
+    /// with every other caller waiting at the same time.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.commit.wait().await
+    }
+
+    /// Flushes and stops the group-commit task. Writes after this fail.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.commit.stop().await;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The version and value of `key` in `plugin`'s kv space.
+    pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        match self.t.kv.get(keys::kv(plugin, key))? {
+            None => Ok(None),
+            Some(raw) => {
+                let (version, value) = keys::parse_kv_value(&raw).ok_or(StoreError::Corrupt {
+                    tree: "kv",
+                    message: "value shorter than its version".into(),
+                })?;
+                Ok(Some((version, value.to_vec())))
+            }
+        }
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Our records are plain structs of strings and numbers: serialising them
+    // to JSON cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,111 @@
+//! Queries for the admin API.
+
+use super::{Store, StoreError, decode, keys};
+use crate::model::{Attempt, Delivery, DeliveryId, EventRecord, EventStatus};
+use ulid::Ulid;
+
+/// A filter and page for [`Store::list_events`].
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Only events whose topic matches this pattern.
+    pub topic: Option<String>,
+    pub status: Option<EventStatus>,
+    /// Only events older than this id (the previous page's `next_cursor`).
+    pub before: Option<Ulid>,
+    pub limit: usize,
+}
+
+/// One page of events, newest first.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    pub events: Vec<(EventRecord, Vec<Delivery>)>,
+    /// Pass as `before` for the next page; `None` on the last page.
+    pub next_cursor: Option<Ulid>,
+}
+
+/// Events examined per page at most, so a filter that matches little cannot
+/// make one request scan the whole store.
+const SCAN_LIMIT: usize = 10_000;
+
+impl Store {
+    /// An event's metadata and body.
+    pub fn event(&self, id: Ulid) -> Result<Option<(EventRecord, Vec<u8>)>, StoreError> {
+        let key = keys::event(id);
+        let Some(raw) = self.t.events.get(key)? else {
+            return Ok(None);
+        };
+        let record = decode("events", &raw)?;
+        let body = self
+            .t
+            .bodies
+            .get(key)?
+            .map(|b| b.to_vec())
+            .unwrap_or_default();
+        Ok(Some((record, body)))
+    }
+
+    /// An event's deliveries, in order.
+    pub fn deliveries_of(&self, event: Ulid) -> Result<Vec<Delivery>, StoreError> {
+        self.t
+            .deliveries
+            .scan_prefix(keys::event(event))
+            .map(|item| decode("deliveries", &item?.1))
+            .collect()
+    }
+
+    /// One delivery.
+    pub fn delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        self.t
+            .deliveries
+            .get(keys::delivery(id))?
+            .map(|raw| decode("deliveries", &raw))
+            .transpose()
+    }
+
+    /// A delivery's attempts, first to last.
+    pub fn attempts_of(&self, delivery: DeliveryId) -> Result<Vec<Attempt>, StoreError> {
+        self.t
+            .attempts
+            .scan_prefix(keys::delivery(delivery))
+            .map(|item| decode("attempts", &item?.1))
+            .collect()
+    }
+
+    /// Events newest first, filtered and paged.
+    pub fn list_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
+        let limit = query.limit.clamp(1, 1000);
+        let range = match query.before {
+            Some(before) => self.t.events.range(..keys::event(before).to_vec()),
+            None => self.t.events.range::<Vec<u8>, _>(..),
+        };
+        let mut events = Vec::new();
+        let mut last_seen = None;
+        let mut exhausted = true;
+        for (scanned, item) in range.rev().enumerate() {
+            if events.len() == limit || scanned == SCAN_LIMIT {
+                exhausted = false;
+                break;
+            }
+            let (_, raw) = item?;
+            let record: EventRecord = decode("events", &raw)?;
+            last_seen = Some(record.id);
+            if let Some(pattern) = &query.topic
+                && !crate::model::topic_matches(pattern, &record.topic)
+            {
+                continue;
+            }
+            let deliveries = self.deliveries_of(record.id)?;
+            if query
+                .status
+                .is_some_and(|s| s != EventStatus::of(&deliveries))
+            {
+                continue;
+            }
+            events.push((record, deliveries));
+        }
+        Ok(EventPage {
+            events,
+            next_cursor: if exhausted { None } else { last_seen },
+        })
+    }
+}

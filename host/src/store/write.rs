@@ -1,0 +1,484 @@
+//! Every change to the store: ingest, claim, finish, pause, resume, requeue.
+
+use super::{Store, StoreError, decode, encode, keys};
+use crate::model::{Attempt, Delivery, DeliveryId, DeliveryStatus, EventRecord, NewEvent, now_ms};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use ulid::Ulid;
+
+/// The answer to an ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ingested {
+    pub id: Ulid,
+    /// True when the idempotency key was seen before: `id` is the original
+    /// event's and nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// A pending delivery whose time has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueEntry {
+    pub at_ms: u64,
+    pub delivery: DeliveryId,
+    pub plugin: String,
+}
+
+/// A delivery claimed for an attempt, with what the attempt needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    pub event: EventRecord,
+    pub body: Vec<u8>,
+}
+
+/// An event a plugin emitted, with the plugins subscribed to its topic.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    pub event: NewEvent,
+    pub subscribers: Vec<String>,
+    /// The event's id, chosen before the commit.
+    pub id: Ulid,
+}
+
+/// A successful attempt's buffered effects.
+#[derive(Debug, Clone, Default)]
+pub struct Effects {
+    /// Every kv key the attempt read from the store, with the version it saw
+    /// (0 for absent).
+    pub reads: Vec<(String, u64)>,
+    /// The last write to each key: `None` deletes it.
+    pub writes: Vec<(String, Option<Vec<u8>>)>,
+    pub emitted: Vec<Emitted>,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Succeeded,
+    RetryAt(u64),
+    Dead,
+}
+
+/// The result of [`Store::finish_attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Committed,
+    /// A kv key the attempt read changed meanwhile: nothing was written, the
+    /// attempt must be run again.
+    Conflict,
+    /// The delivery is no longer running (it was requeued): nothing written.
+    Stale,
+}
+
+enum Abort {
+    Conflict,
+    Stale,
+    Corrupt(StoreError),
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<Abort>>;
+
+fn corrupt(e: StoreError) -> ConflictableTransactionError<Abort> {
+    ConflictableTransactionError::Abort(Abort::Corrupt(e))
+}
+
+/// The trees an event insert touches, inside a transaction.
+struct EventTx<'a> {
+    events: &'a TransactionalTree,
+    bodies: &'a TransactionalTree,
+    idempotency: &'a TransactionalTree,
+    deliveries: &'a TransactionalTree,
+    due: &'a TransactionalTree,
+}
+
+impl EventTx<'_> {
+    /// Inserts an event and one pending delivery per subscriber, unless its
+    /// idempotency key is known: then returns the original id.
+    fn insert(
+        &self,
+        record: &EventRecord,
+        body: &[u8],
+        subscribers: &[String],
+    ) -> TxResult<Option<Ulid>> {
+        if let Some(key) = &record.idempotency_key {
+            if let Some(existing) = self.idempotency.get(key.as_bytes())? {
+                let id = keys::parse_event(&existing).ok_or_else(|| {
+                    corrupt(StoreError::Corrupt {
+                        tree: "idempotency",
+                        message: "bad event id".into(),
+                    })
+                })?;
+                return Ok(Some(id));
+            }
+            self.idempotency
+                .insert(key.as_bytes(), &keys::event(record.id))?;
+        }
+        self.events
+            .insert(&keys::event(record.id), encode(record))?;
+        self.bodies.insert(&keys::event(record.id), body)?;
+        for (seq, plugin) in subscribers.iter().enumerate() {
+            let delivery = Delivery {
+                id: DeliveryId {
+                    event: record.id,
+                    seq: seq as u32,
+                },
+                plugin: plugin.clone(),
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                next_attempt_at_ms: Some(record.received_at_ms),
+                created_at_ms: record.received_at_ms,
+                updated_at_ms: record.received_at_ms,
+                last_outcome: None,
+            };
+            self.deliveries
+                .insert(&keys::delivery(delivery.id), encode(&delivery))?;
+            self.due.insert(
+                &keys::due(record.received_at_ms, delivery.id),
+                plugin.as_bytes(),
+            )?;
+        }
+        Ok(None)
+    }
+}
+
+fn record_of(id: Ulid, event: &NewEvent, at: u64) -> EventRecord {
+    EventRecord {
+        id,
+        topic: event.topic.clone(),
+        idempotency_key: event.idempotency_key.clone(),
+        received_at_ms: at,
+        headers: event.headers.clone(),
+        content_type: event.content_type.clone(),
+        emitted_by: None,
+    }
+}
+
+fn get_delivery(tree: &TransactionalTree, id: DeliveryId) -> TxResult<Option<Delivery>> {
+    match tree.get(keys::delivery(id))? {
+        None => Ok(None),
+        Some(raw) => decode("deliveries", &raw).map(Some).map_err(corrupt),
+    }
+}
+
+fn finish_tx<T>(
+    result: Result<T, TransactionError<Abort>>,
+) -> Result<Result<T, Abort>, StoreError> {
+    match result {
+        Ok(v) => Ok(Ok(v)),
+        Err(TransactionError::Storage(e)) => Err(e.into()),
+        Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(e),
+        Err(TransactionError::Abort(other)) => Ok(Err(other)),
+    }
+}
+
+impl Store {
+    /// Stores an event and one delivery per subscribed plugin, atomically,
+    /// and returns once it is on disk.
+    pub async fn ingest(
+        &self,
+        event: NewEvent,
+        subscribers: &[String],
+    ) -> Result<Ingested, StoreError> {
+        let record = record_of(Ulid::new(), &event, now_ms());
+        let t = &self.t;
+        let result = (&t.events, &t.bodies, &t.idempotency, &t.deliveries, &t.due).transaction(
+            |(events, bodies, idempotency, deliveries, due)| {
+                EventTx {
+                    events,
+                    bodies,
+                    idempotency,
+                    deliveries,
+                    due,
+                }
+                .insert(&record, &event.body, subscribers)
+            },
+        );
+        let existing = finish_tx(result)?.map_err(|_| StoreError::Closed)?;
+        // A duplicate waits too: the original may not be on disk yet.
+        self.durable().await?;
+        Ok(match existing {
+            Some(id) => Ingested {
+                id,
+                duplicate: true,
+            },
+            None => Ingested {
+                id: record.id,
+                duplicate: false,
+            },
+        })
+    }
+
+    /// Pending deliveries due at or before `now_ms`, earliest first,
+    /// starting after `after` (the last entry of the previous batch).
+    pub fn due(
+        &self,
+        now_ms: u64,
+        after: Option<&DueEntry>,
+        limit: usize,
+    ) -> Result<Vec<DueEntry>, StoreError> {
+        let end = keys::due(
+            now_ms,
+            DeliveryId {
+                event: Ulid(u128::MAX),
+                seq: u32::MAX,
+            },
+        );
+        let start = match after {
+            Some(e) => std::ops::Bound::Excluded(keys::due(e.at_ms, e.delivery)),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for item in self
+            .t
+            .due
+            .range((start, std::ops::Bound::Included(end)))
+            .take(limit)
+        {
+            let (k, v) = item?;
+            let (at_ms, delivery) = keys::parse_due(&k).ok_or(StoreError::Corrupt {
+                tree: "due",
+                message: "bad key".into(),
+            })?;
+            out.push(DueEntry {
+                at_ms,
+                delivery,
+                plugin: String::from_utf8_lossy(&v).into_owned(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// When the first pending delivery due strictly after `now_ms` is due.
+    pub fn next_due_after(&self, now_ms: u64) -> Result<Option<u64>, StoreError> {
+        let start = keys::due(
+            now_ms.saturating_add(1),
+            DeliveryId {
+                event: Ulid(0),
+                seq: 0,
+            },
+        );
+        match self.t.due.range(start..).next() {
+            None => Ok(None),
+            Some(item) => Ok(keys::parse_due(&item?.0).map(|(at, _)| at)),
+        }
+    }
+
+    /// Moves a due delivery to `running` and returns it with its event, or
+    /// `None` if it is no longer due (claimed or changed meanwhile).
+    pub fn claim(&self, entry: &DueEntry) -> Result<Option<Claimed>, StoreError> {
+        let t = &self.t;
+        let due_key = keys::due(entry.at_ms, entry.delivery);
+        let result =
+            (&t.due, &t.deliveries, &t.running).transaction(|(due, deliveries, running)| {
+                if due.remove(&due_key)?.is_none() {
+                    return Ok(None);
+                }
+                let Some(mut d) = get_delivery(deliveries, entry.delivery)? else {
+                    return Ok(None);
+                };
+                if d.status != DeliveryStatus::Pending {
+                    return Ok(None);
+                }
+                d.status = DeliveryStatus::Running;
+                d.updated_at_ms = now_ms();
+                deliveries.insert(&keys::delivery(d.id), encode(&d))?;
+                running.insert(&keys::delivery(d.id), &[])?;
+                Ok(Some(d))
+            });
+        let Some(delivery) = finish_tx(result)?.map_err(|_| StoreError::Closed)? else {
+            return Ok(None);
+        };
+        let Some((event, body)) = self.event(delivery.id.event)? else {
+            return Err(StoreError::Corrupt {
+                tree: "events",
+                message: format!("delivery {} has no event", delivery.id),
+            });
+        };
+        Ok(Some(Claimed {
+            delivery,
+            event,
+            body,
+        }))
+    }
+
+    /// Records an attempt and moves its delivery on, committing a successful
+    /// attempt's effects in the same transaction.
+    pub fn finish_attempt(
+        &self,
+        attempt: &Attempt,
+        next: Next,
+        effects: Option<&Effects>,
+    ) -> Result<Finish, StoreError> {
+        let t = &self.t;
+        let id = attempt.delivery;
+        let now = now_ms();
+        let emitted: Vec<(EventRecord, &Emitted)> = effects
+            .map(|e| {
+                e.emitted
+                    .iter()
+                    .map(|em| {
+                        let mut record = record_of(em.id, &em.event, now);
+                        record.emitted_by = Some(id);
+                        (record, em)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let trees = (
+            &t.deliveries,
+            &t.due,
+            &t.running,
+            &t.dead,
+            &t.attempts,
+            &t.kv,
+            &t.events,
+            &t.bodies,
+            &t.idempotency,
+        );
+        let result = trees.transaction(
+            |(deliveries, due, running, dead, attempts, kv, events, bodies, idempotency)| {
+                let mut d = match get_delivery(deliveries, id)? {
+                    Some(d) if d.status == DeliveryStatus::Running => d,
+                    _ => return Err(ConflictableTransactionError::Abort(Abort::Stale)),
+                };
+                if let Some(effects) = effects {
+                    let plugin = &d.plugin;
+                    for (key, seen) in &effects.reads {
+                        let current = kv
+                            .get(keys::kv(plugin, key))?
+                            .and_then(|raw| keys::parse_kv_value(&raw).map(|(v, _)| v))
+                            .unwrap_or(0);
+                        if current != *seen {
+                            return Err(ConflictableTransactionError::Abort(Abort::Conflict));
+                        }
+                    }
+                    for (key, value) in &effects.writes {
+                        match value {
+                            Some(value) => {
+                                let version = kv.generate_id()? + 1;
+                                kv.insert(keys::kv(plugin, key), keys::kv_value(version, value))?;
+                            }
+                            None => {
+                                kv.remove(keys::kv(plugin, key))?;
+                            }
+                        }
+                    }
+                    let tx = EventTx {
+                        events,
+                        bodies,
+                        idempotency,
+                        deliveries,
+                        due,
+                    };
+                    for (record, em) in &emitted {
+                        tx.insert(record, &em.event.body, &em.subscribers)?;
+                    }
+                }
+                attempts.insert(&keys::attempt(id, attempt.number), encode(attempt))?;
+                running.remove(&keys::delivery(id))?;
+                d.attempts = attempt.number;
+                d.last_outcome = Some(attempt.outcome.clone());
+                d.updated_at_ms = now;
+                d.next_attempt_at_ms = None;
+                match next {
+                    Next::Succeeded => d.status = DeliveryStatus::Succeeded,
+                    Next::Dead => {
+                        d.status = DeliveryStatus::Dead;
+                        dead.insert(&keys::delivery(id), &[])?;
+                    }
+                    Next::RetryAt(at) => {
+                        d.status = DeliveryStatus::Pending;
+                        d.next_attempt_at_ms = Some(at);
+                        due.insert(&keys::due(at, id), d.plugin.as_bytes())?;
+                    }
+                }
+                deliveries.insert(&keys::delivery(id), encode(&d))?;
+                Ok(())
+            },
+        );
+        Ok(match finish_tx(result)? {
+            Ok(()) => Finish::Committed,
+            Err(Abort::Conflict) => Finish::Conflict,
+            Err(_) => Finish::Stale,
+        })
+    }
+
+    /// Parks a due delivery whose plugin is not loaded.
+    pub fn pause(&self, entry: &DueEntry) -> Result<bool, StoreError> {
+        let t = &self.t;
+        let due_key = keys::due(entry.at_ms, entry.delivery);
+        let result = (&t.due, &t.deliveries, &t.paused).transaction(|(due, deliveries, paused)| {
+            if due.remove(&due_key)?.is_none() {
+                return Ok(false);
+            }
+            let Some(mut d) = get_delivery(deliveries, entry.delivery)? else {
+                return Ok(false);
+            };
+            d.status = DeliveryStatus::Paused;
+            d.next_attempt_at_ms = None;
+            d.updated_at_ms = now_ms();
+            deliveries.insert(&keys::delivery(d.id), encode(&d))?;
+            paused.insert(keys::paused(&d.plugin, d.id), &[])?;
+            Ok(true)
+        });
+        Ok(finish_tx(result)?.unwrap_or(false))
+    }
+
+    /// Makes every paused delivery of `plugin` due now; returns how many.
+    pub fn resume_paused(&self, plugin: &str) -> Result<usize, StoreError> {
+        let prefix = keys::plugin_prefix(plugin);
+        let mut resumed = 0;
+        for item in self.t.paused.scan_prefix(&prefix) {
+            let (k, _) = item?;
+            let Some(id) = keys::parse_delivery(&k[prefix.len()..]) else {
+                continue;
+            };
+            if self.make_due(&self.t.paused, &k, id)? {
+                resumed += 1;
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Makes every delivery left `running` (by a crash) due again; returns how
+    /// many. Call once at startup, before any worker runs.
+    pub fn requeue_running(&self) -> Result<usize, StoreError> {
+        let mut requeued = 0;
+        for item in self.t.running.iter() {
+            let (k, _) = item?;
+            let Some(id) = keys::parse_delivery(&k) else {
+                continue;
+            };
+            if self.make_due(&self.t.running, &k, id)? {
+                requeued += 1;
+            }
+        }
+        Ok(requeued)
+    }
+
+    /// Moves a delivery from the index `from` (key `from_key`) to `due`, now.
+    fn make_due(
+        &self,
+        from: &sled::Tree,
+        from_key: &[u8],
+        id: DeliveryId,
+    ) -> Result<bool, StoreError> {
+        let t = &self.t;
+        let now = now_ms();
+        let result = (from, &t.deliveries, &t.due).transaction(|(from, deliveries, due)| {
+            if from.remove(from_key)?.is_none() {
+                return Ok(false);
+            }
+            let Some(mut d) = get_delivery(deliveries, id)? else {
+                return Ok(false);
+            };
+            d.status = DeliveryStatus::Pending;
+            d.next_attempt_at_ms = Some(now);
+            d.updated_at_ms = now;
+            deliveries.insert(&keys::delivery(id), encode(&d))?;
+            due.insert(&keys::due(now, id), d.plugin.as_bytes())?;
+            Ok(true)
+        });
+        Ok(finish_tx(result)?.unwrap_or(false))
+    }
+}

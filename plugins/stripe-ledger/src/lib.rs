@@ -1,0 +1,136 @@
+//! Keeps a ledger of Stripe payment intents.
+//!
+//! Subscribes to `stripe.payment_intent.*`. For each succeeded payment it adds
+//! the received amount to the balance of its currency (`balance:<currency>` in
+//! kv), records the entry (`entry:<payment intent id>`) so a payment is counted
+//! once even if Stripe sends it twice, and emits `ledger.entry`. Payments at or
+//! above the configured `large_payment_cents` are logged as warnings. Failed
+//! payments are counted per currency.
+
+use hookhost_sdk::{Event, Handler, HandlerError, Manifest, RetryPolicy, config, emit, kv, log};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct StripeEvent {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    data: Data,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    object: PaymentIntent,
+}
+
+#[derive(Deserialize)]
+struct PaymentIntent {
+    id: String,
+    #[serde(default)]
+    amount: i64,
+    #[serde(default)]
+    amount_received: i64,
+    currency: String,
+    #[serde(default)]
+    customer: Option<String>,
+}
+
+struct StripeLedger;
+
+impl Handler for StripeLedger {
+    fn describe() -> Manifest {
+        Manifest::new()
+            .subscribe("stripe.payment_intent.*")
+            .retry(RetryPolicy {
+                max_attempts: 8,
+                initial_backoff_ms: 1_000,
+                max_backoff_ms: 600_000,
+            })
+    }
+
+    fn handle(event: Event) -> Result<(), HandlerError> {
+        let stripe: StripeEvent = event.json()?;
+        let intent = stripe.data.object;
+        let currency = intent.currency.to_ascii_lowercase();
+        match stripe.kind.as_str() {
+            "payment_intent.succeeded" => record_payment(&event, &stripe.id, &intent, &currency),
+            "payment_intent.payment_failed" => {
+                let failures = kv::increment(&format!("failures:{currency}"), 1)?;
+                log::with_fields(
+                    log::Level::Warn,
+                    "payment failed",
+                    &[
+                        ("payment_intent", &intent.id),
+                        ("failures", &failures.to_string()),
+                    ],
+                );
+                Ok(())
+            }
+            other => {
+                log::debug(&format!("ignoring {other}"));
+                Ok(())
+            }
+        }
+    }
+}
+
+fn record_payment(
+    event: &Event,
+    stripe_event_id: &str,
+    intent: &PaymentIntent,
+    currency: &str,
+) -> Result<(), HandlerError> {
+    let entry_key = format!("entry:{}", intent.id);
+    if kv::get(&entry_key).is_some() {
+        log::info(&format!("payment {} already recorded", intent.id));
+        return Ok(());
+    }
+    let cents = if intent.amount_received > 0 {
+        intent.amount_received
+    } else {
+        intent.amount
+    };
+    if cents <= 0 {
+        return Err(HandlerError::reject(format!(
+            "payment {} has no amount",
+            intent.id
+        )));
+    }
+    let balance = kv::increment(&format!("balance:{currency}"), cents)?;
+    kv::set_json(
+        &entry_key,
+        &serde_json::json!({ "cents": cents, "event": stripe_event_id }),
+    )?;
+
+    let entry = serde_json::json!({
+        "payment_intent": intent.id,
+        "customer": intent.customer,
+        "currency": currency,
+        "cents": cents,
+        "balance_cents": balance,
+        "source_event": event.id,
+    });
+    emit::json(
+        "ledger.entry",
+        &entry,
+        Some(&format!("ledger-{}", intent.id)),
+    )?;
+
+    let large = config::get("large_payment_cents")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(100_000);
+    let cents_text = cents.to_string();
+    let fields = [
+        ("payment_intent", intent.id.as_str()),
+        ("cents", cents_text.as_str()),
+        ("currency", currency),
+    ];
+    if cents >= large {
+        log::with_fields(log::Level::Warn, "large payment recorded", &fields);
+    } else {
+        log::with_fields(log::Level::Info, "payment recorded", &fields);
+    }
+    Ok(())
+}
+
+hookhost_sdk::export!(StripeLedger);

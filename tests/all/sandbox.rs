@@ -1,0 +1,166 @@
+//! Hostile plugins: each failure is a recorded outcome and the host keeps
+//! serving everyone else.
+
+use hookhost::config::PluginSettings;
+use hookhost_tests::{Setup, TestHost, attempts, plugins};
+use serde_json::{Value, json};
+
+async fn post_and_settle(host: &TestHost, topic: &str) -> Value {
+    let (status, answer) = host.post_json(topic, &json!({})).await;
+    assert_eq!(status, 202, "{answer}");
+    host.wait_settled(answer["id"].as_str().expect("id")).await
+}
+
+fn only_attempt(event: &Value) -> &Value {
+    let list = attempts(event);
+    assert_eq!(list.len(), 1, "{event:#}");
+    &list[0]
+}
+
+fn limits(change: impl FnOnce(&mut PluginSettings)) -> PluginSettings {
+    let mut settings = PluginSettings::default();
+    change(&mut settings);
+    settings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infinite_loop_runs_out_of_fuel_while_another_plugin_is_served() {
+    let host = Setup::new()
+        .plugin("spin", plugins::TEST_LOOP)
+        .plugin("counter", plugins::TEST_COUNTER)
+        .configure(|c| {
+            c.plugins
+                .insert("spin".into(), limits(|s| s.fuel = Some(200_000_000)));
+        })
+        .start()
+        .await;
+
+    let (_, spinning) = host.post_json("test.loop", &json!({})).await;
+    let served = post_and_settle(&host, "test.count").await;
+    assert_eq!(served["status"], "succeeded");
+
+    let spun = host
+        .wait_settled(spinning["id"].as_str().expect("id"))
+        .await;
+    let attempt = only_attempt(&spun);
+    assert_eq!(attempt["outcome"]["kind"], "out_of_fuel", "{attempt:#}");
+    assert_eq!(attempt["fuel_consumed"], 200_000_000);
+    assert_eq!(spun["status"], "dead");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infinite_loop_with_ample_fuel_is_stopped_at_its_deadline() {
+    let host = Setup::new()
+        .plugin("spin", plugins::TEST_LOOP)
+        .configure(|c| {
+            c.plugins.insert(
+                "spin".into(),
+                limits(|s| {
+                    s.fuel = Some(u64::MAX / 2);
+                    s.timeout_ms = Some(300);
+                }),
+            );
+        })
+        .start()
+        .await;
+
+    let spun = post_and_settle(&host, "test.loop").await;
+    let attempt = only_attempt(&spun);
+    assert_eq!(attempt["outcome"]["kind"], "deadline", "{attempt:#}");
+    let micros = attempt["duration_us"].as_u64().expect("duration");
+    assert!(
+        (300_000..5_000_000).contains(&micros),
+        "stopped after {micros} µs"
+    );
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bomb_is_stopped_at_its_cap() {
+    let host = Setup::new()
+        .plugin("bomb", plugins::TEST_MEMBOMB)
+        .configure(|c| {
+            c.plugins
+                .insert("bomb".into(), limits(|s| s.memory_mb = Some(16)));
+        })
+        .start()
+        .await;
+
+    let event = post_and_settle(&host, "test.memory").await;
+    let attempt = only_attempt(&event);
+    assert_eq!(attempt["outcome"]["kind"], "memory", "{attempt:#}");
+    let peak = attempt["peak_memory_bytes"].as_u64().expect("peak");
+    assert!(peak <= 16 << 20 && peak > 8 << 20, "peak {peak}");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic_is_a_trap_with_the_message_captured() {
+    let host = Setup::new()
+        .plugin("panics", plugins::TEST_TRAP)
+        .start()
+        .await;
+
+    let event = post_and_settle(&host, "test.trap").await;
+    let attempt = only_attempt(&event);
+    assert_eq!(attempt["outcome"]["kind"], "trap", "{attempt:#}");
+    let id = event["event"]["id"].as_str().expect("id");
+    let stderr = attempt["stderr"].as_str().expect("stderr");
+    assert!(
+        stderr.contains(&format!("handler panicked on event {id}")),
+        "{stderr}"
+    );
+    assert_eq!(event["status"], "dead");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retryable_failure_is_rescheduled_then_dead_lettered() {
+    let host = Setup::new()
+        .plugin("flaky", plugins::TEST_ALWAYS_RETRY)
+        .start()
+        .await;
+
+    let event = post_and_settle(&host, "test.retry").await;
+    assert_eq!(event["status"], "dead", "{event:#}");
+    let list = attempts(&event);
+    let numbers: Vec<u64> = list.iter().filter_map(|a| a["number"].as_u64()).collect();
+    assert_eq!(numbers, [1, 2, 3], "the plugin's policy allows 3 attempts");
+    for attempt in list {
+        assert_eq!(
+            attempt["outcome"],
+            json!({ "kind": "retry", "message": "upstream unavailable" })
+        );
+    }
+    let delivery = &event["deliveries"][0];
+    assert_eq!(delivery["status"], "dead");
+    assert_eq!(delivery["next_attempt_at_ms"], Value::Null);
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_and_config_reach_the_attempt_record() {
+    let host = Setup::new()
+        .plugin("counter", plugins::TEST_COUNTER)
+        .configure(|c| {
+            c.plugins.insert(
+                "counter".into(),
+                limits(|s| {
+                    s.config.insert("label".into(), "blue".into());
+                }),
+            );
+        })
+        .start()
+        .await;
+
+    let (_, answer) = host
+        .post_json("test.count", &json!({ "print": "hello from the sandbox" }))
+        .await;
+    let event = host.wait_settled(answer["id"].as_str().expect("id")).await;
+    let attempt = only_attempt(&event);
+    assert_eq!(attempt["stdout"], "hello from the sandbox\n");
+    assert_eq!(attempt["stderr"], "hello from the sandbox\n");
+    assert_eq!(attempt["logs"][0]["fields"][2], json!(["label", "blue"]));
+    host.stop().await;
+}

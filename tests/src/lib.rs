@@ -1,0 +1,243 @@
+//! Test support: a [`TestHost`] that runs the real host in-process on
+//! 127.0.0.1:0 with sled in a temporary directory and real compiled plugins.
+
+use hookhost::Config;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Paths of the compiled test and example plugins.
+pub mod plugins {
+    include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+}
+
+/// How long a test waits for the host to reach a state before failing.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The real host, running in this process.
+pub struct TestHost {
+    pub addr: SocketAddr,
+    pub config: Config,
+    dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    client: reqwest::Client,
+}
+
+/// A host about to start: a temp dir with `data/` and `plugins/`.
+pub struct Setup {
+    dir: TempDir,
+    pub config: Config,
+}
+
+impl Setup {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data: dir.path().join("data"),
+            plugins_dir: dir.path().join("plugins"),
+            workers: 8,
+            ..Config::default()
+        };
+        std::fs::create_dir_all(&config.plugins_dir).expect("plugins dir");
+        Self { dir, config }
+    }
+
+    /// Installs the component at `component` as `plugins/<name>.wasm`.
+    pub fn plugin(self, name: &str, component: &str) -> Self {
+        std::fs::copy(component, self.plugin_path(name)).expect("copy plugin");
+        self
+    }
+
+    /// Writes raw bytes as `plugins/<name>.wasm`.
+    pub fn plugin_bytes(self, name: &str, bytes: &[u8]) -> Self {
+        std::fs::write(self.plugin_path(name), bytes).expect("write plugin");
+        self
+    }
+
+    /// Changes the configuration before start.
+    pub fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut self.config);
+        self
+    }
+
+    pub fn plugin_path(&self, name: &str) -> PathBuf {
+        self.config.plugins_dir.join(format!("{name}.wasm"))
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data
+    }
+
+    pub async fn start(self) -> TestHost {
+        let listener = tokio::net::TcpListener::bind(self.config.listen)
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = self.config.clone();
+        let task = tokio::spawn(hookhost::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        let host = TestHost {
+            addr,
+            config: self.config,
+            dir: self.dir,
+            stop: Some(stop),
+            task: Some(task),
+            client: reqwest::Client::new(),
+        };
+        host.wait_ready().await;
+        host
+    }
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestHost {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(r) = self.client.get(self.url("/healthz")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "host did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Posts a JSON event; returns the status and the JSON answer.
+    pub async fn post_json(&self, topic: &str, body: &Value) -> (u16, Value) {
+        self.post(
+            topic,
+            serde_json::to_vec(body).expect("json"),
+            &[("content-type", "application/json")],
+        )
+        .await
+    }
+
+    /// Posts raw bytes with headers; returns the status and the JSON answer.
+    pub async fn post(&self, topic: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/events/{topic}")))
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("post");
+        let status = response.status().as_u16();
+        let json = response.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// GETs a path and returns the status and JSON answer.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).send().await.expect("get");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls `GET /events/{id}` until `done` holds for it, or fails after [`WAIT`].
+    pub async fn wait_event(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (status, event) = self.get(&format!("/events/{id}")).await;
+            if status == 200 && done(&event) {
+                return event;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "event {id} did not reach the expected state; last seen: {event:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until the event's status is final (`succeeded` or `dead`).
+    pub async fn wait_settled(&self, id: &str) -> Value {
+        self.wait_event(id, |e| e["status"] == "succeeded" || e["status"] == "dead")
+            .await
+    }
+
+    /// Stops the host cleanly and returns its setup, ready to start again.
+    pub async fn stop(mut self) -> Setup {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("host task panicked")
+                .expect("host failed");
+        }
+        let mut config = self.config.clone();
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        Setup {
+            dir: self.dir,
+            config,
+        }
+    }
+}
+
+/// The attempts of the first delivery of an event JSON from `GET /events/{id}`.
+pub fn attempts(event: &Value) -> &Vec<Value> {
+    delivery(event, 0)["attempts"]
+        .as_array()
+        .expect("attempts list")
+}
+
+/// Delivery `n` of an event JSON.
+pub fn delivery(event: &Value, n: usize) -> &Value {
+    &event["deliveries"][n]
+}
+
+/// The delivery of an event JSON to `plugin`.
+pub fn delivery_to<'a>(event: &'a Value, plugin: &str) -> &'a Value {
+    event["deliveries"]
+        .as_array()
+        .and_then(|ds| ds.iter().find(|d| d["plugin"] == plugin))
+        .unwrap_or_else(|| panic!("no delivery to {plugin} in {event:#}"))
+}
+
+/// sha256 of a file, hex: a plugin's version id.
+pub fn sha256_of(path: &str) -> String {
+    use std::fmt::Write as _;
+    let bytes = std::fs::read(path).expect("read plugin");
+    let digest = hookhost_sha256(&bytes);
+    let mut hex = String::new();
+    for b in digest {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+fn hookhost_sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// A real GitHub webhook payload from `tests/data/github/`.
+pub fn github_fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/github")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
