@@ -1,1 +1,282 @@
-fn main() {}
+//! Per-attempt host overhead against raw wasmtime, measured in one run.
+//!
+//! - `raw`: what wasmtime alone costs for the same component: a fresh `Store`
+//!   (same engine settings: pooling allocator, fuel, epoch deadline),
+//!   instantiate from an `InstancePre`, call `handle`. Host imports are no-ops.
+//! - `host`: what Hookhost does per attempt: the sandbox (WASI context with
+//!   captured output, memory cap), instantiate, call, build the attempt record,
+//!   and commit it with the delivery's new state in one sled transaction.
+//!
+//! Run: `cargo bench -p hookhost --bench attempt`. Criterion prints both
+//! medians; the ratio `host / raw` is printed at the end.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hookhost::Config;
+use hookhost::core::Core;
+use hookhost::model::{NewEvent, Outcome};
+use hookhost::runtime::{Registry, Runtime};
+use hookhost::store::{Finish, Next, Store};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+mod raw {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "handler",
+        imports: { default: trappable },
+        exports: { default: async },
+    });
+}
+
+use raw::hookhost::plugin::{config, emit, kv, log, types};
+
+struct RawState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for RawState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for RawState {}
+impl log::Host for RawState {
+    fn log(
+        &mut self,
+        _: types::Level,
+        _: String,
+        _: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+impl kv::Host for RawState {
+    fn get(&mut self, _: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    fn set(&mut self, _: String, _: Vec<u8>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+    fn delete(&mut self, _: String) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+impl emit::Host for RawState {
+    fn emit(&mut self, _: String, _: Vec<u8>, _: Option<String>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+impl config::Host for RawState {
+    fn get(&mut self, _: String) -> wasmtime::Result<Option<String>> {
+        Ok(None)
+    }
+}
+
+fn noop_component() -> PathBuf {
+    match xtask::build_plugins(&["test-noop"]) {
+        Ok(paths) => paths[0].clone(),
+        Err(e) => panic!("cannot build the benchmark plugin: {e}"),
+    }
+}
+
+fn raw_event() -> types::Event {
+    types::Event {
+        id: "01JBENCH".into(),
+        topic: "test.noop".into(),
+        idempotency_key: None,
+        received_at_ms: 0,
+        attempt: 1,
+        headers: Vec::new(),
+        content_type: Some("application/json".into()),
+        body: b"{\"amount\": 100}".to_vec(),
+    }
+}
+
+fn raw_engine() -> Engine {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(80)
+        .total_core_instances(640)
+        .total_memories(320)
+        .total_tables(640)
+        .max_memory_size(64 << 20);
+    let mut config = wasmtime::Config::new();
+    config
+        .wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config).expect("engine")
+}
+
+fn bench(c: &mut Criterion) {
+    let component_path = noop_component();
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+
+    // Raw wasmtime.
+    let engine = raw_engine();
+    let mut linker = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
+    raw::Handler::add_to_linker::<RawState, HasSelf<RawState>>(&mut linker, |s| s)
+        .expect("imports");
+    let component =
+        wasmtime::component::Component::from_file(&engine, &component_path).expect("compile");
+    let pre =
+        raw::HandlerPre::new(linker.instantiate_pre(&component).expect("link")).expect("world");
+    let event = raw_event();
+    let raw_once = || async {
+        let state = RawState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+        };
+        let mut store = wasmtime::Store::new(&engine, state);
+        store.set_fuel(1_000_000_000).expect("fuel");
+        store.set_epoch_deadline(500);
+        store.epoch_deadline_trap();
+        let handler = pre
+            .instantiate_async(&mut store)
+            .await
+            .expect("instantiate");
+        handler
+            .call_handle(&mut store, &event)
+            .await
+            .expect("call")
+            .expect("ok");
+    };
+
+    // The host.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        data: dir.path().join("data"),
+        plugins_dir: dir.path().join("plugins"),
+        ..Config::default()
+    };
+    std::fs::create_dir_all(&config.plugins_dir).expect("plugins dir");
+    std::fs::copy(&component_path, config.plugins_dir.join("noop.wasm")).expect("install");
+    let core = rt.block_on(async {
+        let core = Arc::new(Core {
+            store: Arc::new(Store::open(&config.data).expect("store")),
+            runtime: Runtime::new(&config).expect("runtime"),
+            registry: Registry::new(),
+            wake: Notify::new(),
+            config,
+        });
+        hookhost::reload::load_all(&core).await;
+        core
+    });
+    let plugin = core.registry.get("noop").expect("noop loaded");
+
+    // One timed host attempt; the stored event and claimed delivery it runs
+    // are prepared untimed.
+    let host_once = || async {
+        let event = NewEvent {
+            topic: "test.noop".into(),
+            idempotency_key: None,
+            headers: Vec::new(),
+            content_type: Some("application/json".into()),
+            body: b"{\"amount\": 100}".to_vec(),
+        };
+        core.store
+            .ingest(event, &["noop".to_owned()])
+            .await
+            .expect("ingest");
+        let due = core.store.due(u64::MAX, None, 1).expect("due");
+        let claimed = core.store.claim(&due[0]).expect("claim").expect("claimed");
+
+        let start = Instant::now();
+        let run = core
+            .runtime
+            .run_attempt(
+                &plugin,
+                core.store.clone(),
+                claimed.delivery.id,
+                1,
+                &claimed.event,
+                &claimed.body,
+            )
+            .await;
+        let done = core
+            .store
+            .finish_attempt(&run.attempt, Next::Succeeded, Some(&run.effects));
+        let elapsed = start.elapsed();
+        assert_eq!(run.attempt.outcome, Outcome::Ok);
+        assert_eq!(done.expect("finish"), Finish::Committed);
+        elapsed
+    };
+    let raw_timed = || async {
+        let start = Instant::now();
+        raw_once().await;
+        start.elapsed()
+    };
+
+    let mut group = c.benchmark_group("attempt");
+    group.measurement_time(Duration::from_secs(8));
+    group.bench_function("raw_wasmtime_instantiate_call", |b| {
+        b.iter_custom(|iters| rt.block_on(async { sum(iters, raw_timed).await }))
+    });
+    group.bench_function("host_instantiate_call_record", |b| {
+        b.iter_custom(|iters| rt.block_on(async { sum(iters, host_once).await }))
+    });
+    group.finish();
+
+    // Medians from interleaved samples, so drift hits both sides alike.
+    let (mut raw_samples, mut host_samples) = (Vec::new(), Vec::new());
+    rt.block_on(async {
+        for _ in 0..SUMMARY_SAMPLES {
+            raw_samples.push(raw_timed().await);
+            host_samples.push(host_once().await);
+        }
+    });
+    let raw_median = median(&mut raw_samples);
+    let host_median = median(&mut host_samples);
+    #[allow(clippy::print_stdout)]
+    {
+        println!(
+            "summary: {SUMMARY_SAMPLES} interleaved samples each: raw median {:.1} µs (p99 {:.1}), host median {:.1} µs (p99 {:.1}), host/raw = {:.2}",
+            micros(raw_median),
+            micros(percentile(&raw_samples, 0.99)),
+            micros(host_median),
+            micros(percentile(&host_samples, 0.99)),
+            micros(host_median) / micros(raw_median),
+        );
+    }
+}
+
+const SUMMARY_SAMPLES: usize = 2000;
+
+async fn sum<F, Fut>(iters: u64, once: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Duration>,
+{
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        total += once().await;
+    }
+    total
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p) as usize]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -49,10 +49,10 @@ pub async fn ingest(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if content_type.as_deref().is_some_and(is_json) {
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
-            return Err(ApiError::BadRequest(format!("body is not valid json: {e}")));
-        }
+    if content_type.as_deref().is_some_and(is_json)
+        && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+    {
+        return Err(ApiError::BadRequest(format!("body is not valid json: {e}")));
     }
     let event = NewEvent {
         topic,

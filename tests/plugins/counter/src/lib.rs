@@ -31,6 +31,8 @@ impl Handler for Counter {
         } else {
             event.json()?
         };
+        // This plugin exists to show that guest output is captured.
+        #[allow(clippy::print_stdout, clippy::print_stderr)]
         if let Some(text) = &body.print {
             println!("{text}");
             eprintln!("{text}");
