@@ -141,7 +141,19 @@ pub mod __private {
 ///
 /// Use it once per plugin crate, at the crate root:
 ///
-/// ```ignore
+/// ```no_run
+/// # use hookhost_sdk::{Event, Handler, HandlerError, Manifest};
+/// struct MyHandler;
+///
+/// impl Handler for MyHandler {
+///     fn describe() -> Manifest {
+///         Manifest::new().subscribe("orders.*")
+///     }
+///     fn handle(_event: Event) -> Result<(), HandlerError> {
+///         Ok(())
+///     }
+/// }
+///
 /// hookhost_sdk::export!(MyHandler);
 /// ```
 #[macro_export]

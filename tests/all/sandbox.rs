@@ -164,3 +164,40 @@ async fn output_and_config_reach_the_attempt_record() {
     assert_eq!(attempt["logs"][0]["fields"][2], json!(["label", "blue"]));
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_plugin_concurrency_bound_keeps_attempts_from_overlapping() {
+    let host = Setup::new()
+        .plugin("spin", plugins::TEST_LOOP)
+        .configure(|c| {
+            c.plugins.insert(
+                "spin".into(),
+                limits(|s| {
+                    s.fuel = Some(u64::MAX / 2);
+                    s.timeout_ms = Some(150);
+                    s.max_concurrency = Some(1);
+                }),
+            );
+        })
+        .start()
+        .await;
+
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (_, answer) = host.post_json("test.loop", &json!({})).await;
+        ids.push(answer["id"].as_str().expect("id").to_owned());
+    }
+    let mut spans = Vec::new();
+    for id in &ids {
+        let event = host.wait_settled(id).await;
+        let attempt = only_attempt(&event);
+        let start = attempt["started_at_ms"].as_u64().expect("start");
+        let end = start + attempt["duration_us"].as_u64().expect("duration") / 1000;
+        spans.push((start, end));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "attempts overlapped: {spans:?}");
+    }
+    host.stop().await;
+}

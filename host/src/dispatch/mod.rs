@@ -34,6 +34,8 @@ const BATCH: usize = 256;
 const SCAN_CAP: usize = 4096;
 /// Re-runs after kv conflicts before the attempt is retried later instead.
 const MAX_CONFLICT_RERUNS: u32 = 100;
+/// Tries to record an attempt before leaving it to the restart's requeue.
+const FINISH_TRIES: u32 = 5;
 /// Wait after a store error before scanning again.
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
 
@@ -184,7 +186,7 @@ async fn deliver(
         } else {
             None
         };
-        match core.store.finish_attempt(&run.attempt, next, effects) {
+        match finish_with_retries(&core, &run.attempt, next, effects).await {
             Ok(Finish::Committed) => {
                 let a = &run.attempt;
                 tracing::info!(
@@ -210,10 +212,32 @@ async fn deliver(
             }
             Err(e) => {
                 // The delivery stays `running` and is requeued at the next
-                // start: nothing is lost, the attempt runs again.
-                tracing::error!(error = %e, "recording the attempt failed");
+                // start: nothing is lost, the attempt runs again then.
+                tracing::error!(error = %e, "recording the attempt failed; the delivery runs again after a restart");
                 return;
             }
+        }
+    }
+}
+
+/// Attempts to record an outcome, riding out a brief store failure.
+async fn finish_with_retries(
+    core: &Core,
+    attempt: &crate::model::Attempt,
+    next: Next,
+    effects: Option<&crate::store::Effects>,
+) -> Result<Finish, StoreError> {
+    let mut pause = Duration::from_millis(100);
+    let mut tries = 1;
+    loop {
+        match core.store.finish_attempt(attempt, next, effects) {
+            Err(e) if tries < FINISH_TRIES => {
+                tracing::warn!(error = %e, tries, "recording the attempt failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                tries += 1;
+            }
+            other => return other,
         }
     }
 }

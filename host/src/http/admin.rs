@@ -51,7 +51,7 @@ pub async fn list_events(
             .transpose()?,
         limit: params.limit.unwrap_or(50),
     };
-    let page = tokio::task::block_in_place(|| core.store.list_events(&query))?;
+    let page = core.store.list_events(&query)?;
     let events: Vec<Value> = page
         .events
         .iter()
