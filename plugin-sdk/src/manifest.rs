@@ -22,6 +22,17 @@ pub struct RetryPolicy {
     pub max_backoff_ms: u64,
 }
 
+impl RetryPolicy {
+    /// One attempt and no retry: a failure goes straight to the dead letters.
+    pub const fn never() -> Self {
+        Self {
+            max_attempts: 1,
+            initial_backoff_ms: 0,
+            max_backoff_ms: 0,
+        }
+    }
+}
+
 /// A clock-driven event with topic `schedule.<name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {

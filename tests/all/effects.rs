@@ -1,7 +1,6 @@
 //! Buffered effects: kv writes and emitted events commit only with success,
 //! and concurrent read-modify-writes never lose an update.
 
-use hookhost::config::PluginSettings;
 use hookhost::store::Store;
 use hookhost_tests::{Setup, attempts, plugins};
 use serde_json::json;
@@ -80,15 +79,7 @@ async fn concurrent_increments_never_lose_an_update() {
     const EVENTS: usize = 40;
     let host = Setup::new()
         .plugin("counter", plugins::TEST_COUNTER)
-        .configure(|c| {
-            c.plugins.insert(
-                "counter".into(),
-                PluginSettings {
-                    max_concurrency: Some(8),
-                    ..PluginSettings::default()
-                },
-            );
-        })
+        .limits("counter", |s| s.max_concurrency = Some(8))
         .start()
         .await;
 

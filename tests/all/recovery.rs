@@ -4,14 +4,29 @@ use hookhost::model::NewEvent;
 use hookhost::store::Store;
 use hookhost_tests::{Setup, attempts, plugins};
 
-fn counter_event() -> NewEvent {
-    NewEvent {
+/// Stores a `test.count` event with a delivery to `counter` directly, as a
+/// host would have before stopping; with `claimed`, leaves the delivery
+/// `running`, as a crash mid-attempt would. Returns the event id.
+async fn stored_counter_event(setup: &Setup, claimed: bool) -> String {
+    let store = Store::open(setup.data_dir()).expect("open");
+    let event = NewEvent {
         topic: "test.count".into(),
         idempotency_key: None,
         headers: Vec::new(),
         content_type: Some("application/json".into()),
         body: b"{}".to_vec(),
+    };
+    let ingested = store
+        .ingest(event, &["counter".to_owned()])
+        .await
+        .expect("ingest");
+    if claimed {
+        let due = store.due(u64::MAX, None, 10).expect("due");
+        assert_eq!(due.len(), 1);
+        assert!(store.claim(&due[0]).expect("claim").is_some());
     }
+    store.close().await.expect("close");
+    ingested.id.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,19 +67,7 @@ async fn acknowledged_event_is_in_the_store_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_left_running_by_a_crash_is_claimed_again_after_restart() {
     let setup = Setup::new().plugin("counter", plugins::TEST_COUNTER);
-    // Leave the store as a crash mid-attempt would: delivery claimed, no outcome.
-    let id = {
-        let store = Store::open(setup.data_dir()).expect("open");
-        let ingested = store
-            .ingest(counter_event(), &["counter".to_owned()])
-            .await
-            .expect("ingest");
-        let due = store.due(u64::MAX, None, 10).expect("due");
-        assert_eq!(due.len(), 1);
-        assert!(store.claim(&due[0]).expect("claim").is_some());
-        store.close().await.expect("close");
-        ingested.id.to_string()
-    };
+    let id = stored_counter_event(&setup, true).await;
 
     let host = setup.start().await;
     let event = host.wait_settled(&id).await;
@@ -76,15 +79,7 @@ async fn delivery_left_running_by_a_crash_is_claimed_again_after_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_for_a_missing_plugin_waits_paused_and_resumes_when_it_returns() {
     let setup = Setup::new();
-    let id = {
-        let store = Store::open(setup.data_dir()).expect("open");
-        let ingested = store
-            .ingest(counter_event(), &["counter".to_owned()])
-            .await
-            .expect("ingest");
-        store.close().await.expect("close");
-        ingested.id.to_string()
-    };
+    let id = stored_counter_event(&setup, false).await;
 
     let host = setup.start().await;
     let paused = host

@@ -1,7 +1,6 @@
 //! Hostile plugins: each failure is a recorded outcome and the host keeps
 //! serving everyone else.
 
-use hookhost::config::PluginSettings;
 use hookhost_tests::{Setup, TestHost, attempts, plugins};
 use serde_json::{Value, json};
 
@@ -17,21 +16,12 @@ fn only_attempt(event: &Value) -> &Value {
     &list[0]
 }
 
-fn limits(change: impl FnOnce(&mut PluginSettings)) -> PluginSettings {
-    let mut settings = PluginSettings::default();
-    change(&mut settings);
-    settings
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn infinite_loop_runs_out_of_fuel_while_another_plugin_is_served() {
     let host = Setup::new()
         .plugin("spin", plugins::TEST_LOOP)
         .plugin("counter", plugins::TEST_COUNTER)
-        .configure(|c| {
-            c.plugins
-                .insert("spin".into(), limits(|s| s.fuel = Some(200_000_000)));
-        })
+        .limits("spin", |s| s.fuel = Some(200_000_000))
         .start()
         .await;
 
@@ -53,14 +43,9 @@ async fn infinite_loop_runs_out_of_fuel_while_another_plugin_is_served() {
 async fn infinite_loop_with_ample_fuel_is_stopped_at_its_deadline() {
     let host = Setup::new()
         .plugin("spin", plugins::TEST_LOOP)
-        .configure(|c| {
-            c.plugins.insert(
-                "spin".into(),
-                limits(|s| {
-                    s.fuel = Some(u64::MAX / 2);
-                    s.timeout_ms = Some(300);
-                }),
-            );
+        .limits("spin", |s| {
+            s.fuel = Some(u64::MAX / 2);
+            s.timeout_ms = Some(300);
         })
         .start()
         .await;
@@ -80,10 +65,7 @@ async fn infinite_loop_with_ample_fuel_is_stopped_at_its_deadline() {
 async fn memory_bomb_is_stopped_at_its_cap() {
     let host = Setup::new()
         .plugin("bomb", plugins::TEST_MEMBOMB)
-        .configure(|c| {
-            c.plugins
-                .insert("bomb".into(), limits(|s| s.memory_mb = Some(16)));
-        })
+        .limits("bomb", |s| s.memory_mb = Some(16))
         .start()
         .await;
 
@@ -143,13 +125,8 @@ async fn retryable_failure_is_rescheduled_then_dead_lettered() {
 async fn output_and_config_reach_the_attempt_record() {
     let host = Setup::new()
         .plugin("counter", plugins::TEST_COUNTER)
-        .configure(|c| {
-            c.plugins.insert(
-                "counter".into(),
-                limits(|s| {
-                    s.config.insert("label".into(), "blue".into());
-                }),
-            );
+        .limits("counter", |s| {
+            s.config.insert("label".into(), "blue".into());
         })
         .start()
         .await;
@@ -169,15 +146,10 @@ async fn output_and_config_reach_the_attempt_record() {
 async fn per_plugin_concurrency_bound_keeps_attempts_from_overlapping() {
     let host = Setup::new()
         .plugin("spin", plugins::TEST_LOOP)
-        .configure(|c| {
-            c.plugins.insert(
-                "spin".into(),
-                limits(|s| {
-                    s.fuel = Some(u64::MAX / 2);
-                    s.timeout_ms = Some(150);
-                    s.max_concurrency = Some(1);
-                }),
-            );
+        .limits("spin", |s| {
+            s.fuel = Some(u64::MAX / 2);
+            s.timeout_ms = Some(150);
+            s.max_concurrency = Some(1);
         })
         .start()
         .await;

@@ -60,6 +60,15 @@ impl Setup {
         self
     }
 
+    /// Sets `[plugins.<plugin>]` limits before start.
+    pub fn limits(
+        self,
+        plugin: &str,
+        change: impl FnOnce(&mut hookhost::config::PluginSettings),
+    ) -> Self {
+        self.configure(|c| change(c.plugins.entry(plugin.to_owned()).or_default()))
+    }
+
     /// Changes the configuration before start.
     pub fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
         change(&mut self.config);

@@ -18,11 +18,9 @@ struct Counter;
 
 impl Handler for Counter {
     fn describe() -> Manifest {
-        Manifest::new().subscribe("test.count").retry(RetryPolicy {
-            max_attempts: 1,
-            initial_backoff_ms: 0,
-            max_backoff_ms: 0,
-        })
+        Manifest::new()
+            .subscribe("test.count")
+            .retry(RetryPolicy::never())
     }
 
     fn handle(event: Event) -> Result<(), HandlerError> {

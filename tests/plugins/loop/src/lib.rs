@@ -5,11 +5,9 @@ struct Spin;
 
 impl Handler for Spin {
     fn describe() -> Manifest {
-        Manifest::new().subscribe("test.loop").retry(RetryPolicy {
-            max_attempts: 1,
-            initial_backoff_ms: 0,
-            max_backoff_ms: 0,
-        })
+        Manifest::new()
+            .subscribe("test.loop")
+            .retry(RetryPolicy::never())
     }
 
     fn handle(event: Event) -> Result<(), HandlerError> {

@@ -5,11 +5,9 @@ struct Bomb;
 
 impl Handler for Bomb {
     fn describe() -> Manifest {
-        Manifest::new().subscribe("test.memory").retry(RetryPolicy {
-            max_attempts: 1,
-            initial_backoff_ms: 0,
-            max_backoff_ms: 0,
-        })
+        Manifest::new()
+            .subscribe("test.memory")
+            .retry(RetryPolicy::never())
     }
 
     fn handle(_event: Event) -> Result<(), HandlerError> {

@@ -5,11 +5,9 @@ struct Panics;
 
 impl Handler for Panics {
     fn describe() -> Manifest {
-        Manifest::new().subscribe("test.trap").retry(RetryPolicy {
-            max_attempts: 1,
-            initial_backoff_ms: 0,
-            max_backoff_ms: 0,
-        })
+        Manifest::new()
+            .subscribe("test.trap")
+            .retry(RetryPolicy::never())
     }
 
     fn handle(event: Event) -> Result<(), HandlerError> {
