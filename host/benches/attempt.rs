@@ -3,12 +3,15 @@
 //! - `raw`: what wasmtime alone costs for the same component: a fresh `Store`
 //!   (same engine settings: pooling allocator, fuel, epoch deadline),
 //!   instantiate from an `InstancePre`, call `handle`. Host imports are no-ops.
-//! - `host`: what Hookhost does per attempt: the sandbox (WASI context with
-//!   captured output, memory cap), instantiate, call, build the attempt record,
-//!   and commit it with the delivery's new state in one sled transaction.
+//! - `host_attempt_record_built`: what the host's runtime does per attempt:
+//!   the sandbox (WASI context with captured output, memory cap, fuel,
+//!   deadline), instantiate, call, and the attempt record built in memory.
+//! - `host_attempt_record_committed`: the same plus the durable part: the
+//!   record and the delivery's new state committed in one sled transaction.
 //!
-//! Run: `cargo bench -p hookhost --bench attempt`. Criterion prints both
-//! medians; the ratio `host / raw` is printed at the end.
+//! Run: `cargo bench -p hookhost --bench attempt`. Criterion prints each
+//! case's estimates; a closing `summary:` line gives medians of interleaved
+//! samples and the ratios against raw.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hookhost::Config;
@@ -175,23 +178,35 @@ fn bench(c: &mut Criterion) {
     });
     let plugin = core.registry.get("noop").expect("noop loaded");
 
-    // One timed host attempt; the stored event and claimed delivery it runs
-    // are prepared untimed.
-    let host_once = || async {
-        let event = NewEvent {
-            topic: "test.noop".into(),
-            idempotency_key: None,
-            headers: Vec::new(),
-            content_type: Some("application/json".into()),
-            body: b"{\"amount\": 100}".to_vec(),
-        };
-        core.store
-            .ingest(event, &["noop".to_owned()])
-            .await
-            .expect("ingest");
-        let due = core.store.due(u64::MAX, None, 1).expect("due");
-        let claimed = core.store.claim(&due[0]).expect("claim").expect("claimed");
-
+    // Claimed deliveries for the host to run, prepared untimed and in bulk
+    // (concurrent ingests share group-commit flushes), so that nothing but
+    // the attempts themselves runs between timed samples.
+    let (core, plugin) = (&core, &plugin);
+    let prepare = |n: usize| async move {
+        let mut claimed = Vec::with_capacity(n);
+        while claimed.len() < n {
+            let chunk = (n - claimed.len()).min(256);
+            let ingests = (0..chunk).map(|_| {
+                let event = NewEvent {
+                    topic: "test.noop".into(),
+                    idempotency_key: None,
+                    headers: Vec::new(),
+                    content_type: Some("application/json".into()),
+                    body: b"{\"amount\": 100}".to_vec(),
+                };
+                core.store.ingest(event, std::slice::from_ref(&plugin.name))
+            });
+            for ingested in futures::future::join_all(ingests).await {
+                ingested.expect("ingest");
+            }
+            for due in core.store.due(u64::MAX, None, chunk).expect("due") {
+                claimed.push(core.store.claim(&due).expect("claim").expect("claimed"));
+            }
+        }
+        claimed
+    };
+    // One timed host attempt: sandbox, instantiate, call, record, commit.
+    let host_once = |claimed: hookhost::store::Claimed| async move {
         let start = Instant::now();
         let run = core
             .runtime
@@ -204,13 +219,14 @@ fn bench(c: &mut Criterion) {
                 &claimed.body,
             )
             .await;
+        let ran = start.elapsed();
         let done = core
             .store
             .finish_attempt(&run.attempt, Next::Succeeded, Some(&run.effects));
         let elapsed = start.elapsed();
         assert_eq!(run.attempt.outcome, Outcome::Ok);
         assert_eq!(done.expect("finish"), Finish::Committed);
-        elapsed
+        (elapsed, ran)
     };
     let raw_timed = || async {
         let start = Instant::now();
@@ -223,30 +239,70 @@ fn bench(c: &mut Criterion) {
     group.bench_function("raw_wasmtime_instantiate_call", |b| {
         b.iter_custom(|iters| rt.block_on(async { sum(iters, raw_timed).await }))
     });
-    group.bench_function("host_instantiate_call_record", |b| {
-        b.iter_custom(|iters| rt.block_on(async { sum(iters, host_once).await }))
+    group.bench_function("host_attempt_record_built", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let claimed = prepare(1).await.remove(0);
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let run = core
+                        .runtime
+                        .run_attempt(
+                            plugin,
+                            core.store.clone(),
+                            claimed.delivery.id,
+                            1,
+                            &claimed.event,
+                            &claimed.body,
+                        )
+                        .await;
+                    assert_eq!(run.attempt.outcome, Outcome::Ok);
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("host_attempt_record_committed", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for claimed in prepare(iters as usize).await {
+                    total += host_once(claimed).await.0;
+                }
+                total
+            })
+        })
     });
     group.finish();
 
     // Medians from interleaved samples, so drift hits both sides alike.
-    let (mut raw_samples, mut host_samples) = (Vec::new(), Vec::new());
+    let (mut raw_samples, mut host_samples, mut run_samples) = (Vec::new(), Vec::new(), Vec::new());
     rt.block_on(async {
-        for _ in 0..SUMMARY_SAMPLES {
+        for claimed in prepare(SUMMARY_SAMPLES).await {
             raw_samples.push(raw_timed().await);
-            host_samples.push(host_once().await);
+            let (total, run) = host_once(claimed).await;
+            host_samples.push(total);
+            run_samples.push(run);
         }
     });
     let raw_median = median(&mut raw_samples);
     let host_median = median(&mut host_samples);
+    let run_median = median(&mut run_samples);
     #[allow(clippy::print_stdout)]
     {
         println!(
-            "summary: {SUMMARY_SAMPLES} interleaved samples each: raw median {:.1} µs (p99 {:.1}), host median {:.1} µs (p99 {:.1}), host/raw = {:.2}",
+            "summary: {SUMMARY_SAMPLES} interleaved samples each: raw median {:.1} µs (p99 {:.1}), host committed median {:.1} µs (p99 {:.1}), committed/raw = {:.2}",
             micros(raw_median),
             micros(percentile(&raw_samples, 0.99)),
             micros(host_median),
             micros(percentile(&host_samples, 0.99)),
             micros(host_median) / micros(raw_median),
+        );
+        println!(
+            "summary: host attempt with record built {:.1} µs ({:.2} × raw), commit adds {:.1} µs",
+            micros(run_median),
+            micros(run_median) / micros(raw_median),
+            micros(host_median) - micros(run_median),
         );
     }
 }

@@ -141,6 +141,77 @@ impl EventTx<'_> {
     }
 }
 
+/// The trees an attempt's outcome touches, inside a transaction.
+struct MoveTx<'a> {
+    deliveries: &'a TransactionalTree,
+    due: &'a TransactionalTree,
+    running: &'a TransactionalTree,
+    dead: &'a TransactionalTree,
+    attempts: &'a TransactionalTree,
+}
+
+impl MoveTx<'_> {
+    /// The delivery, if it is still running; else the transaction aborts.
+    fn running_delivery(&self, id: DeliveryId) -> TxResult<Delivery> {
+        match get_delivery(self.deliveries, id)? {
+            Some(d) if d.status == DeliveryStatus::Running => Ok(d),
+            _ => Err(ConflictableTransactionError::Abort(Abort::Stale)),
+        }
+    }
+
+    /// Stores the attempt and moves the delivery to its next state.
+    fn record(&self, mut d: Delivery, attempt: &Attempt, next: Next, now: u64) -> TxResult<()> {
+        let id = d.id;
+        self.attempts
+            .insert(&keys::attempt(id, attempt.number), encode(attempt))?;
+        self.running.remove(&keys::delivery(id))?;
+        d.attempts = attempt.number;
+        d.last_outcome = Some(attempt.outcome.clone());
+        d.updated_at_ms = now;
+        d.next_attempt_at_ms = None;
+        match next {
+            Next::Succeeded => d.status = DeliveryStatus::Succeeded,
+            Next::Dead => {
+                d.status = DeliveryStatus::Dead;
+                self.dead.insert(&keys::delivery(id), &[])?;
+            }
+            Next::RetryAt(at) => {
+                d.status = DeliveryStatus::Pending;
+                d.next_attempt_at_ms = Some(at);
+                self.due.insert(&keys::due(at, id), d.plugin.as_bytes())?;
+            }
+        }
+        self.deliveries.insert(&keys::delivery(id), encode(&d))?;
+        Ok(())
+    }
+}
+
+/// Checks that every key the attempt read is unchanged, then applies its
+/// writes, each with a fresh version.
+fn apply_kv(kv: &TransactionalTree, plugin: &str, effects: &Effects) -> TxResult<()> {
+    for (key, seen) in &effects.reads {
+        let current = kv
+            .get(keys::kv(plugin, key))?
+            .and_then(|raw| keys::parse_kv_value(&raw).map(|(v, _)| v))
+            .unwrap_or(0);
+        if current != *seen {
+            return Err(ConflictableTransactionError::Abort(Abort::Conflict));
+        }
+    }
+    for (key, value) in &effects.writes {
+        match value {
+            Some(value) => {
+                let version = kv.generate_id()? + 1;
+                kv.insert(keys::kv(plugin, key), keys::kv_value(version, value))?;
+            }
+            None => {
+                kv.remove(keys::kv(plugin, key))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn record_of(id: Ulid, event: &NewEvent, at: u64) -> EventRecord {
     EventRecord {
         id,
@@ -312,90 +383,81 @@ impl Store {
         let t = &self.t;
         let id = attempt.delivery;
         let now = now_ms();
-        let emitted: Vec<(EventRecord, &Emitted)> = effects
-            .map(|e| {
-                e.emitted
+        let effects = effects
+            .filter(|e| !(e.reads.is_empty() && e.writes.is_empty() && e.emitted.is_empty()));
+        let result = match effects {
+            // The common case touches five trees; sled's transaction cost
+            // grows with every tree it locks.
+            None => (&t.deliveries, &t.due, &t.running, &t.dead, &t.attempts).transaction(
+                |(deliveries, due, running, dead, attempts)| {
+                    let moves = MoveTx {
+                        deliveries,
+                        due,
+                        running,
+                        dead,
+                        attempts,
+                    };
+                    let d = moves.running_delivery(id)?;
+                    moves.record(d, attempt, next, now)
+                },
+            ),
+            Some(effects) => {
+                let emitted: Vec<EventRecord> = effects
+                    .emitted
                     .iter()
                     .map(|em| {
                         let mut record = record_of(em.id, &em.event, now);
                         record.emitted_by = Some(id);
-                        (record, em)
+                        record
                     })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let trees = (
-            &t.deliveries,
-            &t.due,
-            &t.running,
-            &t.dead,
-            &t.attempts,
-            &t.kv,
-            &t.events,
-            &t.bodies,
-            &t.idempotency,
-        );
-        let result = trees.transaction(
-            |(deliveries, due, running, dead, attempts, kv, events, bodies, idempotency)| {
-                let mut d = match get_delivery(deliveries, id)? {
-                    Some(d) if d.status == DeliveryStatus::Running => d,
-                    _ => return Err(ConflictableTransactionError::Abort(Abort::Stale)),
-                };
-                if let Some(effects) = effects {
-                    let plugin = &d.plugin;
-                    for (key, seen) in &effects.reads {
-                        let current = kv
-                            .get(keys::kv(plugin, key))?
-                            .and_then(|raw| keys::parse_kv_value(&raw).map(|(v, _)| v))
-                            .unwrap_or(0);
-                        if current != *seen {
-                            return Err(ConflictableTransactionError::Abort(Abort::Conflict));
-                        }
-                    }
-                    for (key, value) in &effects.writes {
-                        match value {
-                            Some(value) => {
-                                let version = kv.generate_id()? + 1;
-                                kv.insert(keys::kv(plugin, key), keys::kv_value(version, value))?;
-                            }
-                            None => {
-                                kv.remove(keys::kv(plugin, key))?;
-                            }
-                        }
-                    }
-                    let tx = EventTx {
+                    .collect();
+                let trees = (
+                    &t.deliveries,
+                    &t.due,
+                    &t.running,
+                    &t.dead,
+                    &t.attempts,
+                    &t.kv,
+                    &t.events,
+                    &t.bodies,
+                    &t.idempotency,
+                );
+                trees.transaction(
+                    |(
+                        deliveries,
+                        due,
+                        running,
+                        dead,
+                        attempts,
+                        kv,
                         events,
                         bodies,
                         idempotency,
-                        deliveries,
-                        due,
-                    };
-                    for (record, em) in &emitted {
-                        tx.insert(record, &em.event.body, &em.subscribers)?;
-                    }
-                }
-                attempts.insert(&keys::attempt(id, attempt.number), encode(attempt))?;
-                running.remove(&keys::delivery(id))?;
-                d.attempts = attempt.number;
-                d.last_outcome = Some(attempt.outcome.clone());
-                d.updated_at_ms = now;
-                d.next_attempt_at_ms = None;
-                match next {
-                    Next::Succeeded => d.status = DeliveryStatus::Succeeded,
-                    Next::Dead => {
-                        d.status = DeliveryStatus::Dead;
-                        dead.insert(&keys::delivery(id), &[])?;
-                    }
-                    Next::RetryAt(at) => {
-                        d.status = DeliveryStatus::Pending;
-                        d.next_attempt_at_ms = Some(at);
-                        due.insert(&keys::due(at, id), d.plugin.as_bytes())?;
-                    }
-                }
-                deliveries.insert(&keys::delivery(id), encode(&d))?;
-                Ok(())
-            },
-        );
+                    )| {
+                        let moves = MoveTx {
+                            deliveries,
+                            due,
+                            running,
+                            dead,
+                            attempts,
+                        };
+                        let d = moves.running_delivery(id)?;
+                        apply_kv(kv, &d.plugin, effects)?;
+                        let tx = EventTx {
+                            events,
+                            bodies,
+                            idempotency,
+                            deliveries,
+                            due,
+                        };
+                        for (record, em) in emitted.iter().zip(&effects.emitted) {
+                            tx.insert(record, &em.event.body, &em.subscribers)?;
+                        }
+                        moves.record(d, attempt, next, now)
+                    },
+                )
+            }
+        };
         Ok(match finish_tx(result)? {
             Ok(()) => Finish::Committed,
             Err(Abort::Conflict) => Finish::Conflict,
