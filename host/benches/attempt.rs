@@ -211,7 +211,7 @@ fn bench(c: &mut Criterion) {
         let run = core
             .runtime
             .run_attempt(
-                &plugin,
+                plugin,
                 core.store.clone(),
                 claimed.delivery.id,
                 1,
