@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-const PLUGINS: [&str; 7] = [
+const PLUGINS: [&str; 9] = [
     "stripe-ledger",
     "github-digest",
     "test-loop",
@@ -11,6 +11,8 @@ const PLUGINS: [&str; 7] = [
     "test-trap",
     "test-always-retry",
     "test-counter",
+    "test-noop",
+    "test-bad-describe",
 ];
 
 fn main() {

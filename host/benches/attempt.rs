@@ -168,7 +168,7 @@ fn bench(c: &mut Criterion) {
     let core = rt.block_on(async {
         let core = Arc::new(Core {
             store: Arc::new(Store::open(&config.data).expect("store")),
-            runtime: Runtime::new(&config).expect("runtime"),
+            runtime: Runtime::new(&config, None).expect("runtime"),
             registry: Registry::new(),
             wake: Notify::new(),
             config,

@@ -285,6 +285,17 @@ impl Manifest {
     }
 }
 
+/// One version of a plugin that was loaded, for history and rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginVersion {
+    pub sha256: String,
+    pub loaded_at_ms: u64,
+    pub size_bytes: u64,
+    pub manifest: Manifest,
+    /// What installed it: `file` (the plugins directory) or `rollback`.
+    pub source: String,
+}
+
 /// A clock-driven event a plugin asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schedule {

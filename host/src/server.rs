@@ -22,8 +22,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     config.validate()?;
     let admin_token = admin_token(&config)?;
-    std::fs::create_dir_all(&config.data)
-        .with_context(|| format!("cannot create the data directory {}", config.data.display()))?;
+    for dir in [&config.data, &config.plugins_dir] {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    }
     let store = Store::open(&config.data)
         .with_context(|| format!("cannot open the store in {}", config.data.display()))?;
     let requeued = store.requeue_running()?;
@@ -33,7 +35,8 @@ pub async fn run(
             "requeued deliveries left running by an unclean stop"
         );
     }
-    let runtime = Runtime::new(&config).context("cannot build the wasm engine")?;
+    let runtime = Runtime::new(&config, Some(&config.data.join("artifacts")))
+        .context("cannot build the wasm engine")?;
     let core = Arc::new(Core {
         config,
         store: Arc::new(store),
@@ -50,6 +53,13 @@ pub async fn run(
     );
 
     let (stop, stopped) = watch::channel(false);
+    let watcher = match reload::watch::spawn(core.clone(), stopped.clone()) {
+        Ok(task) => Some(task),
+        Err(e) => {
+            tracing::error!(dir = %core.config.plugins_dir.display(), error = %e, "cannot watch the plugins directory: hot reload is off");
+            None
+        }
+    };
     let dispatcher = tokio::spawn(dispatch::run(core.clone(), stopped));
     let app = http::router(core.clone(), admin_token);
     tracing::info!(addr = %listener.local_addr()?, data = %core.config.data.display(), "hookhost listening");
@@ -61,6 +71,11 @@ pub async fn run(
     let _ = stop.send(true);
     if let Err(e) = dispatcher.await {
         tracing::error!(error = %e, "dispatcher failed");
+    }
+    if let Some(watcher) = watcher
+        && let Err(e) = watcher.await
+    {
+        tracing::error!(error = %e, "plugin watcher failed");
     }
     core.store.close().await.context("final flush failed")?;
     tracing::info!("store flushed; bye");

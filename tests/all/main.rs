@@ -5,4 +5,5 @@ mod effects;
 mod ingest;
 mod loading;
 mod recovery;
+mod reload;
 mod sandbox;

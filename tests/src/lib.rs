@@ -181,6 +181,46 @@ impl TestHost {
         }
     }
 
+    /// Polls `GET /plugins/{name}` until `done` holds for it, or fails after [`WAIT`].
+    pub async fn wait_plugin(&self, name: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (_, plugin) = self.get(&format!("/plugins/{name}")).await;
+            if done(&plugin) {
+                return plugin;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "plugin {name} did not reach the expected state; last seen: {plugin:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until plugin `name` serves version `sha256`.
+    pub async fn wait_version(&self, name: &str, sha256: &str) -> Value {
+        self.wait_plugin(name, |p| p["loaded"] == true && p["version"] == sha256)
+            .await
+    }
+
+    /// The path of `plugins/<name>.wasm`.
+    pub fn plugin_path(&self, name: &str) -> PathBuf {
+        self.config.plugins_dir.join(format!("{name}.wasm"))
+    }
+
+    /// Replaces `plugins/<name>.wasm` the careful way: a temp file renamed
+    /// into place.
+    pub fn install_renamed(&self, name: &str, bytes: &[u8]) {
+        let tmp = self.config.plugins_dir.join(format!(".{name}.wasm.tmp"));
+        std::fs::write(&tmp, bytes).expect("write temp plugin");
+        std::fs::rename(&tmp, self.plugin_path(name)).expect("rename plugin into place");
+    }
+
+    /// Overwrites `plugins/<name>.wasm` in place, the careless way.
+    pub fn install_in_place(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.plugin_path(name), bytes).expect("overwrite plugin");
+    }
+
     /// Waits until the event's status is final (`succeeded` or `dead`).
     pub async fn wait_settled(&self, id: &str) -> Value {
         self.wait_event(id, |e| e["status"] == "succeeded" || e["status"] == "dead")
@@ -228,19 +268,44 @@ pub fn delivery_to<'a>(event: &'a Value, plugin: &str) -> &'a Value {
 
 /// sha256 of a file, hex: a plugin's version id.
 pub fn sha256_of(path: &str) -> String {
+    sha256_hex(&std::fs::read(path).expect("read plugin"))
+}
+
+/// sha256 of bytes, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
     use std::fmt::Write as _;
-    let bytes = std::fs::read(path).expect("read plugin");
-    let digest = hookhost_sha256(&bytes);
     let mut hex = String::new();
-    for b in digest {
+    for b in sha2::Sha256::digest(bytes) {
         let _ = write!(hex, "{b:02x}");
     }
     hex
 }
 
-fn hookhost_sha256(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes).into()
+/// Another version of a component: the same code with a custom section
+/// appended, so its bytes and sha256 differ.
+pub fn variant(component: &[u8], tag: &str) -> Vec<u8> {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"hookhost-test-variant";
+    let mut content = Vec::new();
+    leb128(name.len(), &mut content);
+    content.extend_from_slice(name);
+    content.extend_from_slice(tag.as_bytes());
+    let mut out = component.to_vec();
+    out.push(0); // custom section id
+    leb128(content.len(), &mut out);
+    out.extend_from_slice(&content);
+    out
 }
 
 /// A real GitHub webhook payload from `tests/data/github/`.

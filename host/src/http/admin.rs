@@ -3,6 +3,7 @@
 use super::ApiError;
 use crate::core::Core;
 use crate::model::{Delivery, EventRecord, EventStatus};
+use crate::reload::{self, RollbackError};
 use crate::runtime::Plugin;
 use crate::store::{EventQuery, StoreError};
 use axum::Json;
@@ -158,14 +159,40 @@ pub async fn show_plugin(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let failure = core.registry.failures().get(&name).map(|f| json!(f));
-    match core.registry.get(&name) {
-        Some(plugin) => Ok(Json(plugin_json(&plugin, failure))),
-        None => match failure {
-            Some(f) => Ok(Json(
-                json!({ "name": name, "loaded": false, "last_error": f }),
-            )),
-            None => Err(ApiError::NotFound(format!("no plugin {name:?}"))),
-        },
+    let history = core.store.versions(&name)?;
+    let mut shown = match core.registry.get(&name) {
+        Some(plugin) => plugin_json(&plugin, failure),
+        None if failure.is_some() || !history.is_empty() => {
+            json!({ "name": name, "loaded": false, "last_error": failure })
+        }
+        None => return Err(ApiError::NotFound(format!("no plugin {name:?}"))),
+    };
+    shown["history"] = json!(history);
+    Ok(Json(shown))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    sha256: Option<String>,
+}
+
+/// `POST /plugins/{name}/rollback`: to `{"sha256": …}` or the previous version.
+pub async fn rollback(
+    State(core): State<Arc<Core>>,
+    Path(name): Path<String>,
+    body: Option<Json<RollbackBody>>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    match reload::rollback(&core, &name, body.sha256.as_deref()).await {
+        Ok(plugin) => Ok(Json(plugin_json(&plugin, None))),
+        Err(e @ RollbackError::NoHistory(_)) => Err(ApiError::NotFound(e.to_string())),
+        Err(
+            e @ (RollbackError::NoEarlierVersion(_)
+            | RollbackError::UnknownVersion(_)
+            | RollbackError::Load(_)),
+        ) => Err(ApiError::Conflict(e.to_string())),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
     }
 }
 
@@ -175,6 +202,7 @@ fn plugin_json(p: &Plugin, last_error: Option<Value>) -> Value {
         "loaded": true,
         "version": p.version,
         "size_bytes": p.size_bytes,
+        "from_cache": p.from_cache,
         "loaded_at_ms": p.loaded_at_ms,
         "subscriptions": p.manifest.subscriptions,
         "schedules": p.manifest.schedules,

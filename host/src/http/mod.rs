@@ -26,6 +26,7 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
         .route("/events/{id}", get(admin::show_event))
         .route("/plugins", get(admin::list_plugins))
         .route("/plugins/{name}", get(admin::show_plugin))
+        .route("/plugins/{name}/rollback", post(admin::rollback))
         .route_layer(middleware::from_fn_with_state(
             Arc::new(admin_token),
             require_token,

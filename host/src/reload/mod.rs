@@ -1,18 +1,33 @@
-//! Loading plugins from the plugins directory into the registry.
+//! Loading plugins from the plugins directory into the registry, at startup
+//! and whenever a file changes ([`watch`]).
 //!
 //! Only top-level `<name>.wasm` files count, `<name>` being
 //! `[a-z0-9][a-z0-9-]*`. Compilation runs on the blocking pool, never on the
-//! async threads. A file that fails is recorded (`GET /plugins` shows why) and
-//! skipped; the host starts anyway.
+//! async threads, and uses the artifact cache so unchanged plugins are not
+//! recompiled. A file that fails is recorded (`GET /plugins` shows why) and
+//! skipped.
 //!
-//! # Invariant
-//! A failed load never replaces a working version.
+//! # Invariants
+//! - A failed load never replaces a working version.
+//! - Installing a version with a new sha256 appends it to the plugin's
+//!   history; loading the same bytes again changes nothing.
+
+pub mod watch;
 
 use crate::core::Core;
-use crate::model::now_ms;
-use crate::runtime::{LoadError, LoadFailure, load};
+use crate::model::{PluginVersion, now_ms};
+use crate::runtime::{LoadError, LoadFailure, Plugin, load};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// What a load did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// A new version is serving.
+    Installed,
+    /// The file holds the version already serving.
+    Unchanged,
+}
 
 /// Loads every plugin in the configured directory; returns how many loaded.
 pub async fn load_all(core: &Arc<Core>) -> usize {
@@ -33,52 +48,103 @@ pub async fn load_all(core: &Arc<Core>) -> usize {
     loaded
 }
 
+/// The plugin name a file stands for: its name without `.wasm`, for
+/// top-level, non-hidden `.wasm` files.
+pub fn plugin_name(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    let name = file.strip_suffix(".wasm")?;
+    (!name.starts_with('.')).then(|| name.to_owned())
+}
+
 /// Loads one plugin file and swaps it into the registry, or records why not.
-pub async fn load_file(core: &Arc<Core>, path: &Path) -> Result<(), LoadError> {
+pub async fn load_file(core: &Arc<Core>, path: &Path) -> Result<Loaded, LoadError> {
     let file = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let name = file.strip_suffix(".wasm").unwrap_or(&file).to_owned();
+    let name = plugin_name(path).unwrap_or_else(|| file.clone());
     let result = load_checked(core, &name, path).await;
-    match &result {
-        Ok(()) => {}
-        Err(e) => {
-            tracing::error!(plugin = %name, file = %path.display(), error = %e, "plugin failed to load");
-            core.registry.record_failure(
-                &name,
-                LoadFailure {
-                    file: file.clone(),
-                    error: e.to_string(),
-                    at_ms: now_ms(),
-                },
-            );
-        }
+    if let Err(e) = &result {
+        tracing::error!(plugin = %name, file = %path.display(), error = %e, "plugin failed to load");
+        core.registry.record_failure(
+            &name,
+            LoadFailure {
+                file,
+                error: e.to_string(),
+                at_ms: now_ms(),
+            },
+        );
     }
     result
 }
 
-async fn load_checked(core: &Arc<Core>, name: &str, path: &Path) -> Result<(), LoadError> {
+async fn load_checked(core: &Arc<Core>, name: &str, path: &Path) -> Result<Loaded, LoadError> {
     if !load::valid_plugin_name(name) {
         return Err(LoadError::Read(format!(
             "invalid plugin name {name:?}: use lowercase letters, digits and '-', starting with a letter or digit"
         )));
     }
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|e| LoadError::Read(e.to_string()))?;
+    install_bytes(core, name, bytes, "file").await
+}
+
+/// Compiles (or takes from the cache), describes and installs `bytes` as
+/// plugin `name`, unless that exact version is already serving.
+async fn install_bytes(
+    core: &Arc<Core>,
+    name: &str,
+    bytes: Vec<u8>,
+    source: &str,
+) -> Result<Loaded, LoadError> {
+    let sha256 = load::sha256_hex(&bytes);
+    if core.registry.get(name).is_some_and(|p| p.version == sha256) {
+        // A failure recorded for a half-written file is over.
+        core.registry.clear_failure(name);
+        return Ok(Loaded::Unchanged);
+    }
     let compiler = core.clone();
-    let owned = path.to_owned();
-    let compiled =
-        tokio::task::spawn_blocking(move || load::read_and_compile(&compiler.runtime, &owned))
-            .await
-            .map_err(|e| LoadError::Compile(format!("compile task failed: {e}")))??;
+    let compiled = tokio::task::spawn_blocking(move || load::compile(&compiler.runtime, &bytes))
+        .await
+        .map_err(|e| LoadError::Compile(format!("compile task failed: {e}")))??;
     let limits = core.config.limits_for(name);
     let plugin = load::describe(&core.runtime, name, compiled, limits).await?;
     tracing::info!(
         plugin = %name,
         version = %plugin.version,
+        from_cache = plugin.from_cache,
         subscriptions = ?plugin.manifest.subscriptions,
         "plugin loaded"
     );
+    record_version(core, &plugin, source);
     core.registry.install(plugin);
+    resume(core, name);
+    Ok(Loaded::Installed)
+}
+
+fn record_version(core: &Core, plugin: &Plugin, source: &str) {
+    let known = core
+        .store
+        .versions(&plugin.name)
+        .map(|history| history.last().is_some_and(|v| v.sha256 == plugin.version))
+        .unwrap_or(false);
+    if known {
+        return;
+    }
+    let version = PluginVersion {
+        sha256: plugin.version.clone(),
+        loaded_at_ms: plugin.loaded_at_ms,
+        size_bytes: plugin.size_bytes,
+        manifest: plugin.manifest.clone(),
+        source: source.to_owned(),
+    };
+    if let Err(e) = core.store.record_version(&plugin.name, &version) {
+        tracing::error!(plugin = %plugin.name, error = %e, "cannot record the plugin version");
+    }
+}
+
+fn resume(core: &Core, name: &str) {
     match core.store.resume_paused(name) {
         Ok(0) => {}
         Ok(n) => {
@@ -87,7 +153,79 @@ async fn load_checked(core: &Arc<Core>, name: &str, path: &Path) -> Result<(), L
         }
         Err(e) => tracing::error!(plugin = %name, error = %e, "cannot resume paused deliveries"),
     }
-    Ok(())
+}
+
+/// Takes plugin `name` out of service (its file is gone). Attempts in
+/// flight finish; its pending deliveries pause until it returns.
+pub fn unload(core: &Core, name: &str) {
+    core.registry.clear_failure(name);
+    if let Some(plugin) = core.registry.remove(name) {
+        tracing::warn!(plugin = %name, version = %plugin.version, "plugin file removed: plugin unloaded");
+    }
+}
+
+/// Why a rollback could not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("plugin {0:?} has no version history")]
+    NoHistory(String),
+    #[error("plugin {0:?} has no earlier version to roll back to")]
+    NoEarlierVersion(String),
+    #[error("version {0} is not in the plugin's history")]
+    UnknownVersion(String),
+    #[error("the bytes of version {0} are no longer kept")]
+    Missing(String),
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    #[error("cannot write the plugin file: {0}")]
+    Write(String),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Serves an earlier version of plugin `name`: `sha256`, or else the latest
+/// version before the current one. The plugin file is rewritten with those
+/// bytes, so a restart keeps the rollback.
+pub async fn rollback(
+    core: &Arc<Core>,
+    name: &str,
+    sha256: Option<&str>,
+) -> Result<Arc<Plugin>, RollbackError> {
+    let history = core.store.versions(name)?;
+    if history.is_empty() {
+        return Err(RollbackError::NoHistory(name.to_owned()));
+    }
+    let current = core.registry.get(name).map(|p| p.version.clone());
+    let target = match sha256 {
+        Some(sha) => history
+            .iter()
+            .find(|v| v.sha256 == sha)
+            .ok_or_else(|| RollbackError::UnknownVersion(sha.to_owned()))?,
+        None => history
+            .iter()
+            .rev()
+            .find(|v| Some(&v.sha256) != current.as_ref())
+            .ok_or_else(|| RollbackError::NoEarlierVersion(name.to_owned()))?,
+    };
+    let bytes = core
+        .runtime
+        .component_bytes(&target.sha256)
+        .ok_or_else(|| RollbackError::Missing(target.sha256.clone()))?;
+    let file = core.config.plugins_dir.join(format!("{name}.wasm"));
+    let tmp = core
+        .config
+        .plugins_dir
+        .join(format!(".{name}.wasm.rollback"));
+    install_bytes(core, name, bytes.clone(), "rollback").await?;
+    // The watcher sees the new file and finds its version already serving.
+    let written = match tokio::fs::write(&tmp, &bytes).await {
+        Ok(()) => tokio::fs::rename(&tmp, &file).await,
+        Err(e) => Err(e),
+    };
+    written.map_err(|e| RollbackError::Write(e.to_string()))?;
+    core.registry
+        .get(name)
+        .ok_or_else(|| RollbackError::Missing(target.sha256.clone()))
 }
 
 /// Top-level `*.wasm` files of `dir`, sorted.
@@ -96,7 +234,7 @@ fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
-        if entry.file_type()?.is_file() && path.extension().is_some_and(|e| e == "wasm") {
+        if entry.file_type()?.is_file() && plugin_name(&path).is_some() {
             files.push(path);
         }
     }

@@ -36,6 +36,8 @@ pub struct Compiled {
     pub(super) pre: HandlerPre<HostState>,
     pub sha256: String,
     pub size_bytes: u64,
+    /// True when the compiled code came from the artifact cache.
+    pub from_cache: bool,
 }
 
 /// Fuel and time for `describe()`, which must be quick.
@@ -53,9 +55,25 @@ pub fn read_and_compile(runtime: &Runtime, path: &Path) -> Result<Compiled, Load
 /// the world's exports. Blocking.
 pub fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Compiled, LoadError> {
     check_header(bytes)?;
-    let sha256 = hex::encode(Sha256::digest(bytes));
-    let component =
-        Component::new(&runtime.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let sha256 = sha256_hex(bytes);
+    let cached = runtime
+        .cache
+        .as_ref()
+        .and_then(|c| c.load(&runtime.engine, &sha256));
+    let from_cache = cached.is_some();
+    let component = match cached {
+        Some(component) => component,
+        None => {
+            let component = Component::new(&runtime.engine, bytes)
+                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+            if let Some(cache) = &runtime.cache
+                && let Err(e) = cache.save(&sha256, bytes, &component)
+            {
+                tracing::warn!(version = %sha256, error = %e, "cannot cache the compiled component");
+            }
+            component
+        }
+    };
     let instance_pre = runtime
         .linker
         .instantiate_pre(&component)
@@ -65,7 +83,13 @@ pub fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Compiled, LoadError> {
         pre,
         sha256,
         size_bytes: bytes.len() as u64,
+        from_cache,
     })
+}
+
+/// A version id: the sha256 of a component's bytes, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Tells a core module or random bytes from a component before compiling.
@@ -120,6 +144,7 @@ pub async fn describe(
         name: name.to_owned(),
         version: compiled.sha256,
         size_bytes: compiled.size_bytes,
+        from_cache: compiled.from_cache,
         manifest,
         limits,
         loaded_at_ms: now_ms(),

@@ -14,6 +14,7 @@
 //!   network addresses; stdout and stderr are captured, capped.
 
 mod attempt;
+mod cache;
 mod imports;
 pub mod load;
 mod output;
@@ -64,7 +65,7 @@ pub struct CheckReport {
 /// world, calls `describe()`, and reports its manifest.
 pub async fn check_file(path: &std::path::Path) -> Result<CheckReport, LoadError> {
     let config = Config::default();
-    let runtime = Runtime::new(&config)
+    let runtime = Runtime::new(&config, None)
         .map_err(|e| LoadError::Compile(format!("cannot build the engine: {e:#}")))?;
     let compiled = load::read_and_compile(&runtime, path)?;
     let name = path
@@ -80,17 +81,27 @@ pub async fn check_file(path: &std::path::Path) -> Result<CheckReport, LoadError
     })
 }
 
+impl Runtime {
+    /// The component bytes of version `sha256`, if the cache kept them.
+    pub fn component_bytes(&self, sha256: &str) -> Option<Vec<u8>> {
+        self.cache.as_ref().and_then(|c| c.component_bytes(sha256))
+    }
+}
+
 /// The engine and linker shared by every plugin.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
+    /// Compiled artifacts on disk; `None` for offline checks.
+    cache: Option<cache::ArtifactCache>,
     _ticker: EpochTicker,
 }
 
 impl Runtime {
     /// Builds the engine for `config`: its pool has room for `workers`
     /// concurrent attempts plus loads, each memory up to the largest cap.
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    /// With `cache_dir`, compiled components are cached there by sha256.
+    pub fn new(config: &Config, cache_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
         let slots = (config.workers as u32).saturating_mul(2).saturating_add(16);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(slots)
@@ -108,10 +119,14 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::Handler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let cache = cache_dir
+            .map(|dir| cache::ArtifactCache::open(dir, &engine))
+            .transpose()?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(Self {
             engine,
             linker,
+            cache,
             _ticker: ticker,
         })
     }

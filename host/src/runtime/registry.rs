@@ -19,6 +19,8 @@ pub struct Plugin {
     /// sha256 of the component's bytes, hex: the version id.
     pub version: String,
     pub size_bytes: u64,
+    /// True when its compiled code came from the artifact cache.
+    pub from_cache: bool,
     pub manifest: Manifest,
     pub limits: PluginLimits,
     pub loaded_at_ms: u64,
@@ -94,6 +96,13 @@ impl Registry {
     pub fn record_failure(&self, name: &str, failure: LoadFailure) {
         self.update(&self.failures, |m| {
             m.insert(name.to_owned(), failure);
+        });
+    }
+
+    /// Forgets the load failure of `name` (its file is gone).
+    pub fn clear_failure(&self, name: &str) {
+        self.update(&self.failures, |m| {
+            m.remove(name);
         });
     }
 

@@ -13,6 +13,7 @@
 //! | `dead`       | delivery                     | empty (dead letters)          |
 //! | `attempts`   | delivery + attempt number    | `Attempt` as JSON             |
 //! | `kv`         | plugin \0 key                | version (8 bytes) + value     |
+//! | `versions`   | plugin \0 loaded ms + sha    | `PluginVersion` as JSON       |
 //!
 //! # Invariants
 //! - Every multi-key change is one sled transaction: an event, its
@@ -66,6 +67,7 @@ struct Trees {
     dead: sled::Tree,
     attempts: sled::Tree,
     kv: sled::Tree,
+    versions: sled::Tree,
 }
 
 impl Store {
@@ -88,6 +90,7 @@ impl Store {
             dead: tree("dead")?,
             attempts: tree("attempts")?,
             kv: tree("kv")?,
+            versions: tree("versions")?,
         };
         let commit = commit::GroupCommit::start(db.clone());
         Ok(Self { db, t, commit })
@@ -118,6 +121,28 @@ impl Store {
                 Ok(Some((version, value.to_vec())))
             }
         }
+    }
+
+    /// Appends a loaded version to a plugin's history.
+    pub fn record_version(
+        &self,
+        plugin: &str,
+        version: &crate::model::PluginVersion,
+    ) -> Result<(), StoreError> {
+        let mut key = keys::plugin_prefix(plugin);
+        key.extend_from_slice(&version.loaded_at_ms.to_be_bytes());
+        key.extend_from_slice(version.sha256.as_bytes());
+        self.t.versions.insert(key, encode(version))?;
+        Ok(())
+    }
+
+    /// A plugin's loaded versions, oldest first.
+    pub fn versions(&self, plugin: &str) -> Result<Vec<crate::model::PluginVersion>, StoreError> {
+        self.t
+            .versions
+            .scan_prefix(keys::plugin_prefix(plugin))
+            .map(|item| decode("versions", &item?.1))
+            .collect()
     }
 
     /// Bytes the store occupies on disk.

@@ -1,0 +1,86 @@
+//! Hot reload: a notify watcher on the plugins directory.
+//!
+//! Events are only hints. For each plugin file an event names, the watcher
+//! waits until the file has been quiet for [`DEBOUNCE`], then looks at the
+//! directory as it is: a file there is loaded (and validated in full before
+//! any swap), a file gone is unloaded. That one rule covers a new file, an
+//! in-place overwrite (whose first event fires before its bytes are
+//! written), an atomic rename (temp file, then `mv` into place) and a delete.
+
+use super::{load_file, plugin_name, unload};
+use crate::core::Core;
+use notify::{RecursiveMode, Watcher};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How long a file must be quiet before it is (re)loaded.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Starts watching the plugins directory until `stop` turns true.
+pub fn spawn(core: Arc<Core>, stop: watch::Receiver<bool>) -> notify::Result<JoinHandle<()>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event| {
+        let _ = tx.send(event);
+    })?;
+    watcher.watch(&core.config.plugins_dir, RecursiveMode::NonRecursive)?;
+    Ok(tokio::spawn(async move {
+        // The watcher stops when dropped: keep it for as long as the loop.
+        let _watcher = watcher;
+        run(core, rx, stop).await;
+    }))
+}
+
+async fn run(
+    core: Arc<Core>,
+    mut events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Plugin name → (file, when it will have been quiet long enough).
+    let mut pending: HashMap<String, (PathBuf, Instant)> = HashMap::new();
+    while !*stop.borrow() {
+        let next = pending.values().map(|(_, at)| *at).min();
+        let timer = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(Ok(event)) => {
+                    for path in event.paths {
+                        if let Some(name) = plugin_name(&path) {
+                            pending.insert(name, (path, Instant::now() + DEBOUNCE));
+                        }
+                    }
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "plugin directory watch error"),
+                None => break,
+            },
+            _ = timer => {
+                let now = Instant::now();
+                let ready: Vec<String> = pending
+                    .iter()
+                    .filter(|(_, (_, at))| *at <= now)
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for name in ready {
+                    if let Some((path, _)) = pending.remove(&name) {
+                        if path.is_file() {
+                            // Errors are recorded and logged by load_file.
+                            let _ = load_file(&core, &path).await;
+                        } else {
+                            unload(&core, &name);
+                        }
+                    }
+                }
+            }
+            _ = stop.changed() => {}
+        }
+    }
+}
