@@ -171,6 +171,7 @@ fn bench(c: &mut Criterion) {
             runtime: Runtime::new(&config, None).expect("runtime"),
             registry: Registry::new(),
             wake: Notify::new(),
+            sources: Default::default(),
             config,
         });
         hookhost::reload::load_all(&core).await;

@@ -52,6 +52,9 @@ pub struct Config {
     /// Per-plugin grants and limits, by plugin name.
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginSettings>,
+    /// Webhook senders for `POST /hooks/{source}`, by source name.
+    #[serde(default)]
+    pub sources: BTreeMap<String, crate::sources::SourceConfig>,
 }
 
 /// Grants and limits for one plugin; unset fields take `[defaults]`' value.
@@ -124,6 +127,7 @@ impl Default for Config {
             workers: defaults::workers(),
             defaults: PluginSettings::default(),
             plugins: BTreeMap::new(),
+            sources: BTreeMap::new(),
         }
     }
 }

@@ -2,7 +2,9 @@
 
 use crate::config::Config;
 use crate::runtime::{Registry, Runtime};
+use crate::sources::Source;
 use crate::store::Store;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -15,4 +17,6 @@ pub struct Core {
     pub runtime: Runtime,
     /// Wakes the dispatcher: new deliveries may be due.
     pub wake: Notify,
+    /// Configured webhook sources, secrets resolved, by name.
+    pub sources: BTreeMap<String, Source>,
 }

@@ -13,6 +13,8 @@
 //!   module that names wasmtime.
 //! - [`reload`]: loading plugin files into the registry.
 //! - [`dispatch`]: claiming due deliveries, running attempts, retries.
+//! - [`sources`]: webhook signature schemes (GitHub, Stripe, Standard
+//!   Webhooks, generic HMAC) and topic / idempotency-key derivation.
 //! - [`http`]: the axum API.
 //! - [`run`]: wiring all of it together, and shutting it down in order.
 //!
@@ -30,6 +32,7 @@ pub mod model;
 pub mod reload;
 pub mod runtime;
 mod server;
+pub mod sources;
 pub mod store;
 
 pub use config::Config;

@@ -22,6 +22,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     config.validate()?;
     let admin_token = admin_token(&config)?;
+    let sources = crate::sources::resolve_all(&config.sources, |var| std::env::var(var).ok())?;
     for dir in [&config.data, &config.plugins_dir] {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
@@ -43,6 +44,7 @@ pub async fn run(
         registry: Registry::new(),
         runtime,
         wake: Notify::new(),
+        sources,
     });
     let loaded = reload::load_all(&core).await;
     tracing::info!(

@@ -144,14 +144,14 @@ async fn real_github_payloads_are_counted_per_repository() {
     ];
 
     let (status, push) = host
-        .post("github.push", github_fixture("push.payload.json"), &headers)
+        .post("github.push", github_fixture("push/payload.json"), &headers)
         .await;
     assert_eq!(status, 202);
     let push = host.wait_settled(push["id"].as_str().expect("id")).await;
     let (_, issue) = host
         .post(
             "github.issues.opened",
-            github_fixture("issues.opened.payload.json"),
+            github_fixture("issues/opened.payload.json"),
             &headers,
         )
         .await;

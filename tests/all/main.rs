@@ -2,6 +2,7 @@
 //! host on 127.0.0.1:0 with sled in a temp dir and real compiled plugins.
 
 mod effects;
+mod hooks;
 mod ingest;
 mod loading;
 mod recovery;

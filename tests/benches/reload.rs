@@ -36,7 +36,10 @@ async fn swap(original: &[u8]) {
         offline.push(start.elapsed());
     }
 
-    let host = Setup::new().plugin("stripe-ledger", plugins::STRIPE_LEDGER).start().await;
+    let host = Setup::new()
+        .plugin("stripe-ledger", plugins::STRIPE_LEDGER)
+        .start()
+        .await;
     let mut swaps = Vec::new();
     for n in 0..SWAPS {
         let bytes = variant(original, &format!("swap-{n}"));
@@ -47,7 +50,12 @@ async fn swap(original: &[u8]) {
         swaps.push(start.elapsed());
     }
     host.stop().await;
-    report("swap: rename into place → new version serving", &mut swaps, "offline compile + describe", &mut offline);
+    report(
+        "swap: rename into place → new version serving",
+        &mut swaps,
+        "offline compile + describe",
+        &mut offline,
+    );
 }
 
 async fn wait_serving(host: &TestHost, sha: &str) {
@@ -81,14 +89,22 @@ async fn restart(original: &[u8]) {
         assert_loaded(&host, true).await;
         setup = host.stop().await;
     }
-    report(&format!("restart: start → ready with {PLUGINS} cached plugins"), &mut warm, "first start, compiling", &mut cold);
+    report(
+        &format!("restart: start → ready with {PLUGINS} cached plugins"),
+        &mut warm,
+        "first start, compiling",
+        &mut cold,
+    );
 }
 
 async fn assert_loaded(host: &TestHost, from_cache: bool) {
     let (_, list) = host.get("/plugins").await;
     let loaded = list["plugins"].as_array().expect("plugins");
     assert_eq!(loaded.len(), PLUGINS, "{list:#}");
-    assert!(loaded.iter().all(|p| p["from_cache"] == from_cache), "{list:#}");
+    assert!(
+        loaded.iter().all(|p| p["from_cache"] == from_cache),
+        "{list:#}"
+    );
 }
 
 fn report(what: &str, samples: &mut [Duration], baseline_name: &str, baseline: &mut [Duration]) {

@@ -308,10 +308,15 @@ pub fn variant(component: &[u8], tag: &str) -> Vec<u8> {
     out
 }
 
-/// A real GitHub webhook payload from `tests/data/github/`.
+/// `tests/data/<path>`.
+pub fn data_path(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(path)
+}
+
+/// A real GitHub webhook payload, e.g. `push/payload.json`.
 pub fn github_fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data/github")
-        .join(name);
+    let path = data_path("github-webhooks").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }

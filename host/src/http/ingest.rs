@@ -2,7 +2,8 @@
 
 use super::ApiError;
 use crate::core::Core;
-use crate::model::{NewEvent, validate_topic};
+use crate::model::{NewEvent, now_ms, validate_topic};
+use crate::sources::SourceError;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -31,7 +32,50 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| {
+    let body = read_body(&core, body)?;
+    validate_topic(&topic).map_err(ApiError::BadRequest)?;
+    let key = idempotency_key(&headers)?;
+    accept(&core, topic, key, &headers, body).await
+}
+
+/// `POST /hooks/{source}`: verify the sender's signature, derive the topic
+/// and idempotency key from its headers and body, then ingest.
+pub async fn hook(
+    State(core): State<Arc<Core>>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Some(src) = core.sources.get(&source) else {
+        return Err(ApiError::NotFound(format!(
+            "no source {source:?}: configure [sources.{source}] in hookhost.toml"
+        )));
+    };
+    let body = read_body(&core, body)?;
+    let now_secs = now_ms() / 1000;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let derived = src.verify(header, &body, now_secs).map_err(|e| match e {
+        SourceError::Signature(reason) => {
+            tracing::warn!(source = %source, %reason, "webhook refused: bad signature");
+            ApiError::Unauthorized(format!("signature check failed: {reason}"))
+        }
+        SourceError::Malformed(reason) => ApiError::BadRequest(reason),
+    })?;
+    if let Some(key) = &derived.idempotency_key {
+        check_idempotency_key(key)?;
+    }
+    accept(
+        &core,
+        derived.topic,
+        derived.idempotency_key,
+        &headers,
+        body,
+    )
+    .await
+}
+
+fn read_body(core: &Core, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge {
                 limit: core.config.body_limit_bytes,
@@ -42,9 +86,18 @@ pub async fn ingest(
                 rejection.body_text().to_lowercase()
             ))
         }
-    })?;
-    validate_topic(&topic).map_err(ApiError::BadRequest)?;
-    let idempotency_key = idempotency_key(&headers)?;
+    })
+}
+
+/// Stores a validated event (flushed) and answers 202, or 200 for a known
+/// idempotency key.
+async fn accept(
+    core: &Core,
+    topic: String,
+    idempotency_key: Option<String>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -57,7 +110,7 @@ pub async fn ingest(
     let event = NewEvent {
         topic,
         idempotency_key,
-        headers: kept_headers(&headers),
+        headers: kept_headers(headers),
         content_type,
         body: body.to_vec(),
     };
@@ -94,12 +147,17 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let key = value
         .to_str()
         .map_err(|_| ApiError::BadRequest("idempotency-key must be visible ascii".into()))?;
+    check_idempotency_key(key)?;
+    Ok(Some(key.to_owned()))
+}
+
+fn check_idempotency_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
         return Err(ApiError::BadRequest(format!(
-            "idempotency-key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
+            "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
         )));
     }
-    Ok(Some(key.to_owned()))
+    Ok(())
 }
 
 fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {

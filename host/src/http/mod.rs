@@ -35,6 +35,7 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
         // `POST /events/{topic}`: the segment is named like the GET's because
         // the router requires one name per position.
         .route("/events/{id}", post(ingest::ingest))
+        .route("/hooks/{source}", post(ingest::hook))
         .layer(DefaultBodyLimit::max(core.config.body_limit_bytes))
         .route("/healthz", get(admin::healthz))
         .merge(admin)

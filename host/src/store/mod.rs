@@ -74,10 +74,7 @@ impl Store {
     /// Opens (or creates) the store in `dir`. Must be called inside a tokio
     /// runtime: it starts the group-commit task.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .flush_every_ms(Some(200))
-            .open()?;
+        let db = open_db(dir)?;
         let tree = |name: &str| db.open_tree(name);
         let t = Trees {
             events: tree("events")?,
@@ -148,6 +145,33 @@ impl Store {
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// How long [`Store::open`] waits for a previous holder of the store's
+/// lock to let go: sled releases it from background threads shortly after
+/// the last handle is dropped, so a quick restart in the same process (or
+/// right after the old process exits) may find it still held.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let give_up = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .flush_every_ms(Some(200))
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock only as text in an I/O error.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

@@ -1,0 +1,246 @@
+//! `POST /hooks/{source}`: signed webhooks from real senders.
+
+use hmac::{Hmac, Mac};
+use hookhost::sources::{SourceConfig, SourceKind};
+use hookhost_tests::{Setup, TestHost, data_path};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const GITHUB_SECRET: &str = "test-github-secret";
+const STRIPE_SECRET: &str = "whsec_test_stripe_secret";
+
+fn source(kind: SourceKind, env: &str, change: impl FnOnce(&mut SourceConfig)) -> SourceConfig {
+    let mut config = SourceConfig {
+        kind,
+        secret_env: Some(env.into()),
+        topic: None,
+        topic_pointer: None,
+        topic_prefix: String::new(),
+        signature_header: None,
+        tolerance_secs: None,
+    };
+    change(&mut config);
+    config
+}
+
+async fn host_with_sources() -> TestHost {
+    Setup::new()
+        .configure(|c| {
+            c.body_limit_bytes = 4 << 20;
+            c.sources.insert(
+                "github".into(),
+                source(SourceKind::Github, "HOOKHOST_TEST_GITHUB_SECRET", |_| {}),
+            );
+            c.sources.insert(
+                "stripe".into(),
+                source(SourceKind::Stripe, "HOOKHOST_TEST_STRIPE_SECRET", |_| {}),
+            );
+            c.sources.insert(
+                "accounts".into(),
+                source(
+                    SourceKind::StandardWebhooks,
+                    "HOOKHOST_TEST_STANDARD_SECRET",
+                    |s| {
+                        s.topic_pointer = Some("/type".into());
+                        s.topic_prefix = "accounts.".into();
+                    },
+                ),
+            );
+        })
+        .start()
+        .await
+}
+
+fn hmac_sha256(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("hmac key");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn github_signature(secret: &str, body: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        hex::encode(hmac_sha256(secret.as_bytes(), &[body]))
+    )
+}
+
+async fn post_hook(
+    host: &TestHost,
+    source: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(host.url(&format!("/hooks/{source}")))
+        .body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("post");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Every payload in tests/data/github-webhooks, as (event, file name, body).
+fn github_payloads() -> Vec<(String, String, Vec<u8>)> {
+    let mut payloads = Vec::new();
+    for dir in std::fs::read_dir(data_path("github-webhooks")).expect("fixtures") {
+        let dir = dir.expect("entry").path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let event = dir
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        for file in std::fs::read_dir(&dir).expect("event dir") {
+            let file = file.expect("entry").path();
+            let name = file
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            payloads.push((event.clone(), name, std::fs::read(&file).expect("payload")));
+        }
+    }
+    payloads.sort();
+    payloads
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_real_github_payload_ingests_with_a_valid_signature_and_the_right_topic() {
+    let host = host_with_sources().await;
+    let payloads = github_payloads();
+    assert!(payloads.len() > 250, "fixtures missing: {}", payloads.len());
+    for (event, file, body) in &payloads {
+        let delivery = format!("{event}/{file}");
+        let signature = github_signature(GITHUB_SECRET, body);
+        let headers = [
+            ("x-github-event", event.as_str()),
+            ("x-github-delivery", delivery.as_str()),
+            ("x-hub-signature-256", signature.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let (status, answer) = post_hook(&host, "github", body, &headers).await;
+        assert_eq!(status, 202, "{delivery}: {answer}");
+        let parsed: Value = serde_json::from_slice(body).expect("fixture is json");
+        let expected = match parsed.get("action").and_then(Value::as_str) {
+            Some(action) => format!("github.{event}.{action}"),
+            None => format!("github.{event}"),
+        };
+        let (_, stored) = host
+            .get(&format!("/events/{}", answer["id"].as_str().expect("id")))
+            .await;
+        assert_eq!(stored["event"]["topic"], expected.as_str(), "{delivery}");
+        assert_eq!(stored["event"]["idempotency_key"], delivery.as_str());
+    }
+    // A redelivery (same X-GitHub-Delivery) is recognised.
+    let (event, file, body) = &payloads[0];
+    let delivery = format!("{event}/{file}");
+    let signature = github_signature(GITHUB_SECRET, body);
+    let headers = [
+        ("x-github-event", event.as_str()),
+        ("x-github-delivery", delivery.as_str()),
+        ("x-hub-signature-256", signature.as_str()),
+    ];
+    let (status, again) = post_hook(&host, "github", body, &headers).await;
+    assert_eq!((status, again["duplicate"].clone()), (200, json!(true)));
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_bodies_wrong_secrets_and_missing_signatures_are_refused_and_nothing_is_stored() {
+    let host = host_with_sources().await;
+    let body = std::fs::read(data_path("github-webhooks/push/payload.json")).expect("fixture");
+    let good = github_signature(GITHUB_SECRET, &body);
+    let wrong_secret = github_signature("not-the-secret", &body);
+    let mut tampered = body.clone();
+    tampered[10] ^= 1;
+
+    let cases: [(&[u8], Option<&str>, &str); 3] = [
+        (&tampered, Some(&good), "does not match"),
+        (&body, Some(&wrong_secret), "does not match"),
+        (&body, None, "missing x-hub-signature-256"),
+    ];
+    for (payload, signature, reason) in cases {
+        let mut headers = vec![("x-github-event", "push"), ("x-github-delivery", "d-1")];
+        if let Some(signature) = signature {
+            headers.push(("x-hub-signature-256", signature));
+        }
+        let (status, answer) = post_hook(&host, "github", payload, &headers).await;
+        assert_eq!(status, 401, "{answer}");
+        assert!(
+            answer["error"].as_str().expect("error").contains(reason),
+            "{answer}"
+        );
+    }
+    let (status, answer) = post_hook(&host, "gitlab", &body, &[]).await;
+    assert_eq!(status, 404, "{answer}");
+    let (_, list) = host.get("/events").await;
+    assert_eq!(list["events"], json!([]), "nothing refused is stored");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_and_standard_webhooks_are_verified_against_the_clock() {
+    let host = host_with_sources().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+
+    let stripe = br#"{"id":"evt_42","type":"invoice.paid","data":{"object":{"id":"in_1"}}}"#;
+    let sign = |t: u64| {
+        format!(
+            "t={t},v1={}",
+            hex::encode(hmac_sha256(
+                STRIPE_SECRET.as_bytes(),
+                &[t.to_string().as_bytes(), b".", stripe]
+            ))
+        )
+    };
+    let (status, answer) =
+        post_hook(&host, "stripe", stripe, &[("stripe-signature", &sign(now))]).await;
+    assert_eq!(status, 202, "{answer}");
+    let (_, stored) = host
+        .get(&format!("/events/{}", answer["id"].as_str().expect("id")))
+        .await;
+    assert_eq!(stored["event"]["topic"], "stripe.invoice.paid");
+    assert_eq!(stored["event"]["idempotency_key"], "evt_42");
+    let (status, answer) = post_hook(
+        &host,
+        "stripe",
+        stripe,
+        &[("stripe-signature", &sign(now - 3600))],
+    )
+    .await;
+    assert_eq!(status, 401, "an hour-old signature is a replay: {answer}");
+
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode("C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+        .expect("key");
+    let body = br#"{"type":"user.created","data":{"id":"u_1"}}"#;
+    let ts = now.to_string();
+    let signature = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD
+            .encode(hmac_sha256(&key, &[b"msg_1.", ts.as_bytes(), b".", body]))
+    );
+    let headers = [
+        ("webhook-id", "msg_1"),
+        ("webhook-timestamp", ts.as_str()),
+        ("webhook-signature", signature.as_str()),
+    ];
+    let (status, answer) = post_hook(&host, "accounts", body, &headers).await;
+    assert_eq!(status, 202, "{answer}");
+    let (_, stored) = host
+        .get(&format!("/events/{}", answer["id"].as_str().expect("id")))
+        .await;
+    assert_eq!(stored["event"]["topic"], "accounts.user.created");
+    assert_eq!(stored["event"]["idempotency_key"], "msg_1");
+    host.stop().await;
+}
