@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-const PLUGINS: [&str; 9] = [
+const PLUGINS: [&str; 10] = [
     "stripe-ledger",
     "github-digest",
     "test-loop",
@@ -13,6 +13,7 @@ const PLUGINS: [&str; 9] = [
     "test-counter",
     "test-noop",
     "test-bad-describe",
+    "test-snoop",
 ];
 
 fn main() {

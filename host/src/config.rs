@@ -40,6 +40,10 @@ pub struct Config {
     /// Name of the environment variable holding the admin bearer token.
     #[serde(default)]
     pub admin_token_env: Option<String>,
+    /// Allow a non-loopback `listen` without an admin token (admin routes
+    /// then answer anyone who can reach the port).
+    #[serde(default)]
+    pub allow_public_admin: bool,
     /// Largest accepted request body, in bytes.
     #[serde(default = "defaults::body_limit")]
     pub body_limit_bytes: usize,
@@ -123,6 +127,7 @@ impl Default for Config {
             data: defaults::data(),
             plugins_dir: defaults::plugins_dir(),
             admin_token_env: None,
+            allow_public_admin: false,
             body_limit_bytes: defaults::body_limit(),
             workers: defaults::workers(),
             defaults: PluginSettings::default(),

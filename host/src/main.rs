@@ -51,6 +51,9 @@ struct ServeArgs {
     /// Directory of plugin components (default ./plugins).
     #[arg(long, env = "HOOKHOST_PLUGINS")]
     plugins: Option<PathBuf>,
+    /// Serve the admin API on a non-loopback address without a token.
+    #[arg(long, env = "HOOKHOST_ALLOW_PUBLIC_ADMIN")]
+    allow_public_admin: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,6 +83,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(plugins) = args.plugins {
         config.plugins_dir = plugins;
     }
+    config.allow_public_admin |= args.allow_public_admin;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -22,6 +22,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     config.validate()?;
     let admin_token = admin_token(&config)?;
+    check_exposure(
+        listener.local_addr()?,
+        admin_token.is_some(),
+        config.allow_public_admin,
+    )?;
     let sources = crate::sources::resolve_all(&config.sources, |var| std::env::var(var).ok())?;
     for dir in [&config.data, &config.plugins_dir] {
         std::fs::create_dir_all(dir)
@@ -84,6 +89,22 @@ pub async fn run(
     served.context("http server failed")
 }
 
+/// Refuses to serve the admin API to the network without a token, unless
+/// the operator said so explicitly.
+fn check_exposure(
+    listen: std::net::SocketAddr,
+    has_token: bool,
+    allowed: bool,
+) -> anyhow::Result<()> {
+    if listen.ip().is_loopback() || has_token || allowed {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {listen} without an admin token: anyone who reaches it could read every event. \
+         Set admin_token_env (and that variable), listen on 127.0.0.1, or pass --allow-public-admin"
+    )
+}
+
 fn admin_token(config: &Config) -> anyhow::Result<Option<String>> {
     let Some(var) = &config.admin_token_env else {
         return Ok(None);
@@ -93,5 +114,21 @@ fn admin_token(config: &Config) -> anyhow::Result<Option<String>> {
         _ => anyhow::bail!(
             "admin_token_env is {var:?} but that environment variable is not set or empty"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_exposure;
+
+    #[test]
+    fn the_admin_api_is_not_exposed_to_the_network_without_a_token_or_consent() {
+        let public = "0.0.0.0:8080".parse().expect("addr");
+        let local = "127.0.0.1:8080".parse().expect("addr");
+        assert!(check_exposure(local, false, false).is_ok());
+        let err = check_exposure(public, false, false).expect_err("refused");
+        assert!(err.to_string().contains("--allow-public-admin"), "{err}");
+        assert!(check_exposure(public, true, false).is_ok());
+        assert!(check_exposure(public, false, true).is_ok());
     }
 }

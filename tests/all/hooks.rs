@@ -244,3 +244,42 @@ async fn stripe_and_standard_webhooks_are_verified_against_the_clock() {
     assert_eq!(stored["event"]["idempotency_key"], "msg_1");
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_need_the_token_while_ingest_and_health_do_not() {
+    let host = Setup::new()
+        .configure(|c| c.admin_token_env = Some("HOOKHOST_TEST_ADMIN_TOKEN".into()))
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+
+    let (status, answer) = host.post("orders.created", b"{}".to_vec(), &[]).await;
+    assert_eq!(status, 202, "ingest stays open: {answer}");
+    let id = answer["id"].as_str().expect("id");
+    let (status, _) = host.get("/healthz").await;
+    assert_eq!(status, 200);
+
+    for path in [
+        "/events".to_owned(),
+        format!("/events/{id}"),
+        "/plugins".to_owned(),
+    ] {
+        let (status, answer) = host.get(&path).await;
+        assert_eq!(status, 401, "{path}: {answer}");
+        let wrong = client
+            .get(host.url(&path))
+            .bearer_auth("guess")
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(wrong.status(), 401, "{path}");
+        let right = client
+            .get(host.url(&path))
+            .bearer_auth("test-admin-token")
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(right.status(), 200, "{path}");
+    }
+    host.stop().await;
+}

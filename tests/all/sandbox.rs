@@ -173,3 +173,26 @@ async fn per_plugin_concurrency_bound_keeps_attempts_from_overlapping() {
     }
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_environment_and_network_are_denied_and_the_denials_recorded() {
+    let host = Setup::new()
+        .plugin("snoop", plugins::TEST_SNOOP)
+        .start()
+        .await;
+
+    let event = post_and_settle(&host, "test.snoop").await;
+    let attempt = only_attempt(&event);
+    let logs = attempt["logs"].as_array().expect("logs");
+    assert_eq!(logs.len(), 8, "{logs:#?}");
+    for line in logs {
+        assert_eq!(
+            line["message"], "denied",
+            "the sandbox let this through: {line}"
+        );
+        let error = line["fields"][1][1].as_str().expect("error text");
+        assert!(!error.is_empty(), "{line}");
+    }
+    assert!(!std::path::Path::new("/tmp/hookhost-snoop").exists());
+    host.stop().await;
+}
