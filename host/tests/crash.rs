@@ -5,6 +5,8 @@
 //! The figures are printed at the end (`cargo test -p hookhost --test crash
 //! -- --nocapture`).
 
+#![allow(clippy::print_stdout)]
+
 use hookhost::store::Store;
 use serde_json::Value;
 use std::collections::BTreeMap;
