@@ -115,6 +115,37 @@ pub struct Delivery {
     pub updated_at_ms: u64,
     /// The outcome of the latest recorded attempt.
     pub last_outcome: Option<Outcome>,
+    /// Run this version (sha256) instead of the plugin's current one: set
+    /// by a replay pinned to a version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_version: Option<String>,
+    /// Attempts made before the retry policy's current window: a dead
+    /// letter sent back for retry gets the policy's full budget again.
+    #[serde(default)]
+    pub attempts_before_retry: u32,
+}
+
+impl Delivery {
+    /// A new pending delivery, due at `at_ms`.
+    pub fn pending(
+        id: DeliveryId,
+        plugin: &str,
+        at_ms: u64,
+        pinned_version: Option<String>,
+    ) -> Self {
+        Self {
+            id,
+            plugin: plugin.to_owned(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at_ms: Some(at_ms),
+            created_at_ms: at_ms,
+            updated_at_ms: at_ms,
+            last_outcome: None,
+            pinned_version,
+            attempts_before_retry: 0,
+        }
+    }
 }
 
 /// How an attempt ended.

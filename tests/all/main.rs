@@ -6,5 +6,6 @@ mod hooks;
 mod ingest;
 mod loading;
 mod recovery;
+mod redrive;
 mod reload;
 mod sandbox;

@@ -19,6 +19,7 @@ pub mod retry;
 
 use crate::core::Core;
 use crate::model::{Outcome, now_ms};
+use crate::reload;
 use crate::runtime::Plugin;
 use crate::store::{Claimed, DueEntry, Finish, Next, StoreError};
 use retry::Decision;
@@ -150,6 +151,21 @@ async fn deliver(
 ) {
     let id = claimed.delivery.id;
     let number = claimed.delivery.attempts + 1;
+    let plugin = match &claimed.delivery.pinned_version {
+        Some(sha) if *sha != plugin.version => {
+            match reload::load_pinned(&core, &plugin.name, sha).await {
+                Ok(pinned) => pinned,
+                Err(e) => {
+                    let attempt = unavailable_version(&claimed, &plugin.name, sha, number, &e);
+                    if let Err(e) = finish_with_retries(&core, &attempt, Next::Dead, None).await {
+                        tracing::error!(error = %e, "recording the attempt failed");
+                    }
+                    return;
+                }
+            }
+        }
+        _ => plugin,
+    };
     let policy = plugin
         .limits
         .retry
@@ -172,7 +188,8 @@ async fn deliver(
             run.attempt.outcome =
                 Outcome::Retry(format!("kv conflict persisted through {conflicts} re-runs"));
         }
-        let decision = retry::decide(&policy, number, &run.attempt.outcome, rand::random());
+        let in_window = number - claimed.delivery.attempts_before_retry;
+        let decision = retry::decide(&policy, in_window, &run.attempt.outcome, rand::random());
         let next = match decision {
             Decision::Succeeded => Next::Succeeded,
             Decision::RetryIn(ms) => Next::RetryAt(now_ms() + ms),
@@ -217,6 +234,31 @@ async fn deliver(
                 return;
             }
         }
+    }
+}
+
+/// The record of an attempt that could not start: its pinned version is gone.
+fn unavailable_version(
+    claimed: &Claimed,
+    plugin: &str,
+    sha: &str,
+    number: u32,
+    error: &crate::runtime::LoadError,
+) -> crate::model::Attempt {
+    crate::model::Attempt {
+        delivery: claimed.delivery.id,
+        number,
+        plugin: plugin.to_owned(),
+        version: sha.to_owned(),
+        started_at_ms: now_ms(),
+        duration_us: 0,
+        fuel_consumed: 0,
+        peak_memory_bytes: 0,
+        outcome: Outcome::Reject(format!("pinned version unavailable: {error}")),
+        logs: Vec::new(),
+        stdout: String::new(),
+        stderr: String::new(),
+        truncated: false,
     }
 }
 

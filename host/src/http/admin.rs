@@ -134,7 +134,7 @@ fn event_json(record: &EventRecord, body: &[u8]) -> Value {
     })
 }
 
-fn parse_id(id: &str) -> Result<Ulid, ApiError> {
+pub(super) fn parse_id(id: &str) -> Result<Ulid, ApiError> {
     Ulid::from_string(id).map_err(|e| ApiError::BadRequest(format!("invalid event id {id:?}: {e}")))
 }
 

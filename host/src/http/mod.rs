@@ -7,6 +7,7 @@
 mod admin;
 mod error;
 mod ingest;
+mod redrive;
 
 pub use error::ApiError;
 
@@ -27,6 +28,11 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
         .route("/plugins", get(admin::list_plugins))
         .route("/plugins/{name}", get(admin::show_plugin))
         .route("/plugins/{name}/rollback", post(admin::rollback))
+        .route("/events/{id}/replay", post(redrive::replay_event))
+        .route("/replay", post(redrive::replay_many))
+        .route("/dead-letters", get(redrive::list_dead))
+        .route("/dead-letters/retry", post(redrive::retry_all_dead))
+        .route("/dead-letters/{delivery}/retry", post(redrive::retry_dead))
         .route_layer(middleware::from_fn_with_state(
             Arc::new(admin_token),
             require_token,

@@ -155,6 +155,34 @@ fn resume(core: &Core, name: &str) {
     }
 }
 
+/// Version `sha256` of plugin `name`, for a pinned replay: the current one
+/// if it is that version, else loaded (once) from the artifact cache.
+pub async fn load_pinned(
+    core: &Arc<Core>,
+    name: &str,
+    sha256: &str,
+) -> Result<Arc<Plugin>, LoadError> {
+    if let Some(current) = core.registry.get(name).filter(|p| p.version == sha256) {
+        return Ok(current);
+    }
+    if let Some(kept) = core.registry.pinned(name, sha256) {
+        return Ok(kept);
+    }
+    let bytes = core
+        .runtime
+        .component_bytes(sha256)
+        .ok_or_else(|| LoadError::Read(format!("version {sha256} of {name} is not kept")))?;
+    let compiler = core.clone();
+    let compiled = tokio::task::spawn_blocking(move || load::compile(&compiler.runtime, &bytes))
+        .await
+        .map_err(|e| LoadError::Compile(format!("compile task failed: {e}")))??;
+    let plugin = Arc::new(
+        load::describe(&core.runtime, name, compiled, core.config.limits_for(name)).await?,
+    );
+    core.registry.keep_pinned(plugin.clone());
+    Ok(plugin)
+}
+
 /// Takes plugin `name` out of service (its file is gone). Attempts in
 /// flight finish; its pending deliveries pause until it returns.
 pub fn unload(core: &Core, name: &str) {

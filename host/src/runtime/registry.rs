@@ -46,6 +46,8 @@ pub struct Registry {
     // await, so they are cheaper than async locks here.
     plugins: RwLock<Map<Arc<Plugin>>>,
     failures: RwLock<Map<LoadFailure>>,
+    /// Earlier versions loaded for pinned replays, by `name@sha256`.
+    pinned: RwLock<Map<Arc<Plugin>>>,
 }
 
 impl Registry {
@@ -103,6 +105,20 @@ impl Registry {
     pub fn clear_failure(&self, name: &str) {
         self.update(&self.failures, |m| {
             m.remove(name);
+        });
+    }
+
+    /// A version of `name` loaded for pinned replays, if any.
+    pub fn pinned(&self, name: &str, sha256: &str) -> Option<Arc<Plugin>> {
+        let key = format!("{name}@{sha256}");
+        self.pinned.read().ok().and_then(|m| m.get(&key).cloned())
+    }
+
+    /// Keeps a version loaded for pinned replays.
+    pub fn keep_pinned(&self, plugin: Arc<Plugin>) {
+        let key = format!("{}@{}", plugin.name, plugin.version);
+        self.update(&self.pinned, |m| {
+            m.insert(key, plugin);
         });
     }
 

@@ -30,7 +30,7 @@ mod keys;
 mod read;
 mod write;
 
-pub use read::{EventPage, EventQuery};
+pub use read::{DeadPage, EventPage, EventQuery};
 pub use write::{Claimed, DueEntry, Effects, Emitted, Finish, Ingested, Next};
 
 use serde::Serialize;

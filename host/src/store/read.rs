@@ -27,7 +27,59 @@ pub struct EventPage {
 /// make one request scan the whole store.
 const SCAN_LIMIT: usize = 10_000;
 
+/// One page of dead letters, oldest event first.
+#[derive(Debug, Clone)]
+pub struct DeadPage {
+    pub deliveries: Vec<Delivery>,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next_cursor: Option<DeliveryId>,
+}
+
 impl Store {
+    /// Dead letters, optionally of one plugin, after `after`, at most `limit`.
+    pub fn dead_letters(
+        &self,
+        plugin: Option<&str>,
+        after: Option<DeliveryId>,
+        limit: usize,
+    ) -> Result<DeadPage, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let start = match after {
+            Some(id) => std::ops::Bound::Excluded(keys::delivery(id).to_vec()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut deliveries = Vec::new();
+        let mut last = None;
+        for (scanned, item) in self
+            .t
+            .dead
+            .range((start, std::ops::Bound::Unbounded))
+            .enumerate()
+        {
+            if deliveries.len() == limit || scanned == SCAN_LIMIT {
+                return Ok(DeadPage {
+                    deliveries,
+                    next_cursor: last,
+                });
+            }
+            let (k, _) = item?;
+            let Some(id) = keys::parse_delivery(&k) else {
+                continue;
+            };
+            last = Some(id);
+            let Some(d) = self.delivery(id)? else {
+                continue;
+            };
+            if plugin.is_none_or(|p| p == d.plugin) {
+                deliveries.push(d);
+            }
+        }
+        Ok(DeadPage {
+            deliveries,
+            next_cursor: None,
+        })
+    }
+
     /// An event's metadata and body.
     pub fn event(&self, id: Ulid) -> Result<Option<(EventRecord, Vec<u8>)>, StoreError> {
         let key = keys::event(id);

@@ -117,19 +117,11 @@ impl EventTx<'_> {
             .insert(&keys::event(record.id), encode(record))?;
         self.bodies.insert(&keys::event(record.id), body)?;
         for (seq, plugin) in subscribers.iter().enumerate() {
-            let delivery = Delivery {
-                id: DeliveryId {
-                    event: record.id,
-                    seq: seq as u32,
-                },
-                plugin: plugin.clone(),
-                status: DeliveryStatus::Pending,
-                attempts: 0,
-                next_attempt_at_ms: Some(record.received_at_ms),
-                created_at_ms: record.received_at_ms,
-                updated_at_ms: record.received_at_ms,
-                last_outcome: None,
+            let id = DeliveryId {
+                event: record.id,
+                seq: seq as u32,
             };
+            let delivery = Delivery::pending(id, plugin, record.received_at_ms, None);
             self.deliveries
                 .insert(&keys::delivery(delivery.id), encode(&delivery))?;
             self.due.insert(
@@ -463,6 +455,78 @@ impl Store {
             Err(Abort::Conflict) => Finish::Conflict,
             Err(_) => Finish::Stale,
         })
+    }
+
+    /// Adds a pending delivery of stored event `event` to each plugin in
+    /// `plugins`, optionally pinned to a version; returns their ids, or
+    /// `None` if there is no such event.
+    pub fn replay(
+        &self,
+        event: Ulid,
+        plugins: &[String],
+        pinned_version: Option<&str>,
+    ) -> Result<Option<Vec<DeliveryId>>, StoreError> {
+        if self.t.events.get(keys::event(event))?.is_none() {
+            return Ok(None);
+        }
+        let t = &self.t;
+        loop {
+            let next_seq = self
+                .t
+                .deliveries
+                .scan_prefix(keys::event(event))
+                .keys()
+                .next_back()
+                .transpose()?
+                .and_then(|k| keys::parse_delivery(&k))
+                .map_or(0, |d| d.seq + 1);
+            let now = now_ms();
+            let result = (&t.deliveries, &t.due).transaction(|(deliveries, due)| {
+                let mut ids = Vec::new();
+                for (n, plugin) in plugins.iter().enumerate() {
+                    let id = DeliveryId {
+                        event,
+                        seq: next_seq + n as u32,
+                    };
+                    // A concurrent replay took this number: start over.
+                    if deliveries.get(keys::delivery(id))?.is_some() {
+                        return Err(ConflictableTransactionError::Abort(Abort::Conflict));
+                    }
+                    let d = Delivery::pending(id, plugin, now, pinned_version.map(str::to_owned));
+                    deliveries.insert(&keys::delivery(id), encode(&d))?;
+                    due.insert(&keys::due(now, id), plugin.as_bytes())?;
+                    ids.push(id);
+                }
+                Ok(ids)
+            });
+            match finish_tx(result)? {
+                Ok(ids) => return Ok(Some(ids)),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Sends a dead letter back to the queue, due now, with the retry
+    /// policy's full budget. Returns false if it is not a dead letter.
+    pub fn retry_dead(&self, id: DeliveryId) -> Result<bool, StoreError> {
+        let t = &self.t;
+        let now = now_ms();
+        let result = (&t.dead, &t.deliveries, &t.due).transaction(|(dead, deliveries, due)| {
+            if dead.remove(&keys::delivery(id))?.is_none() {
+                return Ok(false);
+            }
+            let Some(mut d) = get_delivery(deliveries, id)? else {
+                return Ok(false);
+            };
+            d.status = DeliveryStatus::Pending;
+            d.next_attempt_at_ms = Some(now);
+            d.updated_at_ms = now;
+            d.attempts_before_retry = d.attempts;
+            deliveries.insert(&keys::delivery(id), encode(&d))?;
+            due.insert(&keys::due(now, id), d.plugin.as_bytes())?;
+            Ok(true)
+        });
+        Ok(finish_tx(result)?.unwrap_or(false))
     }
 
     /// Parks a due delivery whose plugin is not loaded.

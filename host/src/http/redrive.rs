@@ -1,0 +1,235 @@
+//! Re-running work: replays of stored events and dead-letter re-drives.
+
+use super::ApiError;
+use crate::core::Core;
+use crate::model::{DeliveryId, EventStatus};
+use crate::store::EventQuery;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Events one bulk request may touch at most.
+const BULK_CAP: usize = 10_000;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayBody {
+    plugin: Option<String>,
+    version: Option<String>,
+}
+
+/// `POST /events/{id}/replay`: new deliveries of a stored event to its
+/// current subscribers, or to one plugin, optionally pinned to a version.
+pub async fn replay_event(
+    State(core): State<Arc<Core>>,
+    Path(id): Path<String>,
+    body: Option<Json<ReplayBody>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = super::admin::parse_id(&id)?;
+    let ReplayBody { plugin, version } = body.map(|Json(b)| b).unwrap_or_default();
+    let Some((record, _)) = core.store.event(id)? else {
+        return Err(ApiError::NotFound(format!("no event {id}")));
+    };
+    let plugins = match (&plugin, &version) {
+        (None, Some(_)) => return Err(ApiError::BadRequest("a version needs a plugin".into())),
+        (None, None) => core.registry.subscribers(&record.topic),
+        (Some(name), version) => {
+            let history = core.store.versions(name)?;
+            if history.is_empty() && core.registry.get(name).is_none() {
+                return Err(ApiError::NotFound(format!("no plugin {name:?}")));
+            }
+            if let Some(v) = version
+                && !history.iter().any(|h| &h.sha256 == v)
+            {
+                return Err(ApiError::NotFound(format!(
+                    "plugin {name:?} never had version {v}"
+                )));
+            }
+            vec![name.clone()]
+        }
+    };
+    if plugins.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "no plugin subscribes to {:?}",
+            record.topic
+        )));
+    }
+    let ids = core
+        .store
+        .replay(id, &plugins, version.as_deref())?
+        .ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
+    core.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "deliveries": ids }))))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BulkReplay {
+    topic: Option<String>,
+    status: Option<EventStatus>,
+    since_ms: Option<u64>,
+    until_ms: Option<u64>,
+    plugin: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `POST /replay`: replays every stored event matching a filter, newest
+/// first, up to `limit` (at most 10 000).
+pub async fn replay_many(
+    State(core): State<Arc<Core>>,
+    Json(filter): Json<BulkReplay>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = filter.limit.unwrap_or(1000).min(BULK_CAP);
+    let mut query = EventQuery {
+        topic: filter.topic.clone(),
+        status: filter.status,
+        before: None,
+        limit: 1000,
+    };
+    let (mut events, mut deliveries) = (0usize, 0usize);
+    'pages: loop {
+        let page = core.store.list_events(&query)?;
+        for (record, _) in &page.events {
+            if filter
+                .until_ms
+                .is_some_and(|until| record.received_at_ms > until)
+            {
+                continue;
+            }
+            if filter
+                .since_ms
+                .is_some_and(|since| record.received_at_ms < since)
+            {
+                break 'pages; // newest first: everything after is older
+            }
+            if events == limit {
+                break 'pages;
+            }
+            let plugins = match &filter.plugin {
+                Some(p) => vec![p.clone()],
+                None => core.registry.subscribers(&record.topic),
+            };
+            if plugins.is_empty() {
+                continue;
+            }
+            deliveries += core
+                .store
+                .replay(record.id, &plugins, None)?
+                .map_or(0, |ids| ids.len());
+            events += 1;
+        }
+        match page.next_cursor {
+            Some(cursor) => query.before = Some(cursor),
+            None => break,
+        }
+    }
+    core.wake.notify_one();
+    Ok(Json(
+        json!({ "events": events, "deliveries": deliveries, "capped": events == limit }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadParams {
+    plugin: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /dead-letters?plugin=&limit=&cursor=`: oldest first.
+pub async fn list_dead(
+    State(core): State<Arc<Core>>,
+    Query(params): Query<DeadParams>,
+) -> Result<Json<Value>, ApiError> {
+    let after = params
+        .cursor
+        .filter(|c| !c.is_empty())
+        .map(|c| parse_delivery(&c))
+        .transpose()?;
+    let page =
+        core.store
+            .dead_letters(params.plugin.as_deref(), after, params.limit.unwrap_or(50))?;
+    let mut letters = Vec::with_capacity(page.deliveries.len());
+    for d in &page.deliveries {
+        let topic = core.store.event(d.id.event)?.map(|(e, _)| e.topic);
+        letters.push(json!({
+            "delivery": d.id,
+            "event": d.id.event.to_string(),
+            "topic": topic,
+            "plugin": d.plugin,
+            "attempts": d.attempts,
+            "last_outcome": d.last_outcome,
+            "dead_since_ms": d.updated_at_ms,
+        }));
+    }
+    Ok(Json(
+        json!({ "dead_letters": letters, "next_cursor": page.next_cursor }),
+    ))
+}
+
+/// `POST /dead-letters/{delivery}/retry`: back to the queue with a full
+/// retry budget.
+pub async fn retry_dead(
+    State(core): State<Arc<Core>>,
+    Path(delivery): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = parse_delivery(&delivery)?;
+    if core.store.retry_dead(id)? {
+        core.wake.notify_one();
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "delivery": id, "status": "pending" })),
+        ))
+    } else if core.store.delivery(id)?.is_some() {
+        Err(ApiError::Conflict(format!(
+            "delivery {id} is not a dead letter"
+        )))
+    } else {
+        Err(ApiError::NotFound(format!("no delivery {id}")))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RetryAll {
+    plugin: Option<String>,
+}
+
+/// `POST /dead-letters/retry?plugin=`: re-drives every dead letter (of one
+/// plugin), up to 10 000.
+pub async fn retry_all_dead(
+    State(core): State<Arc<Core>>,
+    Query(filter): Query<RetryAll>,
+) -> Result<Json<Value>, ApiError> {
+    let mut retried = 0;
+    let mut after = None;
+    loop {
+        let page = core
+            .store
+            .dead_letters(filter.plugin.as_deref(), after, 1000)?;
+        for d in &page.deliveries {
+            if retried == BULK_CAP {
+                break;
+            }
+            if core.store.retry_dead(d.id)? {
+                retried += 1;
+            }
+        }
+        match page.next_cursor {
+            Some(next) if retried < BULK_CAP => after = Some(next),
+            _ => break,
+        }
+    }
+    core.wake.notify_one();
+    Ok(Json(
+        json!({ "retried": retried, "capped": retried == BULK_CAP }),
+    ))
+}
+
+fn parse_delivery(text: &str) -> Result<DeliveryId, ApiError> {
+    text.parse().map_err(ApiError::BadRequest)
+}
