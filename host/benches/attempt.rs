@@ -172,6 +172,7 @@ fn bench(c: &mut Criterion) {
             registry: Registry::new(),
             wake: Notify::new(),
             sources: Default::default(),
+            contracts: Default::default(),
             config,
         });
         hookhost::reload::load_all(&core).await;

@@ -56,6 +56,9 @@ pub struct Config {
     /// Per-plugin grants and limits, by plugin name.
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginSettings>,
+    /// JSON Schema files that bodies must meet, by topic pattern.
+    #[serde(default)]
+    pub contracts: BTreeMap<String, PathBuf>,
     /// Webhook senders for `POST /hooks/{source}`, by source name.
     #[serde(default)]
     pub sources: BTreeMap<String, crate::sources::SourceConfig>,
@@ -133,6 +136,7 @@ impl Default for Config {
             defaults: PluginSettings::default(),
             plugins: BTreeMap::new(),
             sources: BTreeMap::new(),
+            contracts: BTreeMap::new(),
         }
     }
 }
@@ -144,13 +148,16 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_toml(&text).map_err(|e| match e {
+        let mut config = Self::from_toml(&text).map_err(|e| match e {
             ConfigError::Invalid(message) => ConfigError::Parse {
                 path: path.to_owned(),
                 message,
             },
             other => other,
-        })
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        crate::contracts::rebase(&mut config.contracts, dir);
+        Ok(config)
     }
 
     /// Parses and validates configuration text.

@@ -17,6 +17,8 @@ pub struct Core {
     pub runtime: Runtime,
     /// Wakes the dispatcher: new deliveries may be due.
     pub wake: Notify,
+    /// JSON Schema contracts checked at ingest.
+    pub contracts: crate::contracts::Contracts,
     /// Configured webhook sources, secrets resolved, by name.
     pub sources: BTreeMap<String, Source>,
 }

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`config`]: the one [`Config`](config::Config), from `hookhost.toml` and flags.
+//! - [`contracts`]: JSON Schema contracts per topic pattern.
 //! - [`model`]: events, deliveries, attempts, outcomes: plain data.
 //! - [`store`]: the durable store, the only module that names sled.
 //! - [`runtime`]: engine, registry, sandboxed attempts, host imports; the only
@@ -25,6 +26,7 @@
 //! - A failed load never replaces a working version.
 
 pub mod config;
+pub mod contracts;
 pub mod core;
 pub mod dispatch;
 pub mod http;

@@ -42,6 +42,34 @@ pub struct EventRecord {
     pub emitted_by: Option<DeliveryId>,
 }
 
+/// A body refused by a contract, kept until it is re-ingested.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantined {
+    pub id: Ulid,
+    pub received_at_ms: u64,
+    pub topic: String,
+    pub idempotency_key: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    /// The contract's topic pattern.
+    pub contract: String,
+    pub violations: Vec<String>,
+}
+
+impl Quarantined {
+    /// The event as it was received, to ingest again.
+    pub fn to_event(&self) -> NewEvent {
+        NewEvent {
+            topic: self.topic.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            headers: self.headers.clone(),
+            content_type: self.content_type.clone(),
+            body: self.body.clone(),
+        }
+    }
+}
+
 /// One delivery of one event to one plugin: `<event id>-<n>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeliveryId {

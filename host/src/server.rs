@@ -28,6 +28,7 @@ pub async fn run(
         config.allow_public_admin,
     )?;
     let sources = crate::sources::resolve_all(&config.sources, |var| std::env::var(var).ok())?;
+    let contracts = crate::contracts::Contracts::load(&config.contracts)?;
     for dir in [&config.data, &config.plugins_dir] {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
@@ -50,6 +51,7 @@ pub async fn run(
         runtime,
         wake: Notify::new(),
         sources,
+        contracts,
     });
     let loaded = reload::load_all(&core).await;
     tracing::info!(

@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary, so it links once. Every test runs the real
 //! host on 127.0.0.1:0 with sled in a temp dir and real compiled plugins.
 
+mod contracts;
 mod effects;
 mod hooks;
 mod ingest;

@@ -1,8 +1,9 @@
 //! `POST /events/{topic}`: validate → persist (flushed) → 202.
 
 use super::ApiError;
+use crate::contracts::Violation;
 use crate::core::Core;
-use crate::model::{NewEvent, now_ms, validate_topic};
+use crate::model::{NewEvent, Quarantined, now_ms, validate_topic};
 use crate::sources::SourceError;
 use axum::Json;
 use axum::body::Bytes;
@@ -114,6 +115,15 @@ async fn accept(
         content_type,
         body: body.to_vec(),
     };
+    if let Err(violation) = core.contracts.check(&event.topic, &event.body) {
+        return quarantine(core, event, violation).await;
+    }
+    store_event(core, event).await
+}
+
+/// Stores an event and its deliveries (flushed); 202, or 200 for a known
+/// idempotency key.
+pub(super) async fn store_event(core: &Core, event: NewEvent) -> Result<Response, ApiError> {
     let subscribers = core.registry.subscribers(&event.topic);
     let ingested = core
         .store
@@ -128,6 +138,36 @@ async fn accept(
     };
     let answer = json!({ "id": ingested.id.to_string(), "duplicate": ingested.duplicate });
     Ok((status, Json(answer)).into_response())
+}
+
+/// Keeps a body that broke its contract and answers 422 with the reasons.
+async fn quarantine(
+    core: &Core,
+    event: NewEvent,
+    violation: Violation,
+) -> Result<Response, ApiError> {
+    let record = Quarantined {
+        id: ulid::Ulid::new(),
+        received_at_ms: now_ms(),
+        topic: event.topic,
+        idempotency_key: event.idempotency_key,
+        headers: event.headers,
+        content_type: event.content_type,
+        body: event.body,
+        contract: violation.pattern.clone(),
+        violations: violation.violations.clone(),
+    };
+    core.store
+        .quarantine(&record)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    tracing::warn!(topic = %record.topic, contract = %record.contract, id = %record.id, "body violates its contract: quarantined");
+    let answer = json!({
+        "error": format!("body violates the contract for {}", violation.pattern),
+        "violations": violation.violations,
+        "quarantine_id": record.id.to_string(),
+    });
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response())
 }
 
 fn is_json(content_type: &str) -> bool {

@@ -33,6 +33,8 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
         .route("/dead-letters", get(redrive::list_dead))
         .route("/dead-letters/retry", post(redrive::retry_all_dead))
         .route("/dead-letters/{delivery}/retry", post(redrive::retry_dead))
+        .route("/quarantine", get(redrive::list_quarantine))
+        .route("/quarantine/{id}/reingest", post(redrive::reingest))
         .route_layer(middleware::from_fn_with_state(
             Arc::new(admin_token),
             require_token,

@@ -233,3 +233,68 @@ pub async fn retry_all_dead(
 fn parse_delivery(text: &str) -> Result<DeliveryId, ApiError> {
     text.parse().map_err(ApiError::BadRequest)
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineParams {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /quarantine?limit=&cursor=`: bodies refused by a contract, newest
+/// first.
+pub async fn list_quarantine(
+    State(core): State<Arc<Core>>,
+    Query(params): Query<QuarantineParams>,
+) -> Result<Json<Value>, ApiError> {
+    let before = params
+        .cursor
+        .filter(|c| !c.is_empty())
+        .map(|c| super::admin::parse_id(&c))
+        .transpose()?;
+    let limit = params.limit.unwrap_or(50).clamp(1, 1000);
+    let items = core.store.quarantined(before, limit)?;
+    let next_cursor = (items.len() == limit)
+        .then(|| items.last().map(|q| q.id.to_string()))
+        .flatten();
+    let shown: Vec<Value> = items
+        .iter()
+        .map(|q| {
+            json!({
+                "id": q.id.to_string(),
+                "received_at_ms": q.received_at_ms,
+                "topic": q.topic,
+                "idempotency_key": q.idempotency_key,
+                "contract": q.contract,
+                "violations": q.violations,
+                "body": String::from_utf8_lossy(&q.body),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "quarantine": shown, "next_cursor": next_cursor }),
+    ))
+}
+
+/// `POST /quarantine/{id}/reingest`: checks the body against the contracts
+/// as they are now; if it passes, ingests it and releases it from quarantine.
+pub async fn reingest(
+    State(core): State<Arc<Core>>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    let id = super::admin::parse_id(&id)?;
+    let Some(record) = core.store.quarantined_one(id)? else {
+        return Err(ApiError::NotFound(format!("nothing quarantined as {id}")));
+    };
+    if let Err(violation) = core.contracts.check(&record.topic, &record.body) {
+        let answer = json!({
+            "error": format!("body still violates the contract for {}", violation.pattern),
+            "violations": violation.violations,
+        });
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response());
+    }
+    let response = super::ingest::store_event(&core, record.to_event()).await?;
+    core.store.release(id)?;
+    Ok(response)
+}

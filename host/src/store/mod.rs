@@ -13,6 +13,7 @@
 //! | `dead`       | delivery                     | empty (dead letters)          |
 //! | `attempts`   | delivery + attempt number    | `Attempt` as JSON             |
 //! | `kv`         | plugin \0 key                | version (8 bytes) + value     |
+//! | `quarantine` | ULID                         | `Quarantined` as JSON         |
 //! | `versions`   | plugin \0 loaded ms + sha    | `PluginVersion` as JSON       |
 //!
 //! # Invariants
@@ -68,6 +69,7 @@ struct Trees {
     attempts: sled::Tree,
     kv: sled::Tree,
     versions: sled::Tree,
+    quarantine: sled::Tree,
 }
 
 impl Store {
@@ -88,6 +90,7 @@ impl Store {
             attempts: tree("attempts")?,
             kv: tree("kv")?,
             versions: tree("versions")?,
+            quarantine: tree("quarantine")?,
         };
         let commit = commit::GroupCommit::start(db.clone());
         Ok(Self { db, t, commit })
@@ -140,6 +143,49 @@ impl Store {
             .scan_prefix(keys::plugin_prefix(plugin))
             .map(|item| decode("versions", &item?.1))
             .collect()
+    }
+
+    /// Keeps a refused body (flushed, like an ingest).
+    pub async fn quarantine(&self, record: &crate::model::Quarantined) -> Result<(), StoreError> {
+        self.t
+            .quarantine
+            .insert(keys::event(record.id), encode(record))?;
+        self.durable().await
+    }
+
+    /// Quarantined bodies, newest first, older than `before`, at most `limit`.
+    pub fn quarantined(
+        &self,
+        before: Option<ulid::Ulid>,
+        limit: usize,
+    ) -> Result<Vec<crate::model::Quarantined>, StoreError> {
+        let range = match before {
+            Some(b) => self.t.quarantine.range(..keys::event(b).to_vec()),
+            None => self.t.quarantine.range::<Vec<u8>, _>(..),
+        };
+        range
+            .rev()
+            .take(limit.clamp(1, 1000))
+            .map(|item| decode("quarantine", &item?.1))
+            .collect()
+    }
+
+    /// One quarantined body.
+    pub fn quarantined_one(
+        &self,
+        id: ulid::Ulid,
+    ) -> Result<Option<crate::model::Quarantined>, StoreError> {
+        self.t
+            .quarantine
+            .get(keys::event(id))?
+            .map(|raw| decode("quarantine", &raw))
+            .transpose()
+    }
+
+    /// Forgets a quarantined body (it was re-ingested).
+    pub fn release(&self, id: ulid::Ulid) -> Result<(), StoreError> {
+        self.t.quarantine.remove(keys::event(id))?;
+        Ok(())
     }
 
     /// Bytes the store occupies on disk.
