@@ -147,7 +147,7 @@ async fn quarantine(
     violation: Violation,
 ) -> Result<Response, ApiError> {
     let record = Quarantined {
-        id: ulid::Ulid::new(),
+        id: core.store.new_id(),
         received_at_ms: now_ms(),
         topic: event.topic,
         idempotency_key: event.idempotency_key,

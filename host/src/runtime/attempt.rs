@@ -104,7 +104,6 @@ impl Runtime {
                 .map(|event| Emitted {
                     event,
                     subscribers: Vec::new(),
-                    id: ulid::Ulid::new(),
                 })
                 .collect(),
         };

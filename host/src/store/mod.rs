@@ -54,6 +54,9 @@ pub struct Store {
     db: sled::Db,
     t: Trees,
     commit: commit::GroupCommit,
+    /// Monotonic ULIDs: ids made in the same millisecond still sort in the
+    /// order they were made, so "newest first" is exact.
+    ids: std::sync::Mutex<ulid::Generator>,
 }
 
 #[derive(Clone)]
@@ -93,7 +96,21 @@ impl Store {
             quarantine: tree("quarantine")?,
         };
         let commit = commit::GroupCommit::start(db.clone());
-        Ok(Self { db, t, commit })
+        Ok(Self {
+            db,
+            t,
+            commit,
+            ids: std::sync::Mutex::new(ulid::Generator::new()),
+        })
+    }
+
+    /// A new id, greater than every id this store made before.
+    pub fn new_id(&self) -> ulid::Ulid {
+        self.ids
+            .lock()
+            .ok()
+            .and_then(|mut g| g.generate().ok())
+            .unwrap_or_else(|| ulid::Ulid::from_datetime(std::time::SystemTime::now()))
     }
 
     /// Waits until everything written so far is on disk, sharing the flush

@@ -36,8 +36,6 @@ pub struct Claimed {
 pub struct Emitted {
     pub event: NewEvent,
     pub subscribers: Vec<String>,
-    /// The event's id, chosen before the commit.
-    pub id: Ulid,
 }
 
 /// A successful attempt's buffered effects.
@@ -242,7 +240,7 @@ impl Store {
         event: NewEvent,
         subscribers: &[String],
     ) -> Result<Ingested, StoreError> {
-        let record = record_of(Ulid::new(), &event, now_ms());
+        let record = record_of(self.new_id(), &event, now_ms());
         let t = &self.t;
         let result = (&t.events, &t.bodies, &t.idempotency, &t.deliveries, &t.due).transaction(
             |(events, bodies, idempotency, deliveries, due)| {
@@ -398,7 +396,7 @@ impl Store {
                     .emitted
                     .iter()
                     .map(|em| {
-                        let mut record = record_of(em.id, &em.event, now);
+                        let mut record = record_of(self.new_id(), &em.event, now);
                         record.emitted_by = Some(id);
                         record
                     })
