@@ -47,6 +47,15 @@ pub struct Config {
     /// Largest accepted request body, in bytes.
     #[serde(default = "defaults::body_limit")]
     pub body_limit_bytes: usize,
+    /// Longest a request may take, body upload included; slower ones get 408.
+    #[serde(default = "defaults::request_timeout")]
+    pub request_timeout_ms: u64,
+    /// Requests handled at once; more get 503 at once instead of queueing.
+    #[serde(default = "defaults::max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Largest total size of a request's headers; larger get 431.
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: usize,
     /// Attempts that may run at once, across all plugins.
     #[serde(default = "defaults::workers")]
     pub workers: usize,
@@ -114,6 +123,15 @@ mod defaults {
     pub fn body_limit() -> usize {
         1024 * 1024
     }
+    pub fn request_timeout() -> u64 {
+        30_000
+    }
+    pub fn max_concurrent_requests() -> usize {
+        1024
+    }
+    pub fn max_header_bytes() -> usize {
+        16 * 1024
+    }
     pub fn workers() -> usize {
         32
     }
@@ -132,6 +150,9 @@ impl Default for Config {
             admin_token_env: None,
             allow_public_admin: false,
             body_limit_bytes: defaults::body_limit(),
+            request_timeout_ms: defaults::request_timeout(),
+            max_concurrent_requests: defaults::max_concurrent_requests(),
+            max_header_bytes: defaults::max_header_bytes(),
             workers: defaults::workers(),
             defaults: PluginSettings::default(),
             plugins: BTreeMap::new(),
@@ -173,6 +194,15 @@ impl Config {
         if self.body_limit_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "body_limit_bytes must be positive".into(),
+            ));
+        }
+        if self.request_timeout_ms == 0
+            || self.max_concurrent_requests == 0
+            || self.max_header_bytes == 0
+        {
+            return Err(ConfigError::Invalid(
+                "request_timeout_ms, max_concurrent_requests and max_header_bytes must be positive"
+                    .into(),
             ));
         }
         if self.workers == 0 {

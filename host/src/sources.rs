@@ -55,6 +55,8 @@ pub struct SourceConfig {
     pub signature_header: Option<String>,
     /// stripe, standard-webhooks: accepted clock difference in seconds.
     pub tolerance_secs: Option<u64>,
+    /// Largest body from this source (default: the host's `body_limit_bytes`).
+    pub body_limit_bytes: Option<usize>,
 }
 
 /// A secret that never shows up in logs or debug output.

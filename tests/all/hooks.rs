@@ -18,6 +18,7 @@ fn source(kind: SourceKind, env: &str, change: impl FnOnce(&mut SourceConfig)) -
         topic_prefix: String::new(),
         signature_header: None,
         tolerance_secs: None,
+        body_limit_bytes: None,
     };
     change(&mut config);
     config

@@ -5,6 +5,7 @@ mod contracts;
 mod effects;
 mod hooks;
 mod ingest;
+mod limits;
 mod loading;
 mod recovery;
 mod redrive;

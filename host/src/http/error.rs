@@ -18,6 +18,11 @@ pub enum ApiError {
     Conflict(String),
     #[error("body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("request headers are larger than the limit of {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+    /// Too many requests at once.
+    #[error("{0}")]
+    Overloaded(String),
     /// The store cannot take the write: nothing was acknowledged.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -36,6 +41,11 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "error": self.to_string(), "limit_bytes": limit }),
             ),
+            ApiError::HeadersTooLarge { limit } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                json!({ "error": self.to_string(), "limit_bytes": limit }),
+            ),
+            ApiError::Overloaded(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": m })),
             ApiError::Unavailable(detail) => {
                 tracing::error!(error = %detail, "store unavailable; request not acknowledged");
                 (

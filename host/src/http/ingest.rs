@@ -53,6 +53,13 @@ pub async fn hook(
         )));
     };
     let body = read_body(&core, body)?;
+    let limit = src
+        .config
+        .body_limit_bytes
+        .unwrap_or(core.config.body_limit_bytes);
+    if body.len() > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
     let now_secs = now_ms() / 1000;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let derived = src.verify(header, &body, now_secs).map_err(|e| match e {

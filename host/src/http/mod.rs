@@ -13,11 +13,16 @@ pub use error::ApiError;
 
 use crate::core::Core;
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceBuilder;
+use tower_http::timeout::TimeoutLayer;
 
 /// The host's routes over `core`. `admin_token`: when set, admin routes
 /// require `Authorization: Bearer <token>`.
@@ -39,16 +44,65 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
             Arc::new(admin_token),
             require_token,
         ));
+    let config = &core.config;
+    // Hooks may carry a larger body than the host default when a source
+    // says so; the handler enforces each source's own limit.
+    let hook_limit = config
+        .sources
+        .values()
+        .filter_map(|s| s.body_limit_bytes)
+        .chain(std::iter::once(config.body_limit_bytes))
+        .max()
+        .unwrap_or(config.body_limit_bytes);
+    let hooks = Router::new()
+        .route("/hooks/{source}", post(ingest::hook))
+        .layer(DefaultBodyLimit::max(hook_limit));
+    let overloaded = HandleErrorLayer::new(|_: tower::BoxError| async {
+        ApiError::Overloaded("too many requests at once; retry shortly".into())
+    });
+    let timeout = Duration::from_millis(config.request_timeout_ms);
+    let max_header_bytes = config.max_header_bytes;
+    let max_requests = config.max_concurrent_requests;
     Router::new()
         // `POST /events/{topic}`: the segment is named like the GET's because
         // the router requires one name per position.
         .route("/events/{id}", post(ingest::ingest))
-        .route("/hooks/{source}", post(ingest::hook))
-        .layer(DefaultBodyLimit::max(core.config.body_limit_bytes))
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .merge(hooks)
         .route("/healthz", get(admin::healthz))
         .merge(admin)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            limit_headers(max_header_bytes, request, next)
+        }))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(overloaded)
+                .load_shed()
+                .concurrency_limit(max_requests),
+        )
         .with_state(core)
+}
+
+/// Refuses requests whose headers, all together, exceed the limit.
+async fn limit_headers(
+    max_bytes: usize,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if size > max_bytes {
+        return Err(ApiError::HeadersTooLarge { limit: max_bytes });
+    }
+    Ok(next.run(request).await)
 }
 
 async fn require_token(

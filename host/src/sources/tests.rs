@@ -11,6 +11,7 @@ fn source(kind: SourceKind, secret: &str, extra: impl FnOnce(&mut SourceConfig))
         topic_prefix: String::new(),
         signature_header: None,
         tolerance_secs: None,
+        body_limit_bytes: None,
     };
     extra(&mut config);
     let secret = secret.to_owned();
@@ -186,6 +187,7 @@ fn setup_errors_name_the_source_and_never_the_secret() {
         topic_prefix: String::new(),
         signature_header: None,
         tolerance_secs: None,
+        body_limit_bytes: None,
     };
     let unset = Source::resolve("billing", &config, |_| None).expect_err("unset");
     assert_eq!(

@@ -1,0 +1,146 @@
+//! Request limits: slow clients, huge headers, floods and per-source sizes.
+
+use hookhost::sources::{SourceConfig, SourceKind};
+use hookhost_tests::{Setup, TestHost};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Sends the head of a POST whose body never finishes; returns the stream.
+fn start_slow_upload(host: &TestHost) -> TcpStream {
+    let mut stream = TcpStream::connect(host.addr).expect("connect");
+    stream
+        .write_all(b"POST /events/slow.upload HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\n0123456789")
+        .expect("write");
+    stream
+}
+
+fn read_status(stream: &mut TcpStream) -> String {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).expect("read response");
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_uploads_too_slowly_gets_408_and_nothing_is_stored() {
+    let host = Setup::new()
+        .configure(|c| c.request_timeout_ms = 300)
+        .start()
+        .await;
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking({
+        let mut stream = start_slow_upload(&host);
+        move || read_status(&mut stream)
+    })
+    .await
+    .expect("reader");
+    assert_eq!(status, "HTTP/1.1 408 Request Timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let (_, list) = host.get("/events").await;
+    assert_eq!(list["events"], json!([]));
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_get_431() {
+    let host = Setup::new()
+        .configure(|c| c.max_header_bytes = 4096)
+        .start()
+        .await;
+    let big = "x".repeat(8192);
+    let (status, answer) = host
+        .post(
+            "orders.created",
+            b"{}".to_vec(),
+            &[("x-padding", big.as_str())],
+        )
+        .await;
+    assert_eq!(status, 431, "{answer}");
+    let (status, _) = host
+        .post("orders.created", b"{}".to_vec(), &[("x-padding", "small")])
+        .await;
+    assert_eq!(status, 202);
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_concurrency_limit_are_shed_with_503() {
+    let host = Setup::new()
+        .configure(|c| {
+            c.max_concurrent_requests = 1;
+            c.request_timeout_ms = 3000;
+        })
+        .start()
+        .await;
+    // The slow upload holds the only slot until its timeout.
+    let _slow = start_slow_upload(&host);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut shed = None;
+    while Instant::now() < deadline {
+        let (status, answer) = host.post("orders.created", b"{}".to_vec(), &[]).await;
+        if status == 503 {
+            shed = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let shed = shed.expect("a request beyond the limit is shed while the slot is held");
+    assert!(
+        shed["error"]
+            .as_str()
+            .expect("error")
+            .contains("too many requests"),
+        "{shed}"
+    );
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_can_have_its_own_body_limit() {
+    let host = Setup::new()
+        .configure(|c| {
+            c.sources.insert(
+                "forms".into(),
+                SourceConfig {
+                    kind: SourceKind::Generic,
+                    secret_env: None,
+                    topic: Some("forms.submitted".into()),
+                    topic_pointer: None,
+                    topic_prefix: String::new(),
+                    signature_header: None,
+                    tolerance_secs: None,
+                    body_limit_bytes: Some(64),
+                },
+            );
+        })
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+    let small = client
+        .post(host.url("/hooks/forms"))
+        .body("{\"a\":1}")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(small.status(), 202);
+    let large = client
+        .post(host.url("/hooks/forms"))
+        .body(vec![b' '; 65])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(large.status(), 413);
+    host.stop().await;
+}
