@@ -204,3 +204,62 @@ fn setup_errors_name_the_source_and_never_the_secret() {
             && !format!("{resolved:?}").contains("aHVudGVyMg")
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const HEADERS: [&str; 8] = [
+        "x-hub-signature-256",
+        "x-github-event",
+        "x-github-delivery",
+        "stripe-signature",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "x-signature",
+    ];
+
+    fn any_kind() -> impl Strategy<Value = SourceKind> {
+        prop_oneof![
+            Just(SourceKind::Github),
+            Just(SourceKind::Stripe),
+            Just(SourceKind::StandardWebhooks),
+            Just(SourceKind::Generic),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn verify_never_panics_and_only_accepts_valid_topics(
+            kind in any_kind(),
+            headers in proptest::collection::vec((0..HEADERS.len(), "\\PC{0,64}"), 0..8),
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            now in any::<u64>(),
+        ) {
+            let s = source(kind, "whsec_c2VjcmV0", |c| c.topic = Some("t.x".into()));
+            let pairs: Vec<(&str, &str)> = headers.iter().map(|(i, v)| (HEADERS[*i], v.as_str())).collect();
+            if let Ok(derived) = s.verify(super::headers(&pairs), &body, now) {
+                prop_assert!(crate::model::validate_topic(&derived.topic).is_ok());
+            }
+        }
+
+        #[test]
+        fn a_signed_body_verifies_and_any_changed_byte_breaks_it(
+            body in proptest::collection::vec(any::<u8>(), 1..512),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let s = source(SourceKind::Github, "prop-secret", |_| {});
+            let mut mac = HmacSha256::new_from_slice(b"prop-secret").expect("key");
+            mac.update(&body);
+            let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+            let h = [("x-hub-signature-256", signature.as_str()), ("x-github-event", "push")];
+            prop_assert!(s.verify(super::headers(&h), &body, 0).is_ok());
+            let mut changed = body.clone();
+            changed[flip.index(body.len())] ^= 0x01;
+            prop_assert!(matches!(s.verify(super::headers(&h), &changed, 0), Err(SourceError::Signature(_))));
+        }
+    }
+}
