@@ -176,3 +176,54 @@ async fn bulk_replay_takes_a_filter_and_a_cap() {
     assert_eq!(answer["events"], 0);
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_retry_policy_overrides_the_plugins_and_its_schedule_survives_a_restart() {
+    use hookhost::model::RetryPolicy;
+    let host = Setup::new()
+        .plugin("flaky", plugins::TEST_ALWAYS_RETRY)
+        .limits("flaky", |s| {
+            s.retry = Some(RetryPolicy {
+                max_attempts: 4,
+                initial_backoff_ms: 600_000,
+                max_backoff_ms: 600_000,
+            })
+        })
+        .start()
+        .await;
+    let (_, answer) = host.post_json("test.retry", &json!({})).await;
+    let id = answer["id"].as_str().expect("id").to_owned();
+    let waiting = host
+        .wait_event(&id, |e| {
+            e["deliveries"][0]["attempts"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1)
+        })
+        .await;
+    let delivery = &waiting["deliveries"][0];
+    assert_eq!(delivery["status"], "pending", "{waiting:#}");
+    let next = delivery["next_attempt_at_ms"]
+        .as_u64()
+        .expect("next attempt is visible");
+    let started = delivery["attempts"][0]["started_at_ms"]
+        .as_u64()
+        .expect("start");
+    assert!(
+        next >= started && next <= started + 600_000 + 1_000,
+        "within the override's backoff"
+    );
+
+    let host = host.stop().await.start().await;
+    let (_, after) = host.get(&format!("/events/{id}")).await;
+    assert_eq!(after["deliveries"][0]["status"], "pending");
+    assert_eq!(
+        after["deliveries"][0]["next_attempt_at_ms"], next,
+        "the schedule is durable"
+    );
+    let (_, plugin) = host.get("/plugins/flaky").await;
+    assert_eq!(
+        plugin["retry"]["max_attempts"], 4,
+        "the operator's policy wins: {plugin:#}"
+    );
+    host.stop().await;
+}
