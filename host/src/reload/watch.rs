@@ -1,14 +1,15 @@
 //! Hot reload: a notify watcher on the plugins directory.
 //!
 //! Events are only hints. For each plugin file an event names, the watcher
-//! waits until the file has been quiet for [`DEBOUNCE`], then looks at the
-//! directory as it is: a file there is loaded (and validated in full before
+//! waits until the file has been quiet for [`DEBOUNCE`] (not at all after a
+//! rename, which is atomic), then looks at the directory as it is: a file there is loaded (and validated in full before
 //! any swap), a file gone is unloaded. That one rule covers a new file, an
 //! in-place overwrite (whose first event fires before its bytes are
 //! written), an atomic rename (temp file, then `mv` into place) and a delete.
 
 use super::{load_file, plugin_name, unload};
 use crate::core::Core;
+use notify::event::{EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -53,9 +54,15 @@ async fn run(
         tokio::select! {
             event = events.recv() => match event {
                 Some(Ok(event)) => {
+                    // A rename is atomic: the file is whole the moment it
+                    // appears. Anything else may be a write still going on.
+                    let quiet = match event.kind {
+                        EventKind::Modify(ModifyKind::Name(_)) => Duration::ZERO,
+                        _ => DEBOUNCE,
+                    };
                     for path in event.paths {
                         if let Some(name) = plugin_name(&path) {
-                            pending.insert(name, (path, Instant::now() + DEBOUNCE));
+                            pending.insert(name, (path, Instant::now() + quiet));
                         }
                     }
                 }
