@@ -59,6 +59,22 @@ pub struct SourceConfig {
     pub body_limit_bytes: Option<usize>,
 }
 
+impl SourceConfig {
+    /// A source of `kind` with nothing else set.
+    pub fn new(kind: SourceKind) -> Self {
+        Self {
+            kind,
+            secret_env: None,
+            topic: None,
+            topic_pointer: None,
+            topic_prefix: String::new(),
+            signature_header: None,
+            tolerance_secs: None,
+            body_limit_bytes: None,
+        }
+    }
+}
+
 /// A secret that never shows up in logs or debug output.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Vec<u8>);

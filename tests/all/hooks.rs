@@ -11,14 +11,8 @@ const STRIPE_SECRET: &str = "whsec_test_stripe_secret";
 
 fn source(kind: SourceKind, env: &str, change: impl FnOnce(&mut SourceConfig)) -> SourceConfig {
     let mut config = SourceConfig {
-        kind,
         secret_env: Some(env.into()),
-        topic: None,
-        topic_pointer: None,
-        topic_prefix: String::new(),
-        signature_header: None,
-        tolerance_secs: None,
-        body_limit_bytes: None,
+        ..SourceConfig::new(kind)
     };
     change(&mut config);
     config

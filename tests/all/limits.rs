@@ -114,14 +114,9 @@ async fn a_source_can_have_its_own_body_limit() {
             c.sources.insert(
                 "forms".into(),
                 SourceConfig {
-                    kind: SourceKind::Generic,
-                    secret_env: None,
                     topic: Some("forms.submitted".into()),
-                    topic_pointer: None,
-                    topic_prefix: String::new(),
-                    signature_header: None,
-                    tolerance_secs: None,
                     body_limit_bytes: Some(64),
+                    ..SourceConfig::new(SourceKind::Generic)
                 },
             );
         })

@@ -4,14 +4,8 @@ use super::*;
 
 fn source(kind: SourceKind, secret: &str, extra: impl FnOnce(&mut SourceConfig)) -> Source {
     let mut config = SourceConfig {
-        kind,
         secret_env: Some("SECRET".into()),
-        topic: None,
-        topic_pointer: None,
-        topic_prefix: String::new(),
-        signature_header: None,
-        tolerance_secs: None,
-        body_limit_bytes: None,
+        ..SourceConfig::new(kind)
     };
     extra(&mut config);
     let secret = secret.to_owned();
@@ -180,14 +174,9 @@ fn generic_hmac_uses_the_configured_header() {
 #[test]
 fn setup_errors_name_the_source_and_never_the_secret() {
     let config = SourceConfig {
-        kind: SourceKind::StandardWebhooks,
         secret_env: Some("SW_SECRET".into()),
         topic: Some("t".into()),
-        topic_pointer: None,
-        topic_prefix: String::new(),
-        signature_header: None,
-        tolerance_secs: None,
-        body_limit_bytes: None,
+        ..SourceConfig::new(SourceKind::StandardWebhooks)
     };
     let unset = Source::resolve("billing", &config, |_| None).expect_err("unset");
     assert_eq!(
