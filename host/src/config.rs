@@ -50,6 +50,10 @@ pub struct Config {
     /// Longest a request may take, body upload included; slower ones get 408.
     #[serde(default = "defaults::request_timeout")]
     pub request_timeout_ms: u64,
+    /// Longest a client may take to send a request's headers, and longest a
+    /// kept-alive connection may sit idle; then the connection is closed.
+    #[serde(default = "defaults::header_timeout")]
+    pub header_timeout_ms: u64,
     /// Requests handled at once; more get 503 at once instead of queueing.
     #[serde(default = "defaults::max_concurrent_requests")]
     pub max_concurrent_requests: usize,
@@ -126,6 +130,9 @@ mod defaults {
     pub fn request_timeout() -> u64 {
         30_000
     }
+    pub fn header_timeout() -> u64 {
+        10_000
+    }
     pub fn max_concurrent_requests() -> usize {
         1024
     }
@@ -151,6 +158,7 @@ impl Default for Config {
             allow_public_admin: false,
             body_limit_bytes: defaults::body_limit(),
             request_timeout_ms: defaults::request_timeout(),
+            header_timeout_ms: defaults::header_timeout(),
             max_concurrent_requests: defaults::max_concurrent_requests(),
             max_header_bytes: defaults::max_header_bytes(),
             workers: defaults::workers(),
@@ -197,11 +205,12 @@ impl Config {
             ));
         }
         if self.request_timeout_ms == 0
+            || self.header_timeout_ms == 0
             || self.max_concurrent_requests == 0
             || self.max_header_bytes == 0
         {
             return Err(ConfigError::Invalid(
-                "request_timeout_ms, max_concurrent_requests and max_header_bytes must be positive"
+                "request_timeout_ms, header_timeout_ms, max_concurrent_requests and max_header_bytes must be positive"
                     .into(),
             ));
         }

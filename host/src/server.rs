@@ -72,9 +72,8 @@ pub async fn run(
     let dispatcher = tokio::spawn(dispatch::run(core.clone(), stopped));
     let app = http::router(core.clone(), admin_token);
     tracing::info!(addr = %listener.local_addr()?, data = %core.config.data.display(), "hookhost listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let header_timeout = std::time::Duration::from_millis(core.config.header_timeout_ms);
+    http::serve(listener, app, header_timeout, shutdown).await;
 
     tracing::info!("shutting down: no new attempts; waiting for running ones");
     let _ = stop.send(true);
@@ -88,7 +87,7 @@ pub async fn run(
     }
     core.store.close().await.context("final flush failed")?;
     tracing::info!("store flushed; bye");
-    served.context("http server failed")
+    Ok(())
 }
 
 /// Refuses to serve the admin API to the network without a token, unless

@@ -8,8 +8,10 @@ mod admin;
 mod error;
 mod ingest;
 mod redrive;
+mod serve;
 
 pub use error::ApiError;
+pub use serve::serve;
 
 use crate::core::Core;
 use axum::Router;
@@ -22,6 +24,7 @@ use axum::routing::{get, post};
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 /// The host's routes over `core`. `admin_token`: when set, admin routes
@@ -83,7 +86,10 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
             ServiceBuilder::new()
                 .layer(overloaded)
                 .load_shed()
-                .concurrency_limit(max_requests),
+                // One semaphore for the whole router: `Router::layer` applies
+                // a layer per route, and a plain concurrency limit would
+                // then count each route on its own.
+                .layer(GlobalConcurrencyLimitLayer::new(max_requests)),
         )
         .with_state(core)
 }
