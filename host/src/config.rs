@@ -60,6 +60,10 @@ pub struct Config {
     /// Largest total size of a request's headers; larger get 431.
     #[serde(default = "defaults::max_header_bytes")]
     pub max_header_bytes: usize,
+    /// Deliveries waiting or running at most; above it ingest answers 503
+    /// with `Retry-After` instead of queueing without bound.
+    #[serde(default = "defaults::max_queue_depth")]
+    pub max_queue_depth: u64,
     /// Attempts that may run at once, across all plugins.
     #[serde(default = "defaults::workers")]
     pub workers: usize,
@@ -139,6 +143,9 @@ mod defaults {
     pub fn max_header_bytes() -> usize {
         16 * 1024
     }
+    pub fn max_queue_depth() -> u64 {
+        100_000
+    }
     pub fn workers() -> usize {
         32
     }
@@ -161,6 +168,7 @@ impl Default for Config {
             header_timeout_ms: defaults::header_timeout(),
             max_concurrent_requests: defaults::max_concurrent_requests(),
             max_header_bytes: defaults::max_header_bytes(),
+            max_queue_depth: defaults::max_queue_depth(),
             workers: defaults::workers(),
             defaults: PluginSettings::default(),
             plugins: BTreeMap::new(),
@@ -206,11 +214,12 @@ impl Config {
         }
         if self.request_timeout_ms == 0
             || self.header_timeout_ms == 0
+            || self.max_queue_depth == 0
             || self.max_concurrent_requests == 0
             || self.max_header_bytes == 0
         {
             return Err(ConfigError::Invalid(
-                "request_timeout_ms, header_timeout_ms, max_concurrent_requests and max_header_bytes must be positive"
+                "request_timeout_ms, header_timeout_ms, max_queue_depth, max_concurrent_requests and max_header_bytes must be positive"
                     .into(),
             ));
         }

@@ -3,6 +3,7 @@
 
 mod contracts;
 mod effects;
+mod flow;
 mod fuzz;
 mod hooks;
 mod ingest;

@@ -6,6 +6,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// What a full queue's 503 asks the sender to wait, in seconds.
+const RETRY_AFTER_SECS: &str = "1";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -23,6 +26,10 @@ pub enum ApiError {
     /// Too many requests at once.
     #[error("{0}")]
     Overloaded(String),
+    /// The delivery queue is at its configured depth: the sender should come
+    /// back later.
+    #[error("the queue is full ({depth} deliveries waiting, limit {limit}); retry later")]
+    QueueFull { depth: u64, limit: u64 },
     /// The store cannot take the write: nothing was acknowledged.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -46,6 +53,12 @@ impl IntoResponse for ApiError {
                 json!({ "error": self.to_string(), "limit_bytes": limit }),
             ),
             ApiError::Overloaded(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": m })),
+            ApiError::QueueFull { depth, limit } => {
+                let body =
+                    json!({ "error": self.to_string(), "queue_depth": depth, "limit": limit });
+                let headers = [(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECS)];
+                return (StatusCode::SERVICE_UNAVAILABLE, headers, Json(body)).into_response();
+            }
             ApiError::Unavailable(detail) => {
                 tracing::error!(error = %detail, "store unavailable; request not acknowledged");
                 (

@@ -132,6 +132,9 @@ async fn accept(
 /// idempotency key.
 pub(super) async fn store_event(core: &Core, event: NewEvent) -> Result<Response, ApiError> {
     let subscribers = core.registry.subscribers(&event.topic);
+    if !subscribers.is_empty() {
+        check_queue(core)?;
+    }
     let ingested = core
         .store
         .ingest(event, &subscribers)
@@ -145,6 +148,17 @@ pub(super) async fn store_event(core: &Core, event: NewEvent) -> Result<Response
     };
     let answer = json!({ "id": ingested.id.to_string(), "duplicate": ingested.duplicate });
     Ok((status, Json(answer)).into_response())
+}
+
+/// Refuses new deliveries while the queue is at its configured depth.
+pub(super) fn check_queue(core: &Core) -> Result<(), ApiError> {
+    let depth = core.store.queue_depth();
+    let limit = core.config.max_queue_depth;
+    if depth >= limit {
+        tracing::warn!(depth, limit, "queue full: ingest refused with 503");
+        return Err(ApiError::QueueFull { depth, limit });
+    }
+    Ok(())
 }
 
 /// Keeps a body that broke its contract and answers 422 with the reasons.

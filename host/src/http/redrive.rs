@@ -28,6 +28,7 @@ pub async fn replay_event(
     Path(id): Path<String>,
     body: Option<Json<ReplayBody>>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    super::ingest::check_queue(&core)?;
     let id = super::admin::parse_id(&id)?;
     let ReplayBody { plugin, version } = body.map(|Json(b)| b).unwrap_or_default();
     let Some((record, _)) = core.store.event(id)? else {
@@ -82,6 +83,7 @@ pub async fn replay_many(
     State(core): State<Arc<Core>>,
     Json(filter): Json<BulkReplay>,
 ) -> Result<Json<Value>, ApiError> {
+    super::ingest::check_queue(&core)?;
     let limit = filter.limit.unwrap_or(1000).min(BULK_CAP);
     let mut query = EventQuery {
         topic: filter.topic.clone(),
@@ -178,6 +180,7 @@ pub async fn retry_dead(
     Path(delivery): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = parse_delivery(&delivery)?;
+    super::ingest::check_queue(&core)?;
     if core.store.retry_dead(id)? {
         core.wake.notify_one();
         Ok((
@@ -205,6 +208,7 @@ pub async fn retry_all_dead(
     State(core): State<Arc<Core>>,
     Query(filter): Query<RetryAll>,
 ) -> Result<Json<Value>, ApiError> {
+    super::ingest::check_queue(&core)?;
     let mut retried = 0;
     let mut after = None;
     loop {

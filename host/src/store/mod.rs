@@ -57,6 +57,10 @@ pub struct Store {
     /// Monotonic ULIDs: ids made in the same millisecond still sort in the
     /// order they were made, so "newest first" is exact.
     ids: std::sync::Mutex<ulid::Generator>,
+    /// Deliveries waiting or running (in `due` or `running`): the queue depth
+    /// ingest's backpressure reads. Counted at open, then kept by every
+    /// committed change that adds or ends such a delivery.
+    queued: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -95,13 +99,33 @@ impl Store {
             versions: tree("versions")?,
             quarantine: tree("quarantine")?,
         };
+        let queued = (t.due.len() + t.running.len()) as u64;
         let commit = commit::GroupCommit::start(db.clone());
         Ok(Self {
             db,
             t,
             commit,
             ids: std::sync::Mutex::new(ulid::Generator::new()),
+            queued: std::sync::atomic::AtomicU64::new(queued),
         })
+    }
+
+    /// Deliveries pending (due now or later) or running.
+    pub fn queue_depth(&self) -> u64 {
+        self.queued.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn queued_add(&self, n: usize) {
+        self.queued
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn queued_sub(&self, n: usize) {
+        let _ = self.queued.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |q| Some(q.saturating_sub(n as u64)),
+        );
     }
 
     /// A new id, greater than every id this store made before.
@@ -250,3 +274,6 @@ fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, St
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests;

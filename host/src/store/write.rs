@@ -255,6 +255,9 @@ impl Store {
             },
         );
         let existing = finish_tx(result)?.map_err(|_| StoreError::Closed)?;
+        if existing.is_none() {
+            self.queued_add(subscribers.len());
+        }
         // A duplicate waits too: the original may not be on disk yet.
         self.durable().await?;
         Ok(match existing {
@@ -388,7 +391,8 @@ impl Store {
                         attempts,
                     };
                     let d = moves.running_delivery(id)?;
-                    moves.record(d, attempt, next, now)
+                    moves.record(d, attempt, next, now)?;
+                    Ok(0)
                 },
             ),
             Some(effects) => {
@@ -440,16 +444,29 @@ impl Store {
                             deliveries,
                             due,
                         };
+                        let mut added = 0;
                         for (record, em) in emitted.iter().zip(&effects.emitted) {
-                            tx.insert(record, &em.event.body, &em.subscribers)?;
+                            if tx
+                                .insert(record, &em.event.body, &em.subscribers)?
+                                .is_none()
+                            {
+                                added += em.subscribers.len();
+                            }
                         }
-                        moves.record(d, attempt, next, now)
+                        moves.record(d, attempt, next, now)?;
+                        Ok(added)
                     },
                 )
             }
         };
         Ok(match finish_tx(result)? {
-            Ok(()) => Finish::Committed,
+            Ok(added) => {
+                self.queued_add(added);
+                if !matches!(next, Next::RetryAt(_)) {
+                    self.queued_sub(1);
+                }
+                Finish::Committed
+            }
             Err(Abort::Conflict) => Finish::Conflict,
             Err(_) => Finish::Stale,
         })
@@ -498,7 +515,10 @@ impl Store {
                 Ok(ids)
             });
             match finish_tx(result)? {
-                Ok(ids) => return Ok(Some(ids)),
+                Ok(ids) => {
+                    self.queued_add(ids.len());
+                    return Ok(Some(ids));
+                }
                 Err(_) => continue,
             }
         }
@@ -524,7 +544,11 @@ impl Store {
             due.insert(&keys::due(now, id), d.plugin.as_bytes())?;
             Ok(true)
         });
-        Ok(finish_tx(result)?.unwrap_or(false))
+        let retried = finish_tx(result)?.unwrap_or(false);
+        if retried {
+            self.queued_add(1);
+        }
+        Ok(retried)
     }
 
     /// Parks a due delivery whose plugin is not loaded.
@@ -545,7 +569,11 @@ impl Store {
             paused.insert(keys::paused(&d.plugin, d.id), &[])?;
             Ok(true)
         });
-        Ok(finish_tx(result)?.unwrap_or(false))
+        let paused = finish_tx(result)?.unwrap_or(false);
+        if paused {
+            self.queued_sub(1);
+        }
+        Ok(paused)
     }
 
     /// Makes every paused delivery of `plugin` due now; returns how many.
@@ -561,6 +589,7 @@ impl Store {
                 resumed += 1;
             }
         }
+        self.queued_add(resumed);
         Ok(resumed)
     }
 

@@ -1,0 +1,129 @@
+//! The store against real sled in a temp dir.
+
+use super::*;
+use crate::model::{Attempt, NewEvent, Outcome, now_ms};
+
+fn event(key: &str) -> NewEvent {
+    NewEvent {
+        topic: "orders.created".into(),
+        idempotency_key: Some(key.into()),
+        headers: Vec::new(),
+        content_type: None,
+        body: b"{}".to_vec(),
+    }
+}
+
+fn attempt(claimed: &Claimed, outcome: Outcome) -> Attempt {
+    Attempt {
+        delivery: claimed.delivery.id,
+        number: claimed.delivery.attempts + 1,
+        plugin: claimed.delivery.plugin.clone(),
+        version: "v".into(),
+        started_at_ms: now_ms(),
+        duration_us: 1,
+        fuel_consumed: 1,
+        peak_memory_bytes: 0,
+        outcome,
+        logs: Vec::new(),
+        stdout: String::new(),
+        stderr: String::new(),
+        truncated: false,
+    }
+}
+
+/// What the counter must equal: the indexes it summarises, counted.
+fn counted(store: &Store) -> u64 {
+    (store.t.due.len() + store.t.running.len()) as u64
+}
+
+fn claim_next(store: &Store) -> Claimed {
+    let entry = store
+        .due(now_ms() + 1, None, 1)
+        .expect("due")
+        .pop()
+        .expect("something due");
+    store.claim(&entry).expect("claim").expect("claimed")
+}
+
+#[tokio::test]
+async fn queue_depth_follows_every_change_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let plugins = ["a".to_owned(), "b".to_owned()];
+    for n in 0..3 {
+        store
+            .ingest(event(&format!("k{n}")), &plugins)
+            .await
+            .expect("ingest");
+    }
+    // A duplicate adds nothing.
+    store.ingest(event("k0"), &plugins).await.expect("dup");
+    assert_eq!(store.queue_depth(), 6);
+    assert_eq!(store.queue_depth(), counted(&store));
+
+    let steps: [(Outcome, Next); 3] = [
+        (Outcome::Ok, Next::Succeeded),
+        (
+            Outcome::Retry("later".into()),
+            Next::RetryAt(now_ms() + 60_000),
+        ),
+        (Outcome::Reject("no".into()), Next::Dead),
+    ];
+    let mut dead = None;
+    for (outcome, next) in steps {
+        let claimed = claim_next(&store);
+        assert_eq!(store.queue_depth(), counted(&store), "after claim");
+        let a = attempt(&claimed, outcome);
+        assert_eq!(
+            store.finish_attempt(&a, next, None).expect("finish"),
+            Finish::Committed
+        );
+        assert_eq!(store.queue_depth(), counted(&store), "after {next:?}");
+        if next == Next::Dead {
+            dead = Some(claimed.delivery.id);
+        }
+    }
+    assert_eq!(store.queue_depth(), 4);
+
+    // Effects that emit an event add its deliveries.
+    let claimed = claim_next(&store);
+    let effects = Effects {
+        emitted: vec![Emitted {
+            event: event("emitted"),
+            subscribers: plugins.to_vec(),
+        }],
+        ..Effects::default()
+    };
+    let a = attempt(&claimed, Outcome::Ok);
+    store
+        .finish_attempt(&a, Next::Succeeded, Some(&effects))
+        .expect("finish with effects");
+    assert_eq!(store.queue_depth(), 5);
+    assert_eq!(store.queue_depth(), counted(&store));
+
+    assert!(
+        store
+            .retry_dead(dead.expect("a dead letter"))
+            .expect("retry")
+    );
+    assert_eq!(store.queue_depth(), 6);
+    let entry = store.due(now_ms() + 1, None, 1).expect("due").remove(0);
+    assert!(store.pause(&entry).expect("pause"));
+    assert_eq!(store.queue_depth(), 5);
+    assert_eq!(store.resume_paused(&entry.plugin).expect("resume"), 1);
+    assert_eq!(store.queue_depth(), 6);
+    let replayed = store
+        .replay(claimed.delivery.id.event, &plugins, None)
+        .expect("replay")
+        .expect("event exists");
+    assert_eq!(replayed.len(), 2);
+    assert_eq!(store.queue_depth(), 8);
+    assert_eq!(store.queue_depth(), counted(&store));
+
+    let _running = claim_next(&store);
+    store.close().await.expect("close");
+    drop(store);
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(store.queue_depth(), 8, "a running delivery still counts");
+    assert_eq!(store.queue_depth(), counted(&store));
+}
