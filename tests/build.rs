@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-const PLUGINS: [&str; 10] = [
+const PLUGINS: [&str; 11] = [
     "stripe-ledger",
     "github-digest",
     "test-loop",
@@ -14,6 +14,7 @@ const PLUGINS: [&str; 10] = [
     "test-noop",
     "test-bad-describe",
     "test-snoop",
+    "test-sequence",
 ];
 
 fn main() {

@@ -186,6 +186,8 @@ fn bench(c: &mut Criterion) {
     let (core, plugin) = (&core, &plugin);
     let prepare = |n: usize| async move {
         let mut claimed = Vec::with_capacity(n);
+        let routes = [hookhost::store::Route::new(plugin.name.clone())];
+        let routes = &routes;
         while claimed.len() < n {
             let chunk = (n - claimed.len()).min(256);
             let ingests = (0..chunk).map(|_| {
@@ -196,7 +198,7 @@ fn bench(c: &mut Criterion) {
                     content_type: Some("application/json".into()),
                     body: b"{\"amount\": 100}".to_vec(),
                 };
-                core.store.ingest(event, std::slice::from_ref(&plugin.name))
+                core.store.ingest(event, routes)
             });
             for ingested in futures::future::join_all(ingests).await {
                 ingested.expect("ingest");

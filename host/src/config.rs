@@ -95,6 +95,11 @@ pub struct PluginSettings {
     pub max_concurrency: Option<usize>,
     /// Overrides the retry policy the plugin declares.
     pub retry: Option<RetryPolicy>,
+    /// `parallel` (default) or `per-key`.
+    pub ordering: Option<crate::model::Ordering>,
+    /// With `per-key`: a JSON pointer into the body giving the key; unset,
+    /// the idempotency key is the key.
+    pub order_key: Option<String>,
     /// Values the plugin reads through the `config` import.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -109,6 +114,8 @@ pub struct PluginLimits {
     pub max_concurrency: usize,
     /// `None`: use the policy the plugin declares, else the host default.
     pub retry: Option<RetryPolicy>,
+    /// `Some` for a plugin with `ordering = "per-key"`.
+    pub order_by: Option<crate::model::OrderBy>,
     pub config: BTreeMap<String, String>,
 }
 
@@ -249,6 +256,18 @@ impl Config {
             if settings.retry.is_some_and(|r| r.max_attempts == 0) {
                 return Err(bad("retry.max_attempts"));
             }
+            if let Some(pointer) = &settings.order_key {
+                if !pointer.starts_with('/') {
+                    return Err(ConfigError::Invalid(format!(
+                        "[plugins.{name}] order_key must be a JSON pointer such as \"/customer\", not {pointer:?}"
+                    )));
+                }
+                if settings.ordering != Some(crate::model::Ordering::PerKey) {
+                    return Err(ConfigError::Invalid(format!(
+                        "[plugins.{name}] order_key needs ordering = \"per-key\""
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -268,6 +287,18 @@ impl Config {
                 .or(self.defaults.max_concurrency)
                 .unwrap_or(defaults::MAX_CONCURRENCY),
             retry: own.and_then(|s| s.retry).or(self.defaults.retry),
+            order_by: match own.and_then(|s| s.ordering).or(self.defaults.ordering) {
+                Some(crate::model::Ordering::PerKey) => Some(
+                    match own
+                        .and_then(|s| s.order_key.clone())
+                        .or(self.defaults.order_key.clone())
+                    {
+                        Some(pointer) => crate::model::OrderBy::Body(pointer),
+                        None => crate::model::OrderBy::IdempotencyKey,
+                    },
+                ),
+                _ => None,
+            },
             config: own.map(|s| s.config.clone()).unwrap_or_default(),
         }
     }

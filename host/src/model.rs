@@ -151,6 +151,10 @@ pub struct Delivery {
     /// letter sent back for retry gets the policy's full budget again.
     #[serde(default)]
     pub attempts_before_retry: u32,
+    /// The ordering key, for a plugin with `ordering = "per-key"`: this
+    /// delivery runs only after every earlier one with the same key ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_key: Option<String>,
 }
 
 impl Delivery {
@@ -172,6 +176,47 @@ impl Delivery {
             last_outcome: None,
             pinned_version,
             attempts_before_retry: 0,
+            order_key: None,
+        }
+    }
+}
+
+/// How a plugin's deliveries may overlap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ordering {
+    /// Any number at once, in any order (up to `max_concurrency`).
+    #[default]
+    Parallel,
+    /// Deliveries with the same key one at a time, in ingest order.
+    PerKey,
+}
+
+/// Where a per-key plugin's ordering key comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", content = "pointer", rename_all = "snake_case")]
+pub enum OrderBy {
+    /// The event's idempotency key.
+    IdempotencyKey,
+    /// A JSON pointer into the body (e.g. `/data/object/customer`).
+    Body(String),
+}
+
+impl OrderBy {
+    /// The event's key, if it has one: a string or number at the pointer (an
+    /// event without one is not ordered).
+    pub fn key_of(&self, idempotency_key: Option<&str>, body: &[u8]) -> Option<String> {
+        match self {
+            OrderBy::IdempotencyKey => idempotency_key.map(str::to_owned),
+            OrderBy::Body(pointer) => {
+                let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+                match value.pointer(pointer)? {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    serde_json::Value::Bool(b) => Some(b.to_string()),
+                    _ => None,
+                }
+            }
         }
     }
 }
@@ -404,6 +449,22 @@ pub fn validate_topic(topic: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ordering_keys_come_from_the_idempotency_key_or_a_pointer() {
+        let body = br#"{"data": {"customer": "cus_1", "n": 7, "obj": {}}}"#;
+        assert_eq!(
+            OrderBy::IdempotencyKey.key_of(Some("k"), body).as_deref(),
+            Some("k")
+        );
+        assert_eq!(OrderBy::IdempotencyKey.key_of(None, body), None);
+        let at = |p: &str| OrderBy::Body(p.into()).key_of(None, body);
+        assert_eq!(at("/data/customer").as_deref(), Some("cus_1"));
+        assert_eq!(at("/data/n").as_deref(), Some("7"));
+        assert_eq!(at("/data/obj"), None, "only scalars are keys");
+        assert_eq!(at("/missing"), None);
+        assert_eq!(OrderBy::Body("/a".into()).key_of(None, b"not json"), None);
+    }
 
     #[test]
     fn patterns_match_like_the_design_says() {

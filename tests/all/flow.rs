@@ -83,3 +83,74 @@ async fn a_full_queue_refuses_new_deliveries_with_503_and_retry_after() {
     assert_eq!(status, 202, "{answer}");
     host.stop().await;
 }
+
+fn attempts_of(event: &Value) -> &Vec<Value> {
+    event["deliveries"][0]["attempts"]
+        .as_array()
+        .expect("attempts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_key_ordering_runs_one_key_in_ingest_order_and_other_keys_past_it() {
+    use hookhost::model::Ordering;
+    let host = Setup::new()
+        .plugin("seq", plugins::TEST_SEQUENCE)
+        .limits("seq", |s| {
+            s.ordering = Some(Ordering::PerKey);
+            s.order_key = Some("/key".into());
+        })
+        .start()
+        .await;
+    let post = |body: Value| {
+        let host = &host;
+        async move {
+            let (status, answer) = host.post_json("test.seq", &body).await;
+            assert_eq!(status, 202, "{answer}");
+            answer["id"].as_str().expect("id").to_owned()
+        }
+    };
+    // a1 is held (it keeps asking to be retried); a2 shares its key, b1
+    // does not.
+    let a1 = post(json!({ "key": "a", "n": 1, "hold": true })).await;
+    let a2 = post(json!({ "key": "a", "n": 2 })).await;
+    let b1 = post(json!({ "key": "b", "n": 1 })).await;
+
+    let b1 = host.wait_settled(&b1).await;
+    assert_eq!(b1["status"], "succeeded", "another key is not held up");
+    host.wait_event(&a1, |e| attempts_of(e).len() >= 2).await;
+    let (_, waiting) = host.get(&format!("/events/{a2}")).await;
+    assert_eq!(
+        attempts_of(&waiting).len(),
+        0,
+        "a2 waits while a1 retries: {waiting:#}"
+    );
+    assert_eq!(waiting["deliveries"][0]["status"], "pending");
+    assert_eq!(waiting["deliveries"][0]["order_key"], "a");
+
+    post(json!({ "release": true, "key": "r" })).await;
+    let a1 = host.wait_settled(&a1).await;
+    let a2 = host.wait_settled(&a2).await;
+    assert_eq!(a1["status"], "succeeded");
+    assert_eq!(a2["status"], "succeeded");
+    let a1_last = attempts_of(&a1).last().expect("an attempt");
+    let a1_ended = a1_last["started_at_ms"].as_u64().expect("start")
+        + a1_last["duration_us"].as_u64().expect("duration") / 1000;
+    let a2_started = attempts_of(&a2)[0]["started_at_ms"]
+        .as_u64()
+        .expect("start");
+    assert!(
+        a2_started >= a1_ended,
+        "a2 started at {a2_started}, before a1 ended at {a1_ended}"
+    );
+    let setup = host.stop().await;
+    let store = hookhost::store::Store::open(setup.data_dir()).expect("reopen store");
+    let seen = |key: &str| {
+        store
+            .kv_get("seq", &format!("seen:{key}"))
+            .expect("kv read")
+            .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
+    };
+    assert_eq!(seen("a").as_deref(), Some("[1,2]"), "ingest order");
+    assert_eq!(seen("b").as_deref(), Some("[1]"));
+    store.close().await.expect("close");
+}

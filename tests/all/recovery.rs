@@ -17,7 +17,7 @@ async fn stored_counter_event(setup: &Setup, claimed: bool) -> String {
         body: b"{}".to_vec(),
     };
     let ingested = store
-        .ingest(event, &["counter".to_owned()])
+        .ingest(event, &[hookhost::store::Route::new("counter")])
         .await
         .expect("ingest");
     if claimed {

@@ -115,6 +115,12 @@ fn dispatch_due(
                 }
                 continue;
             };
+            if plugin.limits.order_by.is_some() && core.store.blocked(&entry)? {
+                // An earlier delivery with its key has not ended yet; that
+                // one's end wakes the dispatcher.
+                cursor = Some(entry);
+                continue;
+            }
             if let Ok(slot) = plugin.permits.clone().try_acquire_owned()
                 && let Some(claimed) = core.store.claim(&entry)?
             {
@@ -197,7 +203,10 @@ async fn deliver(
         };
         let effects = if decision == Decision::Succeeded {
             for emitted in &mut run.effects.emitted {
-                emitted.subscribers = core.registry.subscribers(&emitted.event.topic);
+                let e = &emitted.event;
+                emitted.subscribers =
+                    core.registry
+                        .routes(&e.topic, e.idempotency_key.as_deref(), &e.body);
             }
             Some(&run.effects)
         } else {

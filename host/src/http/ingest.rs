@@ -131,13 +131,15 @@ async fn accept(
 /// Stores an event and its deliveries (flushed); 202, or 200 for a known
 /// idempotency key.
 pub(super) async fn store_event(core: &Core, event: NewEvent) -> Result<Response, ApiError> {
-    let subscribers = core.registry.subscribers(&event.topic);
-    if !subscribers.is_empty() {
+    let routes = core
+        .registry
+        .routes(&event.topic, event.idempotency_key.as_deref(), &event.body);
+    if !routes.is_empty() {
         check_queue(core)?;
     }
     let ingested = core
         .store
-        .ingest(event, &subscribers)
+        .ingest(event, &routes)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let status = if ingested.duplicate {

@@ -31,12 +31,13 @@ pub async fn replay_event(
     super::ingest::check_queue(&core)?;
     let id = super::admin::parse_id(&id)?;
     let ReplayBody { plugin, version } = body.map(|Json(b)| b).unwrap_or_default();
-    let Some((record, _)) = core.store.event(id)? else {
+    let Some((record, body)) = core.store.event(id)? else {
         return Err(ApiError::NotFound(format!("no event {id}")));
     };
+    let key = record.idempotency_key.as_deref();
     let plugins = match (&plugin, &version) {
         (None, Some(_)) => return Err(ApiError::BadRequest("a version needs a plugin".into())),
-        (None, None) => core.registry.subscribers(&record.topic),
+        (None, None) => core.registry.routes(&record.topic, key, &body),
         (Some(name), version) => {
             let history = core.store.versions(name)?;
             if history.is_empty() && core.registry.get(name).is_none() {
@@ -49,7 +50,7 @@ pub async fn replay_event(
                     "plugin {name:?} never had version {v}"
                 )));
             }
-            vec![name.clone()]
+            vec![core.registry.route(name, key, &body)]
         }
     };
     if plugins.is_empty() {
@@ -110,9 +111,13 @@ pub async fn replay_many(
             if events == limit {
                 break 'pages;
             }
+            let Some((_, body)) = core.store.event(record.id)? else {
+                continue;
+            };
+            let key = record.idempotency_key.as_deref();
             let plugins = match &filter.plugin {
-                Some(p) => vec![p.clone()],
-                None => core.registry.subscribers(&record.topic),
+                Some(p) => vec![core.registry.route(p, key, &body)],
+                None => core.registry.routes(&record.topic, key, &body),
             };
             if plugins.is_empty() {
                 continue;

@@ -9,6 +9,7 @@ use super::HostState;
 use super::bindings::HandlerPre;
 use crate::config::PluginLimits;
 use crate::model::Manifest;
+use crate::store::Route;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -27,6 +28,19 @@ pub struct Plugin {
     pub(super) pre: HandlerPre<HostState>,
     /// Bounds this plugin's concurrent attempts.
     pub permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl Plugin {
+    fn route(&self, idempotency_key: Option<&str>, body: &[u8]) -> Route {
+        Route {
+            plugin: self.name.clone(),
+            order_key: self
+                .limits
+                .order_by
+                .as_ref()
+                .and_then(|by| by.key_of(idempotency_key, body)),
+        }
+    }
 }
 
 /// A file that failed to load, kept for `GET /plugins`.
@@ -65,13 +79,22 @@ impl Registry {
         self.snapshot().get(name).cloned()
     }
 
-    /// Names of the plugins subscribed to `topic`, sorted.
-    pub fn subscribers(&self, topic: &str) -> Vec<String> {
+    /// Where an event on `topic` goes: its subscribers, each with its
+    /// ordering key when the plugin orders per key.
+    pub fn routes(&self, topic: &str, idempotency_key: Option<&str>, body: &[u8]) -> Vec<Route> {
         self.snapshot()
             .values()
             .filter(|p| p.manifest.subscribes_to(topic))
-            .map(|p| p.name.clone())
+            .map(|p| p.route(idempotency_key, body))
             .collect()
+    }
+
+    /// The route to plugin `name` (ordered if it is loaded and orders per key).
+    pub fn route(&self, name: &str, idempotency_key: Option<&str>, body: &[u8]) -> Route {
+        match self.get(name) {
+            Some(p) => p.route(idempotency_key, body),
+            None => Route::new(name),
+        }
     }
 
     /// Installs `plugin` as the current version of its name and clears the

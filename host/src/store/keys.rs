@@ -59,6 +59,22 @@ pub fn paused(plugin: &str, id: DeliveryId) -> Vec<u8> {
     k
 }
 
+/// `ordered`: plugin name, a 0 byte, 16 bytes of the ordering key's
+/// sha256, then the delivery key: one key's unfinished deliveries share a
+/// prefix and sort in ingest order.
+pub fn ordered_prefix(plugin: &str, order_key: &str) -> Vec<u8> {
+    use sha2::Digest as _;
+    let mut k = plugin_prefix(plugin);
+    k.extend_from_slice(&sha2::Sha256::digest(order_key.as_bytes())[..16]);
+    k
+}
+
+pub fn ordered(plugin: &str, order_key: &str, id: DeliveryId) -> Vec<u8> {
+    let mut k = ordered_prefix(plugin, order_key);
+    k.extend_from_slice(&delivery(id));
+    k
+}
+
 /// `kv`: plugin name, a 0 byte, then the user's key.
 pub fn kv(plugin: &str, key: &str) -> Vec<u8> {
     let mut k = plugin_prefix(plugin);

@@ -15,6 +15,7 @@
 //! | `kv`         | plugin \0 key                | version (8 bytes) + value     |
 //! | `quarantine` | ULID                         | `Quarantined` as JSON         |
 //! | `versions`   | plugin \0 loaded ms + sha    | `PluginVersion` as JSON       |
+//! | `ordered`    | plugin \0 key hash + delivery | empty (per-key, unfinished)   |
 //!
 //! # Invariants
 //! - Every multi-key change is one sled transaction: an event, its
@@ -23,6 +24,9 @@
 //!   events commit together or not at all.
 //! - A delivery is in exactly one of `due`, `running`, `paused`, `dead`, or
 //!   none (succeeded), matching its `status`.
+//! - A delivery with an `order_key` is in `ordered` from its creation until
+//!   it succeeds or dies, changed in the same transactions; only the first
+//!   entry under its key may run.
 //! - [`Store::ingest`] returns only after the write is flushed to disk; many
 //!   concurrent ingests share one flush (group commit).
 
@@ -32,7 +36,7 @@ mod read;
 mod write;
 
 pub use read::{DeadPage, EventPage, EventQuery};
-pub use write::{Claimed, DueEntry, Effects, Emitted, Finish, Ingested, Next};
+pub use write::{Claimed, DueEntry, Effects, Emitted, Finish, Ingested, Next, Route};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -77,6 +81,7 @@ struct Trees {
     kv: sled::Tree,
     versions: sled::Tree,
     quarantine: sled::Tree,
+    ordered: sled::Tree,
 }
 
 impl Store {
@@ -98,6 +103,7 @@ impl Store {
             kv: tree("kv")?,
             versions: tree("versions")?,
             quarantine: tree("quarantine")?,
+            ordered: tree("ordered")?,
         };
         let queued = (t.due.len() + t.running.len()) as u64;
         let commit = commit::GroupCommit::start(db.clone());

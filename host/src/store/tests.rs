@@ -49,7 +49,7 @@ fn claim_next(store: &Store) -> Claimed {
 async fn queue_depth_follows_every_change_and_survives_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
-    let plugins = ["a".to_owned(), "b".to_owned()];
+    let plugins = [Route::new("a"), Route::new("b")];
     for n in 0..3 {
         store
             .ingest(event(&format!("k{n}")), &plugins)
@@ -126,4 +126,64 @@ async fn queue_depth_follows_every_change_and_survives_reopen() {
     let store = Store::open(dir.path()).expect("reopen");
     assert_eq!(store.queue_depth(), 8, "a running delivery still counts");
     assert_eq!(store.queue_depth(), counted(&store));
+}
+
+#[tokio::test]
+async fn only_the_first_unfinished_delivery_of_a_key_may_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let keyed = |key: &str| Route {
+        plugin: "p".into(),
+        order_key: Some(key.into()),
+    };
+    for (n, key) in ["a", "a", "b"].iter().enumerate() {
+        store
+            .ingest(event(&format!("e{n}")), &[keyed(key)])
+            .await
+            .expect("ingest");
+    }
+    let due = store.due(now_ms() + 1, None, 10).expect("due");
+    let blocked: Vec<bool> = due
+        .iter()
+        .map(|e| store.blocked(e).expect("blocked"))
+        .collect();
+    assert_eq!(blocked, [false, true, false], "the second `a` waits");
+
+    // The first `a` dies: the second may run; a retry of the dead letter
+    // puts it back at the head of its line.
+    let first = store.claim(&due[0]).expect("claim").expect("claimed");
+    let a = attempt(&first, Outcome::Reject("no".into()));
+    store.finish_attempt(&a, Next::Dead, None).expect("finish");
+    assert!(!store.blocked(&due[1]).expect("blocked"));
+    assert!(store.retry_dead(first.delivery.id).expect("retry"));
+    assert!(store.blocked(&due[1]).expect("blocked"));
+
+    // A retry keeps its place; success frees the line.
+    let due_again = |id| {
+        store
+            .due(now_ms() + 1, None, 10)
+            .expect("due")
+            .into_iter()
+            .find(|e| e.delivery == id)
+            .expect("due again")
+    };
+    let entry = due_again(first.delivery.id);
+    let again = store.claim(&entry).expect("claim").expect("claimed");
+    let a = attempt(&again, Outcome::Retry("later".into()));
+    store
+        .finish_attempt(&a, Next::RetryAt(now_ms()), None)
+        .expect("finish");
+    assert!(store.blocked(&due[1]).expect("blocked"));
+    let entry = due_again(first.delivery.id);
+    let again = store.claim(&entry).expect("claim").expect("claimed");
+    let a = attempt(&again, Outcome::Ok);
+    store
+        .finish_attempt(&a, Next::Succeeded, None)
+        .expect("finish");
+    assert!(!store.blocked(&due[1]).expect("blocked"));
+    assert_eq!(
+        store.t.ordered.len(),
+        2,
+        "the finished delivery left its line"
+    );
 }

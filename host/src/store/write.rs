@@ -31,11 +31,29 @@ pub struct Claimed {
     pub body: Vec<u8>,
 }
 
+/// Where an event goes: one plugin, and for a plugin with per-key ordering
+/// the key its delivery is ordered by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub plugin: String,
+    pub order_key: Option<String>,
+}
+
+impl Route {
+    /// A route without ordering.
+    pub fn new(plugin: impl Into<String>) -> Self {
+        Self {
+            plugin: plugin.into(),
+            order_key: None,
+        }
+    }
+}
+
 /// An event a plugin emitted, with the plugins subscribed to its topic.
 #[derive(Debug, Clone)]
 pub struct Emitted {
     pub event: NewEvent,
-    pub subscribers: Vec<String>,
+    pub subscribers: Vec<Route>,
 }
 
 /// A successful attempt's buffered effects.
@@ -87,6 +105,22 @@ struct EventTx<'a> {
     idempotency: &'a TransactionalTree,
     deliveries: &'a TransactionalTree,
     due: &'a TransactionalTree,
+    /// Present when some route is ordered.
+    ordered: Option<&'a TransactionalTree>,
+}
+
+/// Adds a new delivery to its key's line in `ordered`, if it has a key.
+fn enter_line(ordered: Option<&TransactionalTree>, d: &Delivery) -> TxResult<()> {
+    if let Some(key) = &d.order_key {
+        let ordered = ordered.ok_or_else(|| {
+            corrupt(StoreError::Corrupt {
+                tree: "ordered",
+                message: "an ordered delivery outside an ordered transaction".into(),
+            })
+        })?;
+        ordered.insert(keys::ordered(&d.plugin, key, d.id), &[])?;
+    }
+    Ok(())
 }
 
 impl EventTx<'_> {
@@ -96,7 +130,7 @@ impl EventTx<'_> {
         &self,
         record: &EventRecord,
         body: &[u8],
-        subscribers: &[String],
+        routes: &[Route],
     ) -> TxResult<Option<Ulid>> {
         if let Some(key) = &record.idempotency_key {
             if let Some(existing) = self.idempotency.get(key.as_bytes())? {
@@ -114,18 +148,20 @@ impl EventTx<'_> {
         self.events
             .insert(&keys::event(record.id), encode(record))?;
         self.bodies.insert(&keys::event(record.id), body)?;
-        for (seq, plugin) in subscribers.iter().enumerate() {
+        for (seq, route) in routes.iter().enumerate() {
             let id = DeliveryId {
                 event: record.id,
                 seq: seq as u32,
             };
-            let delivery = Delivery::pending(id, plugin, record.received_at_ms, None);
+            let mut delivery = Delivery::pending(id, &route.plugin, record.received_at_ms, None);
+            delivery.order_key = route.order_key.clone();
             self.deliveries
                 .insert(&keys::delivery(delivery.id), encode(&delivery))?;
             self.due.insert(
                 &keys::due(record.received_at_ms, delivery.id),
-                plugin.as_bytes(),
+                route.plugin.as_bytes(),
             )?;
+            enter_line(self.ordered, &delivery)?;
         }
         Ok(None)
     }
@@ -138,6 +174,8 @@ struct MoveTx<'a> {
     running: &'a TransactionalTree,
     dead: &'a TransactionalTree,
     attempts: &'a TransactionalTree,
+    /// Present when the delivery is ordered.
+    ordered: Option<&'a TransactionalTree>,
 }
 
 impl MoveTx<'_> {
@@ -159,6 +197,12 @@ impl MoveTx<'_> {
         d.last_outcome = Some(attempt.outcome.clone());
         d.updated_at_ms = now;
         d.next_attempt_at_ms = None;
+        if !matches!(next, Next::RetryAt(_)) {
+            // It ended: the next delivery with its key may run.
+            if let (Some(key), Some(ordered)) = (&d.order_key, self.ordered) {
+                ordered.remove(keys::ordered(&d.plugin, key, id))?;
+            }
+        }
         match next {
             Next::Succeeded => d.status = DeliveryStatus::Succeeded,
             Next::Dead => {
@@ -235,28 +279,50 @@ fn finish_tx<T>(
 impl Store {
     /// Stores an event and one delivery per subscribed plugin, atomically,
     /// and returns once it is on disk.
-    pub async fn ingest(
-        &self,
-        event: NewEvent,
-        subscribers: &[String],
-    ) -> Result<Ingested, StoreError> {
+    pub async fn ingest(&self, event: NewEvent, routes: &[Route]) -> Result<Ingested, StoreError> {
         let record = record_of(self.new_id(), &event, now_ms());
         let t = &self.t;
-        let result = (&t.events, &t.bodies, &t.idempotency, &t.deliveries, &t.due).transaction(
-            |(events, bodies, idempotency, deliveries, due)| {
-                EventTx {
-                    events,
-                    bodies,
-                    idempotency,
-                    deliveries,
-                    due,
-                }
-                .insert(&record, &event.body, subscribers)
-            },
-        );
+        let result = if routes.iter().any(|r| r.order_key.is_some()) {
+            (
+                &t.events,
+                &t.bodies,
+                &t.idempotency,
+                &t.deliveries,
+                &t.due,
+                &t.ordered,
+            )
+                .transaction(
+                    |(events, bodies, idempotency, deliveries, due, ordered)| {
+                        EventTx {
+                            events,
+                            bodies,
+                            idempotency,
+                            deliveries,
+                            due,
+                            ordered: Some(ordered),
+                        }
+                        .insert(&record, &event.body, routes)
+                    },
+                )
+        } else {
+            // The common case locks one tree fewer.
+            (&t.events, &t.bodies, &t.idempotency, &t.deliveries, &t.due).transaction(
+                |(events, bodies, idempotency, deliveries, due)| {
+                    EventTx {
+                        events,
+                        bodies,
+                        idempotency,
+                        deliveries,
+                        due,
+                        ordered: None,
+                    }
+                    .insert(&record, &event.body, routes)
+                },
+            )
+        };
         let existing = finish_tx(result)?.map_err(|_| StoreError::Closed)?;
         if existing.is_none() {
-            self.queued_add(subscribers.len());
+            self.queued_add(routes.len());
         }
         // A duplicate waits too: the original may not be on disk yet.
         self.durable().await?;
@@ -327,6 +393,28 @@ impl Store {
         }
     }
 
+    /// Whether a due delivery must wait for an earlier one with its ordering
+    /// key to end.
+    pub fn blocked(&self, entry: &DueEntry) -> Result<bool, StoreError> {
+        let Some(d) = self.delivery(entry.delivery)? else {
+            return Ok(false);
+        };
+        let Some(key) = &d.order_key else {
+            return Ok(false);
+        };
+        let prefix = keys::ordered_prefix(&d.plugin, key);
+        let first = self
+            .t
+            .ordered
+            .scan_prefix(&prefix)
+            .keys()
+            .next()
+            .transpose()?;
+        Ok(first
+            .and_then(|k| keys::parse_delivery(&k[prefix.len()..]))
+            .is_some_and(|head| head != d.id))
+    }
+
     /// Moves a due delivery to `running` and returns it with its event, or
     /// `None` if it is no longer due (claimed or changed meanwhile).
     pub fn claim(&self, entry: &DueEntry) -> Result<Option<Claimed>, StoreError> {
@@ -378,24 +466,29 @@ impl Store {
         let now = now_ms();
         let effects = effects
             .filter(|e| !(e.reads.is_empty() && e.writes.is_empty() && e.emitted.is_empty()));
+        // A delivery's key never changes: reading it outside the transaction
+        // only chooses which trees to lock.
+        let ordered = self.delivery(id)?.is_some_and(|d| d.order_key.is_some());
+        let no_effects = Effects::default();
         let result = match effects {
             // The common case touches five trees; sled's transaction cost
             // grows with every tree it locks.
-            None => (&t.deliveries, &t.due, &t.running, &t.dead, &t.attempts).transaction(
-                |(deliveries, due, running, dead, attempts)| {
+            None if !ordered => (&t.deliveries, &t.due, &t.running, &t.dead, &t.attempts)
+                .transaction(|(deliveries, due, running, dead, attempts)| {
                     let moves = MoveTx {
                         deliveries,
                         due,
                         running,
                         dead,
                         attempts,
+                        ordered: None,
                     };
                     let d = moves.running_delivery(id)?;
                     moves.record(d, attempt, next, now)?;
                     Ok(0)
-                },
-            ),
-            Some(effects) => {
+                }),
+            effects => {
+                let effects = effects.unwrap_or(&no_effects);
                 let emitted: Vec<EventRecord> = effects
                     .emitted
                     .iter()
@@ -415,6 +508,7 @@ impl Store {
                     &t.events,
                     &t.bodies,
                     &t.idempotency,
+                    &t.ordered,
                 );
                 trees.transaction(
                     |(
@@ -427,6 +521,7 @@ impl Store {
                         events,
                         bodies,
                         idempotency,
+                        ordered,
                     )| {
                         let moves = MoveTx {
                             deliveries,
@@ -434,6 +529,7 @@ impl Store {
                             running,
                             dead,
                             attempts,
+                            ordered: Some(ordered),
                         };
                         let d = moves.running_delivery(id)?;
                         apply_kv(kv, &d.plugin, effects)?;
@@ -443,6 +539,7 @@ impl Store {
                             idempotency,
                             deliveries,
                             due,
+                            ordered: Some(ordered),
                         };
                         let mut added = 0;
                         for (record, em) in emitted.iter().zip(&effects.emitted) {
@@ -478,7 +575,7 @@ impl Store {
     pub fn replay(
         &self,
         event: Ulid,
-        plugins: &[String],
+        routes: &[Route],
         pinned_version: Option<&str>,
     ) -> Result<Option<Vec<DeliveryId>>, StoreError> {
         if self.t.events.get(keys::event(event))?.is_none() {
@@ -496,24 +593,32 @@ impl Store {
                 .and_then(|k| keys::parse_delivery(&k))
                 .map_or(0, |d| d.seq + 1);
             let now = now_ms();
-            let result = (&t.deliveries, &t.due).transaction(|(deliveries, due)| {
-                let mut ids = Vec::new();
-                for (n, plugin) in plugins.iter().enumerate() {
-                    let id = DeliveryId {
-                        event,
-                        seq: next_seq + n as u32,
-                    };
-                    // A concurrent replay took this number: start over.
-                    if deliveries.get(keys::delivery(id))?.is_some() {
-                        return Err(ConflictableTransactionError::Abort(Abort::Conflict));
+            let result =
+                (&t.deliveries, &t.due, &t.ordered).transaction(|(deliveries, due, ordered)| {
+                    let mut ids = Vec::new();
+                    for (n, route) in routes.iter().enumerate() {
+                        let id = DeliveryId {
+                            event,
+                            seq: next_seq + n as u32,
+                        };
+                        // A concurrent replay took this number: start over.
+                        if deliveries.get(keys::delivery(id))?.is_some() {
+                            return Err(ConflictableTransactionError::Abort(Abort::Conflict));
+                        }
+                        let mut d = Delivery::pending(
+                            id,
+                            &route.plugin,
+                            now,
+                            pinned_version.map(str::to_owned),
+                        );
+                        d.order_key = route.order_key.clone();
+                        deliveries.insert(&keys::delivery(id), encode(&d))?;
+                        due.insert(&keys::due(now, id), route.plugin.as_bytes())?;
+                        enter_line(Some(ordered), &d)?;
+                        ids.push(id);
                     }
-                    let d = Delivery::pending(id, plugin, now, pinned_version.map(str::to_owned));
-                    deliveries.insert(&keys::delivery(id), encode(&d))?;
-                    due.insert(&keys::due(now, id), plugin.as_bytes())?;
-                    ids.push(id);
-                }
-                Ok(ids)
-            });
+                    Ok(ids)
+                });
             match finish_tx(result)? {
                 Ok(ids) => {
                     self.queued_add(ids.len());
@@ -529,7 +634,8 @@ impl Store {
     pub fn retry_dead(&self, id: DeliveryId) -> Result<bool, StoreError> {
         let t = &self.t;
         let now = now_ms();
-        let result = (&t.dead, &t.deliveries, &t.due).transaction(|(dead, deliveries, due)| {
+        let trees = (&t.dead, &t.deliveries, &t.due, &t.ordered);
+        let result = trees.transaction(|(dead, deliveries, due, ordered)| {
             if dead.remove(&keys::delivery(id))?.is_none() {
                 return Ok(false);
             }
@@ -542,6 +648,8 @@ impl Store {
             d.attempts_before_retry = d.attempts;
             deliveries.insert(&keys::delivery(id), encode(&d))?;
             due.insert(&keys::due(now, id), d.plugin.as_bytes())?;
+            // Back in its key's line, at its original place.
+            enter_line(Some(ordered), &d)?;
             Ok(true)
         });
         let retried = finish_tx(result)?.unwrap_or(false);
