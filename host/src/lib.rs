@@ -14,6 +14,8 @@
 //!   module that names wasmtime.
 //! - [`reload`]: loading plugin files into the registry.
 //! - [`dispatch`]: claiming due deliveries, running attempts, retries.
+//! - [`shadow`]: running a candidate version on recorded events, effects
+//!   captured, and comparing it with the live version.
 //! - [`sources`]: webhook signature schemes (GitHub, Stripe, Standard
 //!   Webhooks, generic HMAC) and topic / idempotency-key derivation.
 //! - [`http`]: the axum API.
@@ -34,6 +36,7 @@ pub mod model;
 pub mod reload;
 pub mod runtime;
 mod server;
+pub mod shadow;
 pub mod sources;
 pub mod store;
 

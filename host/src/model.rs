@@ -300,6 +300,81 @@ pub struct Attempt {
     pub stderr: String,
     /// True when logs or output were cut at the per-attempt cap.
     pub truncated: bool,
+    /// What the attempt read from kv and would write and emit; `None` in
+    /// records older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effects: Option<EffectsRecord>,
+}
+
+/// An attempt's kv reads, kv writes and emitted events, as recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectsRecord {
+    /// True when the writes and emits were committed (the attempt
+    /// succeeded); else they were discarded.
+    pub committed: bool,
+    /// Each key's first read from the store, with the value seen: a shadow
+    /// run of this event reads these again.
+    pub kv_reads: Vec<KvRecord>,
+    /// The last write to each key (`value: null` deletes).
+    pub kv_writes: Vec<KvRecord>,
+    pub emitted: Vec<EmitRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvRecord {
+    pub key: String,
+    /// `None`: absent (read) or deleted (write).
+    pub value: Option<Blob>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmitRecord {
+    pub topic: String,
+    pub idempotency_key: Option<String>,
+    pub body: Blob,
+}
+
+/// Recorded bytes: their digest and length always, the bytes themselves
+/// when at most [`Blob::KEEP_BYTES`] (as text when UTF-8, else base64).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blob {
+    pub sha256: String,
+    pub len: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+}
+
+impl Blob {
+    pub const KEEP_BYTES: usize = 4096;
+
+    pub fn of(bytes: &[u8]) -> Self {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let kept = bytes.len() <= Self::KEEP_BYTES;
+        let text = kept
+            .then(|| std::str::from_utf8(bytes).ok().map(str::to_owned))
+            .flatten();
+        let base64 = (kept && text.is_none())
+            .then(|| base64::engine::general_purpose::STANDARD.encode(bytes));
+        Self {
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+            len: bytes.len() as u64,
+            text,
+            base64,
+        }
+    }
+
+    /// The bytes, when they were kept.
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        match (&self.text, &self.base64) {
+            (Some(text), _) => Some(text.clone().into_bytes()),
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD.decode(b64).ok(),
+            (None, None) => None,
+        }
+    }
 }
 
 /// What an event amounts to, from its deliveries.
@@ -449,6 +524,20 @@ pub fn validate_topic(topic: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blobs_keep_small_values_exactly_and_large_ones_by_digest() {
+        for bytes in [&b"plain text"[..], &[0xff, 0x00, 0xfe][..], &b""[..]] {
+            let blob = Blob::of(bytes);
+            assert_eq!(blob.bytes().as_deref(), Some(bytes));
+            assert_eq!(blob.len, bytes.len() as u64);
+        }
+        let big = vec![b'x'; Blob::KEEP_BYTES + 1];
+        let blob = Blob::of(&big);
+        assert_eq!(blob.bytes(), None);
+        assert_eq!(blob.sha256, Blob::of(&big).sha256);
+        assert_ne!(blob.sha256, Blob::of(b"x").sha256);
+    }
 
     #[test]
     fn ordering_keys_come_from_the_idempotency_key_or_a_pointer() {

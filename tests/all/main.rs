@@ -13,3 +13,4 @@ mod recovery;
 mod redrive;
 mod reload;
 mod sandbox;
+mod shadow;

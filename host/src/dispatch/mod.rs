@@ -201,6 +201,11 @@ async fn deliver(
             Decision::RetryIn(ms) => Next::RetryAt(now_ms() + ms),
             Decision::Dead => Next::Dead,
         };
+        if decision == Decision::Succeeded
+            && let Some(record) = &mut run.attempt.effects
+        {
+            record.committed = true;
+        }
         let effects = if decision == Decision::Succeeded {
             for emitted in &mut run.effects.emitted {
                 let e = &emitted.event;
@@ -268,6 +273,7 @@ fn unavailable_version(
         stdout: String::new(),
         stderr: String::new(),
         truncated: false,
+        effects: None,
     }
 }
 

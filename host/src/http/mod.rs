@@ -9,6 +9,7 @@ mod error;
 mod ingest;
 mod redrive;
 mod serve;
+mod shadow;
 
 pub use error::ApiError;
 pub use serve::serve;
@@ -36,6 +37,11 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
         .route("/plugins", get(admin::list_plugins))
         .route("/plugins/{name}", get(admin::show_plugin))
         .route("/plugins/{name}/rollback", post(admin::rollback))
+        .route(
+            "/plugins/{name}/candidates",
+            post(shadow::upload).layer(DefaultBodyLimit::max(shadow::MAX_COMPONENT_BYTES)),
+        )
+        .route("/plugins/{name}/shadow", post(shadow::run))
         .route("/events/{id}/replay", post(redrive::replay_event))
         .route("/replay", post(redrive::replay_many))
         .route("/dead-letters", get(redrive::list_dead))

@@ -183,6 +183,24 @@ pub async fn load_pinned(
     Ok(plugin)
 }
 
+/// Compiles uploaded bytes as a candidate version of plugin `name`, for
+/// shadow runs: kept (in the artifact cache and loaded) but not installed.
+pub async fn load_candidate(
+    core: &Arc<Core>,
+    name: &str,
+    bytes: Vec<u8>,
+) -> Result<Arc<Plugin>, LoadError> {
+    let compiler = core.clone();
+    let compiled = tokio::task::spawn_blocking(move || load::compile(&compiler.runtime, &bytes))
+        .await
+        .map_err(|e| LoadError::Compile(format!("compile task failed: {e}")))??;
+    let plugin = Arc::new(
+        load::describe(&core.runtime, name, compiled, core.config.limits_for(name)).await?,
+    );
+    core.registry.keep_pinned(plugin.clone());
+    Ok(plugin)
+}
+
 /// Takes plugin `name` out of service (its file is gone). Attempts in
 /// flight finish; its pending deliveries pause until it returns.
 pub fn unload(core: &Core, name: &str) {

@@ -2,8 +2,10 @@
 //! fuel, an epoch deadline and a memory cap, and the record of how it went.
 
 use super::bindings::hookhost::plugin::types;
-use super::{EPOCH_TICK, FUEL_YIELD_INTERVAL, HostState, Plugin, Runtime};
-use crate::model::{Attempt, DeliveryId, EventRecord, Outcome, now_ms};
+use super::{EPOCH_TICK, FUEL_YIELD_INTERVAL, HostState, KvSnapshot, Plugin, Runtime};
+use crate::model::{
+    Attempt, Blob, DeliveryId, EffectsRecord, EmitRecord, EventRecord, KvRecord, Outcome, now_ms,
+};
 use crate::store::{Effects, Emitted, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,10 +39,44 @@ impl Runtime {
         event: &EventRecord,
         body: &[u8],
     ) -> AttemptRun {
+        self.run(plugin, store, delivery, number, event, body, None)
+            .await
+    }
+
+    /// Runs `plugin` as [`Runtime::run_attempt`] does, but its kv reads see
+    /// `snapshot` first (a live attempt's reads). The caller must not commit
+    /// the effects.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run_shadow(
+        &self,
+        plugin: &Plugin,
+        store: Arc<Store>,
+        delivery: DeliveryId,
+        number: u32,
+        event: &EventRecord,
+        body: &[u8],
+        snapshot: KvSnapshot,
+    ) -> AttemptRun {
+        self.run(plugin, store, delivery, number, event, body, Some(snapshot))
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &self,
+        plugin: &Plugin,
+        store: Arc<Store>,
+        delivery: DeliveryId,
+        number: u32,
+        event: &EventRecord,
+        body: &[u8],
+        snapshot: Option<KvSnapshot>,
+    ) -> AttemptRun {
         let started_at_ms = now_ms();
         let started = Instant::now();
         let limits = &plugin.limits;
-        let (state, stdout, stderr) = HostState::new(&plugin.name, limits, Some(store));
+        let (mut state, stdout, stderr) = HostState::new(&plugin.name, limits, Some(store));
+        state.call.snapshot = snapshot;
         let mut wstore = wasmtime::Store::new(&self.engine, state);
         wstore.limiter(|s| &mut s.limiter);
         let wit_event = types::Event {
@@ -80,6 +116,27 @@ impl Runtime {
         let (stdout, out_cut) = stdout.take();
         let (stderr, err_cut) = stderr.take();
         let call = state.call;
+        let record = EffectsRecord {
+            committed: false,
+            kv_reads: call.read_records,
+            kv_writes: call
+                .writes
+                .iter()
+                .map(|(key, value)| KvRecord {
+                    key: key.clone(),
+                    value: value.as_deref().map(Blob::of),
+                })
+                .collect(),
+            emitted: call
+                .emitted
+                .iter()
+                .map(|e| EmitRecord {
+                    topic: e.topic.clone(),
+                    idempotency_key: e.idempotency_key.clone(),
+                    body: Blob::of(&e.body),
+                })
+                .collect(),
+        };
         let attempt = Attempt {
             delivery,
             number,
@@ -94,6 +151,7 @@ impl Runtime {
             stdout,
             stderr,
             truncated: call.truncated || out_cut || err_cut,
+            effects: Some(record),
         };
         let effects = Effects {
             reads: call.reads.into_iter().collect(),

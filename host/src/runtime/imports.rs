@@ -63,15 +63,24 @@ impl kv::Host for HostState {
         let Some(store) = &call.store else {
             return Ok(None);
         };
-        let found = store
-            .kv_get(&call.plugin, &key)
-            .map_err(|e| wasmtime::format_err!("kv read failed: {e}"))?;
-        let (version, value) = match found {
-            Some((version, value)) => (version, Some(value)),
-            None => (0, None),
+        let (version, value) = match call.snapshot.as_ref().and_then(|s| s.get(&key)) {
+            Some(value) => (0, value.clone()),
+            None => match store
+                .kv_get(&call.plugin, &key)
+                .map_err(|e| wasmtime::format_err!("kv read failed: {e}"))?
+            {
+                Some((version, value)) => (version, Some(value)),
+                None => (0, None),
+            },
         };
         // The first read fixes the version the commit checks against.
-        call.reads.entry(key).or_insert(version);
+        if !call.reads.contains_key(&key) {
+            call.read_records.push(crate::model::KvRecord {
+                key: key.clone(),
+                value: value.as_deref().map(crate::model::Blob::of),
+            });
+            call.reads.insert(key, version);
+        }
         Ok(value)
     }
 

@@ -150,6 +150,9 @@ impl WasiView for HostState {
     }
 }
 
+/// kv values a shadow run reads in place of the store's; `None` is absent.
+pub type KvSnapshot = BTreeMap<String, Option<Vec<u8>>>;
+
 /// The per-call state behind the host imports.
 struct CallState {
     plugin: String,
@@ -162,6 +165,11 @@ struct CallState {
     truncated: bool,
     /// Keys read from the store, with the version seen (0 = absent).
     reads: BTreeMap<String, u64>,
+    /// The same first reads, with the values seen, for the attempt record.
+    read_records: Vec<crate::model::KvRecord>,
+    /// For a shadow run: kv values to read instead of the store's (the live
+    /// attempt's reads); keys not in it are read from the store.
+    snapshot: Option<KvSnapshot>,
     /// Buffered writes; `None` is a delete.
     writes: BTreeMap<String, Option<Vec<u8>>>,
     write_bytes: usize,
@@ -194,6 +202,8 @@ impl HostState {
                 log_bytes: 0,
                 truncated: false,
                 reads: BTreeMap::new(),
+                read_records: Vec::new(),
+                snapshot: None,
                 writes: BTreeMap::new(),
                 write_bytes: 0,
                 emitted: Vec::new(),

@@ -28,6 +28,7 @@ fn attempt(claimed: &Claimed, outcome: Outcome) -> Attempt {
         stdout: String::new(),
         stderr: String::new(),
         truncated: false,
+        effects: None,
     }
 }
 

@@ -1,0 +1,89 @@
+//! Candidate versions and shadow runs: try a new version of a handler on
+//! recorded events before it serves anything.
+
+use super::ApiError;
+use crate::core::Core;
+use crate::reload;
+use crate::runtime::load::valid_plugin_name;
+use crate::shadow::{self, ShadowError};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Largest component accepted as a candidate (a Python guest is ~18 MB).
+pub const MAX_COMPONENT_BYTES: usize = 64 * 1024 * 1024;
+
+/// `POST /plugins/{name}/candidates`: the body is a component; it is
+/// compiled, described and kept for shadow runs, not installed.
+pub async fn upload(
+    State(core): State<Arc<Core>>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_name(&name)?;
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge {
+                limit: MAX_COMPONENT_BYTES,
+            }
+        } else {
+            ApiError::BadRequest(format!("cannot read body: {}", rejection.body_text()))
+        }
+    })?;
+    let plugin = reload::load_candidate(&core, &name, bytes.to_vec())
+        .await
+        .map_err(|e| ApiError::Unprocessable(format!("not a usable component: {e}")))?;
+    tracing::info!(plugin = %name, version = %plugin.version, "candidate version uploaded");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "plugin": name,
+            "version": plugin.version,
+            "size_bytes": plugin.size_bytes,
+            "subscriptions": plugin.manifest.subscriptions,
+        })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowBody {
+    /// sha256 of the candidate: a version the plugin had, or an upload.
+    version: String,
+    #[serde(flatten)]
+    filter: shadow::Filter,
+}
+
+/// `POST /plugins/{name}/shadow`: runs the candidate on recorded events the
+/// plugin handled and reports, per event, how it differs from the live run.
+pub async fn run(
+    State(core): State<Arc<Core>>,
+    Path(name): Path<String>,
+    Json(body): Json<ShadowBody>,
+) -> Result<Json<shadow::Report>, ApiError> {
+    check_name(&name)?;
+    match shadow::run(&core, &name, &body.version, &body.filter).await {
+        Ok(report) => {
+            tracing::info!(plugin = %name, candidate = %body.version, events = report.events, different = report.different, "shadow run done");
+            Ok(Json(report))
+        }
+        Err(e @ ShadowError::BadFilter(_)) => Err(ApiError::BadRequest(e.to_string())),
+        Err(e @ ShadowError::Candidate { .. }) => Err(ApiError::NotFound(e.to_string())),
+        Err(ShadowError::Store(e)) => Err(e.into()),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if valid_plugin_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "{name:?} is not a plugin name"
+        )))
+    }
+}
