@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-const PLUGINS: [&str; 11] = [
+const PLUGINS: [&str; 12] = [
     "stripe-ledger",
     "github-digest",
     "test-loop",
@@ -15,6 +15,7 @@ const PLUGINS: [&str; 11] = [
     "test-bad-describe",
     "test-snoop",
     "test-sequence",
+    "test-leaky",
 ];
 
 fn main() {

@@ -17,12 +17,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hookhost::Config;
 use hookhost::core::Core;
 use hookhost::model::{NewEvent, Outcome};
-use hookhost::runtime::{Registry, Runtime};
+use hookhost::runtime::Runtime;
 use hookhost::store::{Finish, Next, Store};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -166,15 +165,16 @@ fn bench(c: &mut Criterion) {
     std::fs::create_dir_all(&config.plugins_dir).expect("plugins dir");
     std::fs::copy(&component_path, config.plugins_dir.join("noop.wasm")).expect("install");
     let core = rt.block_on(async {
-        let core = Arc::new(Core {
-            store: Arc::new(Store::open(&config.data).expect("store")),
-            runtime: Runtime::new(&config, None).expect("runtime"),
-            registry: Registry::new(),
-            wake: Notify::new(),
-            sources: Default::default(),
-            contracts: Default::default(),
+        let store = Store::open(&config.data).expect("store");
+        let runtime = Runtime::new(&config, None).expect("runtime");
+        let core = Arc::new(Core::new(
             config,
-        });
+            store,
+            runtime,
+            Default::default(),
+            Default::default(),
+            Default::default(),
+        ));
         hookhost::reload::load_all(&core).await;
         core
     });

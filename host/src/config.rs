@@ -28,6 +28,10 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The file this configuration was read from: re-read on `SIGHUP` or
+    /// `POST /config/reload` to apply changed plugin settings.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
     /// Address the HTTP server listens on.
     #[serde(default = "defaults::listen")]
     pub listen: SocketAddr,
@@ -103,7 +107,37 @@ pub struct PluginSettings {
     /// Values the plugin reads through the `config` import.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Secret values the plugin reads through the `config` import, by key:
+    /// each names the environment variable that holds it. Never logged or
+    /// recorded; a plugin that writes one into a record gets it redacted.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
 }
+
+/// A secret value: shown as `[redacted]` by `Debug`, read with
+/// [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Every plugin's secrets, resolved from the environment, by plugin name
+/// (`""` for `[defaults]`).
+pub type ResolvedSecrets = BTreeMap<String, BTreeMap<String, Secret>>;
 
 /// A plugin's effective limits, every field resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +151,8 @@ pub struct PluginLimits {
     /// `Some` for a plugin with `ordering = "per-key"`.
     pub order_by: Option<crate::model::OrderBy>,
     pub config: BTreeMap<String, String>,
+    /// Resolved secret values by key (see [`Config::resolve_secrets`]).
+    pub secrets: BTreeMap<String, Secret>,
 }
 
 /// Captured logs and output per attempt, in bytes.
@@ -165,6 +201,7 @@ mod defaults {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            source: None,
             listen: defaults::listen(),
             data: defaults::data(),
             plugins_dir: defaults::plugins_dir(),
@@ -201,6 +238,7 @@ impl Config {
         })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         crate::contracts::rebase(&mut config.contracts, dir);
+        config.source = Some(path.to_owned());
         Ok(config)
     }
 
@@ -256,6 +294,15 @@ impl Config {
             if settings.retry.is_some_and(|r| r.max_attempts == 0) {
                 return Err(bad("retry.max_attempts"));
             }
+            if let Some(key) = settings
+                .secrets
+                .keys()
+                .find(|k| settings.config.contains_key(*k))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "[plugins.{name}] {key:?} is both a config value and a secret"
+                )));
+            }
             if let Some(pointer) = &settings.order_key {
                 if !pointer.starts_with('/') {
                     return Err(ConfigError::Invalid(format!(
@@ -300,7 +347,46 @@ impl Config {
                 _ => None,
             },
             config: own.map(|s| s.config.clone()).unwrap_or_default(),
+            secrets: BTreeMap::new(),
         }
+    }
+
+    /// The resolved limits of plugin `name`, its secrets included.
+    pub fn limits_with_secrets(&self, name: &str, secrets: &ResolvedSecrets) -> PluginLimits {
+        let mut limits = self.limits_for(name);
+        let own = if self.plugins.contains_key(name) {
+            secrets.get(name)
+        } else {
+            secrets.get("")
+        };
+        limits.secrets = own.cloned().unwrap_or_default();
+        limits
+    }
+
+    /// Reads every plugin's secrets from the environment (through `env`);
+    /// an unset variable is an error naming it. A plugin with a table of its
+    /// own gets its own `secrets`, others get `[defaults]`'s.
+    pub fn resolve_secrets(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ResolvedSecrets, ConfigError> {
+        let tables = std::iter::once(("", &self.defaults))
+            .chain(self.plugins.iter().map(|(n, s)| (n.as_str(), s)));
+        let mut resolved = ResolvedSecrets::new();
+        for (name, settings) in tables {
+            let mut values = BTreeMap::new();
+            for (key, var) in &settings.secrets {
+                let table = if name.is_empty() { "defaults" } else { name };
+                let value = env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "[plugins.{table}] secret {key:?}: the environment variable {var} is not set"
+                    ))
+                })?;
+                values.insert(key.clone(), Secret::new(value));
+            }
+            resolved.insert(name.to_owned(), values);
+        }
+        Ok(resolved)
     }
 
     /// The largest memory cap any plugin may get: the size of the pooling

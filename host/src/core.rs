@@ -1,6 +1,6 @@
 //! The state every part of the host shares.
 
-use crate::config::Config;
+use crate::config::{Config, PluginLimits, ResolvedSecrets};
 use crate::runtime::{Registry, Runtime};
 use crate::sources::Source;
 use crate::store::Store;
@@ -21,4 +21,54 @@ pub struct Core {
     pub contracts: crate::contracts::Contracts,
     /// Configured webhook sources, secrets resolved, by name.
     pub sources: BTreeMap<String, Source>,
+    /// The plugin settings in force; replaced whole when the configuration
+    /// file is reloaded. `config` above keeps what the host started with.
+    pub settings: std::sync::RwLock<Arc<Settings>>,
+}
+
+/// Plugin settings (`[defaults]`, `[plugins.*]`) and their resolved secrets.
+pub struct Settings {
+    pub config: Config,
+    pub secrets: ResolvedSecrets,
+}
+
+impl Core {
+    /// A core for `config`, with nothing loaded yet.
+    pub fn new(
+        config: Config,
+        store: Store,
+        runtime: Runtime,
+        sources: BTreeMap<String, Source>,
+        contracts: crate::contracts::Contracts,
+        secrets: ResolvedSecrets,
+    ) -> Self {
+        let settings = Settings {
+            config: config.clone(),
+            secrets,
+        };
+        Self {
+            config,
+            store: Arc::new(store),
+            registry: Registry::new(),
+            runtime,
+            wake: Notify::new(),
+            contracts,
+            sources,
+            settings: std::sync::RwLock::new(Arc::new(settings)),
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> Arc<Settings> {
+        match self.settings.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Plugin `name`'s limits, grants and secrets as configured now.
+    pub fn limits_for(&self, name: &str) -> PluginLimits {
+        let s = self.settings();
+        s.config.limits_with_secrets(name, &s.secrets)
+    }
 }

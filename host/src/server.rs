@@ -3,14 +3,14 @@
 
 use crate::config::Config;
 use crate::core::Core;
-use crate::runtime::{Registry, Runtime};
+use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::{dispatch, http, reload};
 use anyhow::Context as _;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 /// Runs the host on `listener` until `shutdown` completes, then stops
 /// accepting, lets running attempts finish (or hit their deadline), and
@@ -29,6 +29,7 @@ pub async fn run(
     )?;
     let sources = crate::sources::resolve_all(&config.sources, |var| std::env::var(var).ok())?;
     let contracts = crate::contracts::Contracts::load(&config.contracts)?;
+    let secrets = config.resolve_secrets(|var| std::env::var(var).ok())?;
     for dir in [&config.data, &config.plugins_dir] {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
@@ -44,15 +45,9 @@ pub async fn run(
     }
     let runtime = Runtime::new(&config, Some(&config.data.join("artifacts")))
         .context("cannot build the wasm engine")?;
-    let core = Arc::new(Core {
-        config,
-        store: Arc::new(store),
-        registry: Registry::new(),
-        runtime,
-        wake: Notify::new(),
-        sources,
-        contracts,
-    });
+    let core = Arc::new(Core::new(
+        config, store, runtime, sources, contracts, secrets,
+    ));
     let loaded = reload::load_all(&core).await;
     tracing::info!(
         plugins = loaded,
@@ -69,7 +64,8 @@ pub async fn run(
             None
         }
     };
-    let dispatcher = tokio::spawn(dispatch::run(core.clone(), stopped));
+    let dispatcher = tokio::spawn(dispatch::run(core.clone(), stopped.clone()));
+    let hangups = tokio::spawn(reload_on_hangup(core.clone(), stopped));
     let app = http::router(core.clone(), admin_token);
     tracing::info!(addr = %listener.local_addr()?, data = %core.config.data.display(), "hookhost listening");
     let header_timeout = std::time::Duration::from_millis(core.config.header_timeout_ms);
@@ -85,6 +81,7 @@ pub async fn run(
     {
         tracing::error!(error = %e, "plugin watcher failed");
     }
+    hangups.abort();
     core.store.close().await.context("final flush failed")?;
     tracing::info!("store flushed; bye");
     Ok(())
@@ -115,6 +112,35 @@ fn admin_token(config: &Config) -> anyhow::Result<Option<String>> {
         _ => anyhow::bail!(
             "admin_token_env is {var:?} but that environment variable is not set or empty"
         ),
+    }
+}
+
+/// Applies the configuration file's plugin settings on every `SIGHUP`.
+async fn reload_on_hangup(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP: reload with POST /config/reload");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                Some(()) = hangups.recv() => {
+                    if let Err(e) = reload::reload_config(&core) {
+                        tracing::error!(error = %e, "configuration not reloaded; the settings in force stay");
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (core, stop.changed().await);
     }
 }
 

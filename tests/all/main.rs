@@ -13,4 +13,5 @@ mod recovery;
 mod redrive;
 mod reload;
 mod sandbox;
+mod settings;
 mod shadow;

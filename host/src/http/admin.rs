@@ -217,3 +217,15 @@ fn plugin_json(p: &Plugin, last_error: Option<Value>) -> Value {
         "last_error": last_error,
     })
 }
+
+/// `POST /config/reload`: re-reads the configuration file and applies its
+/// plugin settings (as `SIGHUP` does).
+pub async fn reload_config(State(core): State<Arc<Core>>) -> Result<Json<Value>, ApiError> {
+    match reload::reload_config(&core) {
+        Ok(changed) => Ok(Json(
+            json!({ "reloaded": true, "plugins_changed": changed }),
+        )),
+        Err(e @ reload::ConfigReloadError::NoFile) => Err(ApiError::Conflict(e.to_string())),
+        Err(e) => Err(ApiError::Unprocessable(e.to_string())),
+    }
+}

@@ -42,6 +42,7 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
             post(shadow::upload).layer(DefaultBodyLimit::max(shadow::MAX_COMPONENT_BYTES)),
         )
         .route("/plugins/{name}/shadow", post(shadow::run))
+        .route("/config/reload", post(admin::reload_config))
         .route("/events/{id}/replay", post(redrive::replay_event))
         .route("/replay", post(redrive::replay_many))
         .route("/dead-letters", get(redrive::list_dead))

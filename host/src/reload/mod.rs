@@ -108,7 +108,7 @@ async fn install_bytes(
     let compiled = tokio::task::spawn_blocking(move || load::compile(&compiler.runtime, &bytes))
         .await
         .map_err(|e| LoadError::Compile(format!("compile task failed: {e}")))??;
-    let limits = core.config.limits_for(name);
+    let limits = core.limits_for(name);
     let plugin = load::describe(&core.runtime, name, compiled, limits).await?;
     tracing::info!(
         plugin = %name,
@@ -176,9 +176,8 @@ pub async fn load_pinned(
     let compiled = tokio::task::spawn_blocking(move || load::compile(&compiler.runtime, &bytes))
         .await
         .map_err(|e| LoadError::Compile(format!("compile task failed: {e}")))??;
-    let plugin = Arc::new(
-        load::describe(&core.runtime, name, compiled, core.config.limits_for(name)).await?,
-    );
+    let plugin =
+        Arc::new(load::describe(&core.runtime, name, compiled, core.limits_for(name)).await?);
     core.registry.keep_pinned(plugin.clone());
     Ok(plugin)
 }
@@ -194,11 +193,53 @@ pub async fn load_candidate(
     let compiled = tokio::task::spawn_blocking(move || load::compile(&compiler.runtime, &bytes))
         .await
         .map_err(|e| LoadError::Compile(format!("compile task failed: {e}")))??;
-    let plugin = Arc::new(
-        load::describe(&core.runtime, name, compiled, core.config.limits_for(name)).await?,
-    );
+    let plugin =
+        Arc::new(load::describe(&core.runtime, name, compiled, core.limits_for(name)).await?);
     core.registry.keep_pinned(plugin.clone());
     Ok(plugin)
+}
+
+/// Why the configuration file could not be applied; the settings in force
+/// stay.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigReloadError {
+    #[error("the host was started without a configuration file: there is nothing to reload")]
+    NoFile,
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(
+        "memory_mb of {wanted} MiB is above the {limit} MiB the host started with: that needs a restart"
+    )]
+    MemoryNeedsRestart { wanted: u64, limit: u64 },
+}
+
+/// Re-reads the configuration file and applies its `[defaults]` and
+/// `[plugins.*]` tables (limits, retry, ordering, config values, secrets) to
+/// every loaded plugin and to later loads. Other settings need a restart.
+/// Returns how many loaded plugins changed.
+pub fn reload_config(core: &Core) -> Result<usize, ConfigReloadError> {
+    let path = core
+        .config
+        .source
+        .as_ref()
+        .ok_or(ConfigReloadError::NoFile)?;
+    let config = crate::config::Config::from_file(path)?;
+    let secrets = config.resolve_secrets(|var| std::env::var(var).ok())?;
+    let (wanted, limit) = (config.max_memory_bytes(), core.runtime.max_memory_bytes());
+    if wanted > limit {
+        return Err(ConfigReloadError::MemoryNeedsRestart {
+            wanted: wanted >> 20,
+            limit: limit >> 20,
+        });
+    }
+    let settings = Arc::new(crate::core::Settings { config, secrets });
+    match core.settings.write() {
+        Ok(mut s) => *s = settings,
+        Err(poisoned) => *poisoned.into_inner() = settings,
+    }
+    let changed = core.registry.relimit(|name| core.limits_for(name));
+    tracing::info!(file = %path.display(), plugins_changed = changed, "configuration reloaded");
+    Ok(changed)
 }
 
 /// Takes plugin `name` out of service (its file is gone). Attempts in

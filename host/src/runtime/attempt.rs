@@ -116,6 +116,13 @@ impl Runtime {
         let (stdout, out_cut) = stdout.take();
         let (stderr, err_cut) = stderr.take();
         let call = state.call;
+        let (stdout, stderr) = (call.redact(&stdout), call.redact(&stderr));
+        let outcome = match outcome {
+            Outcome::Retry(m) => Outcome::Retry(call.redact(&m)),
+            Outcome::Reject(m) => Outcome::Reject(call.redact(&m)),
+            Outcome::Trap(m) => Outcome::Trap(call.redact(&m)),
+            other => other,
+        };
         let record = EffectsRecord {
             committed: false,
             kv_reads: call.read_records,

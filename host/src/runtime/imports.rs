@@ -37,6 +37,11 @@ impl log::Host for HostState {
             types::Level::Error => LogLevel::Error,
         };
         let call = &mut self.call;
+        let message = call.redact(&message);
+        let fields: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (call.redact(k), call.redact(v)))
+            .collect();
         tracing::debug!(plugin = %call.plugin, ?level, %message, "plugin log");
         let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         if call.log_bytes + size > LOG_CAP_BYTES {
@@ -107,6 +112,12 @@ impl HostState {
         if call.store.is_none() {
             wasmtime::bail!("kv writes are not allowed in describe()");
         }
+        if let Some(secret) = call
+            .secret_in(key.as_bytes())
+            .or_else(|| value.as_deref().and_then(|v| call.secret_in(v)))
+        {
+            wasmtime::bail!("kv: refused to store the value of secret {secret:?}");
+        }
         call.write_bytes += key.len() + value.as_ref().map_or(0, Vec::len);
         if call.write_bytes > MAX_WRITE_BYTES {
             wasmtime::bail!("kv writes exceed {MAX_WRITE_BYTES} bytes in one attempt");
@@ -144,6 +155,17 @@ impl emit::Host for HostState {
                 body.len()
             );
         }
+        if let Some(secret) = call
+            .secret_in(&body)
+            .or_else(|| call.secret_in(topic.as_bytes()))
+            .or_else(|| {
+                idempotency_key
+                    .as_deref()
+                    .and_then(|k| call.secret_in(k.as_bytes()))
+            })
+        {
+            wasmtime::bail!("emit: refused to put the value of secret {secret:?} in an event");
+        }
         if call.emitted.len() >= MAX_EMITS {
             wasmtime::bail!("emit: more than {MAX_EMITS} events in one attempt");
         }
@@ -163,6 +185,12 @@ impl emit::Host for HostState {
 
 impl config::Host for HostState {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        Ok(self.call.config.get(&key).cloned())
+        let call = &self.call;
+        Ok(call.config.get(&key).cloned().or_else(|| {
+            call.secrets
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.expose().to_owned())
+        }))
     }
 }

@@ -82,6 +82,11 @@ pub async fn check_file(path: &std::path::Path) -> Result<CheckReport, LoadError
 }
 
 impl Runtime {
+    /// The largest memory cap a plugin can be given without a restart.
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.max_memory_bytes
+    }
+
     /// The component bytes of version `sha256`, if the cache kept them.
     pub fn component_bytes(&self, sha256: &str) -> Option<Vec<u8>> {
         self.cache.as_ref().and_then(|c| c.component_bytes(sha256))
@@ -94,6 +99,8 @@ pub struct Runtime {
     linker: Linker<HostState>,
     /// Compiled artifacts on disk; `None` for offline checks.
     cache: Option<cache::ArtifactCache>,
+    /// The pool's memory slot size: no plugin's cap may exceed it.
+    max_memory_bytes: u64,
     _ticker: EpochTicker,
 }
 
@@ -127,6 +134,7 @@ impl Runtime {
             engine,
             linker,
             cache,
+            max_memory_bytes: config.max_memory_bytes(),
             _ticker: ticker,
         })
     }
@@ -150,6 +158,29 @@ impl WasiView for HostState {
     }
 }
 
+impl CallState {
+    /// `text` with every secret value replaced by `[redacted secret <key>]`.
+    fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for (key, secret) in &self.secrets {
+            let value = secret.expose();
+            if !value.is_empty() && text.contains(value) {
+                text = text.replace(value, &format!("[redacted secret {key}]"));
+            }
+        }
+        text
+    }
+
+    /// The key of the first secret whose value occurs in `bytes`.
+    fn secret_in(&self, bytes: &[u8]) -> Option<&str> {
+        self.secrets.iter().find_map(|(key, secret)| {
+            let value = secret.expose().as_bytes();
+            (!value.is_empty() && bytes.windows(value.len()).any(|w| w == value))
+                .then_some(key.as_str())
+        })
+    }
+}
+
 /// kv values a shadow run reads in place of the store's; `None` is absent.
 pub type KvSnapshot = BTreeMap<String, Option<Vec<u8>>>;
 
@@ -160,6 +191,9 @@ struct CallState {
     /// emits are refused.
     store: Option<Arc<Store>>,
     config: BTreeMap<String, String>,
+    /// Secret values by key: readable through `config`, redacted from every
+    /// record, refused in kv writes and emitted events.
+    secrets: Vec<(String, crate::config::Secret)>,
     logs: Vec<LogLine>,
     log_bytes: usize,
     truncated: bool,
@@ -198,6 +232,11 @@ impl HostState {
                 plugin: plugin.to_owned(),
                 store,
                 config: limits.config.clone(),
+                secrets: limits
+                    .secrets
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 logs: Vec::new(),
                 log_bytes: 0,
                 truncated: false,

@@ -31,6 +31,27 @@ pub struct Plugin {
 }
 
 impl Plugin {
+    /// The same version under other limits. The concurrency bound is shared
+    /// with the old one while it is unchanged.
+    fn with_limits(&self, limits: PluginLimits) -> Plugin {
+        let permits = if limits.max_concurrency == self.limits.max_concurrency {
+            self.permits.clone()
+        } else {
+            Arc::new(tokio::sync::Semaphore::new(limits.max_concurrency))
+        };
+        Plugin {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            size_bytes: self.size_bytes,
+            from_cache: self.from_cache,
+            manifest: self.manifest.clone(),
+            limits,
+            loaded_at_ms: self.loaded_at_ms,
+            pre: self.pre.clone(),
+            permits,
+        }
+    }
+
     fn route(&self, idempotency_key: Option<&str>, body: &[u8]) -> Route {
         Route {
             plugin: self.name.clone(),
@@ -107,6 +128,25 @@ impl Registry {
         self.update(&self.failures, |m| {
             m.remove(&name);
         });
+    }
+
+    /// Gives every loaded plugin the limits `limits_for` says, keeping its
+    /// version; attempts in flight finish under the old ones. Versions kept
+    /// for pinned replays and shadow runs are dropped, to be reloaded with
+    /// the new limits when next needed. Returns how many plugins changed.
+    pub fn relimit(&self, limits_for: impl Fn(&str) -> PluginLimits) -> usize {
+        let mut changed = 0;
+        self.update(&self.plugins, |m| {
+            for plugin in m.values_mut() {
+                let limits = limits_for(&plugin.name);
+                if limits != plugin.limits {
+                    *plugin = Arc::new(plugin.with_limits(limits));
+                    changed += 1;
+                }
+            }
+        });
+        self.update(&self.pinned, BTreeMap::clear);
+        changed
     }
 
     /// Removes plugin `name`; its deliveries wait until it returns.
