@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-const PLUGINS: [&str; 12] = [
+const PLUGINS: [&str; 13] = [
     "stripe-ledger",
     "github-digest",
     "test-loop",
@@ -16,6 +16,7 @@ const PLUGINS: [&str; 12] = [
     "test-snoop",
     "test-sequence",
     "test-leaky",
+    "test-clock",
 ];
 
 fn main() {

@@ -112,6 +112,9 @@ pub struct PluginSettings {
     /// recorded; a plugin that writes one into a record gets it redacted.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// Overrides of the plugin's schedules by name: another cron, or `"off"`.
+    #[serde(default)]
+    pub schedules: BTreeMap<String, String>,
 }
 
 /// A secret value: shown as `[redacted]` by `Debug`, read with
@@ -153,6 +156,8 @@ pub struct PluginLimits {
     pub config: BTreeMap<String, String>,
     /// Resolved secret values by key (see [`Config::resolve_secrets`]).
     pub secrets: BTreeMap<String, Secret>,
+    /// Schedule overrides by name (a cron or `"off"`).
+    pub schedules: BTreeMap<String, String>,
 }
 
 /// Captured logs and output per attempt, in bytes.
@@ -294,6 +299,13 @@ impl Config {
             if settings.retry.is_some_and(|r| r.max_attempts == 0) {
                 return Err(bad("retry.max_attempts"));
             }
+            for (schedule, cron) in &settings.schedules {
+                if cron != crate::schedule::OFF {
+                    crate::schedule::Cron::parse(cron).map_err(|e| {
+                        ConfigError::Invalid(format!("[plugins.{name}] schedule {schedule:?}: {e}"))
+                    })?;
+                }
+            }
             if let Some(key) = settings
                 .secrets
                 .keys()
@@ -348,6 +360,7 @@ impl Config {
             },
             config: own.map(|s| s.config.clone()).unwrap_or_default(),
             secrets: BTreeMap::new(),
+            schedules: own.map(|s| s.schedules.clone()).unwrap_or_default(),
         }
     }
 

@@ -14,6 +14,7 @@
 //!   module that names wasmtime.
 //! - [`reload`]: loading plugin files into the registry.
 //! - [`dispatch`]: claiming due deliveries, running attempts, retries.
+//! - [`schedule`]: cron-driven events, fired once per tick across restarts.
 //! - [`shadow`]: running a candidate version on recorded events, effects
 //!   captured, and comparing it with the live version.
 //! - [`sources`]: webhook signature schemes (GitHub, Stripe, Standard
@@ -35,6 +36,7 @@ pub mod http;
 pub mod model;
 pub mod reload;
 pub mod runtime;
+pub mod schedule;
 mod server;
 pub mod shadow;
 pub mod sources;

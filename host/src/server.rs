@@ -65,6 +65,7 @@ pub async fn run(
         }
     };
     let dispatcher = tokio::spawn(dispatch::run(core.clone(), stopped.clone()));
+    let schedules = tokio::spawn(crate::schedule::run(core.clone(), stopped.clone()));
     let hangups = tokio::spawn(reload_on_hangup(core.clone(), stopped));
     let app = http::router(core.clone(), admin_token);
     tracing::info!(addr = %listener.local_addr()?, data = %core.config.data.display(), "hookhost listening");
@@ -82,6 +83,9 @@ pub async fn run(
         tracing::error!(error = %e, "plugin watcher failed");
     }
     hangups.abort();
+    if let Err(e) = schedules.await {
+        tracing::error!(error = %e, "scheduler failed");
+    }
     core.store.close().await.context("final flush failed")?;
     tracing::info!("store flushed; bye");
     Ok(())

@@ -13,5 +13,6 @@ mod recovery;
 mod redrive;
 mod reload;
 mod sandbox;
+mod schedules;
 mod settings;
 mod shadow;

@@ -205,7 +205,15 @@ fn plugin_json(p: &Plugin, last_error: Option<Value>) -> Value {
         "from_cache": p.from_cache,
         "loaded_at_ms": p.loaded_at_ms,
         "subscriptions": p.manifest.subscriptions,
-        "schedules": p.manifest.schedules,
+        "schedules": crate::schedule::effective(p)
+            .iter()
+            .map(|s| json!({
+                "name": s.name,
+                "cron": s.cron,
+                "from": s.from,
+                "next_at_ms": s.parsed.next_tick(crate::model::now_ms()),
+            }))
+            .collect::<Vec<_>>(),
         "retry": p.limits.retry.or(p.manifest.retry).unwrap_or_default(),
         "limits": {
             "fuel": p.limits.fuel,

@@ -161,6 +161,12 @@ fn convert_manifest(
         crate::model::validate_topic(&literal)
             .map_err(|e| LoadError::Manifest(format!("subscription {pattern:?}: {e}")))?;
     }
+    for s in &m.schedules {
+        crate::model::validate_topic(&format!("schedule.{}", s.name))
+            .map_err(|e| LoadError::Manifest(format!("schedule name {:?}: {e}", s.name)))?;
+        crate::schedule::Cron::parse(&s.cron)
+            .map_err(|e| LoadError::Manifest(format!("schedule {:?}: {e}", s.name)))?;
+    }
     if let Some(r) = &m.retry
         && r.max_attempts == 0
     {

@@ -15,6 +15,7 @@
 //! | `kv`         | plugin \0 key                | version (8 bytes) + value     |
 //! | `quarantine` | ULID                         | `Quarantined` as JSON         |
 //! | `versions`   | plugin \0 loaded ms + sha    | `PluginVersion` as JSON       |
+//! | `schedules`  | plugin \0 schedule name       | last tick fired (ms, 8 bytes) |
 //! | `ordered`    | plugin \0 key hash + delivery | empty (per-key, unfinished)   |
 //!
 //! # Invariants
@@ -82,6 +83,7 @@ struct Trees {
     versions: sled::Tree,
     quarantine: sled::Tree,
     ordered: sled::Tree,
+    schedules: sled::Tree,
 }
 
 impl Store {
@@ -104,6 +106,7 @@ impl Store {
             versions: tree("versions")?,
             quarantine: tree("quarantine")?,
             ordered: tree("ordered")?,
+            schedules: tree("schedules")?,
         };
         let queued = (t.due.len() + t.running.len()) as u64;
         let commit = commit::GroupCommit::start(db.clone());

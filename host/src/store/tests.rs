@@ -188,3 +188,44 @@ async fn only_the_first_unfinished_delivery_of_a_key_may_run() {
         "the finished delivery left its line"
     );
 }
+
+#[tokio::test]
+async fn a_schedule_tick_fires_once_and_never_before_the_last() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    assert_eq!(store.schedule_last("p", "nightly").expect("read"), None);
+    store.schedule_start("p", "nightly", 1_000).expect("start");
+    store
+        .schedule_start("p", "nightly", 5_000)
+        .expect("start again");
+    assert_eq!(
+        store.schedule_last("p", "nightly").expect("read"),
+        Some(1_000)
+    );
+    let fire = |tick: u64| {
+        let event = NewEvent {
+            topic: "schedule.nightly".into(),
+            idempotency_key: Some(format!("schedule:p:nightly:{tick}")),
+            headers: Vec::new(),
+            content_type: None,
+            body: b"{}".to_vec(),
+        };
+        let store = &store;
+        async move {
+            store
+                .fire_schedule("p", "nightly", tick, event, &[Route::new("p")])
+                .await
+                .expect("fire")
+        }
+    };
+    assert!(fire(2_000).await);
+    assert!(!fire(2_000).await, "the same tick again");
+    assert!(!fire(1_500).await, "an older tick");
+    assert!(fire(3_000).await);
+    assert_eq!(
+        store.schedule_last("p", "nightly").expect("read"),
+        Some(3_000)
+    );
+    assert_eq!(store.t.events.len(), 2);
+    assert_eq!(store.queue_depth(), 2);
+}

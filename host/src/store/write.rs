@@ -338,6 +338,79 @@ impl Store {
         })
     }
 
+    /// The last tick fired of a plugin's schedule, if it was ever seen.
+    pub fn schedule_last(&self, plugin: &str, name: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .t
+            .schedules
+            .get(keys::kv(plugin, name))?
+            .and_then(|v| Some(u64::from_be_bytes(v.as_ref().try_into().ok()?))))
+    }
+
+    /// Starts a schedule seen for the first time at `at`: ticks before it
+    /// never fire.
+    pub fn schedule_start(&self, plugin: &str, name: &str, at: u64) -> Result<(), StoreError> {
+        // Lost to a concurrent start: that one's time stands.
+        let _ = self.t.schedules.compare_and_swap(
+            keys::kv(plugin, name),
+            None::<&[u8]>,
+            Some(&at.to_be_bytes()),
+        )?;
+        Ok(())
+    }
+
+    /// Stores a schedule's event for `tick` and marks the tick fired, in one
+    /// transaction, unless a tick at or after it already fired. Returns
+    /// whether it fired; returns once it is on disk.
+    pub async fn fire_schedule(
+        &self,
+        plugin: &str,
+        name: &str,
+        tick: u64,
+        event: NewEvent,
+        routes: &[Route],
+    ) -> Result<bool, StoreError> {
+        let record = record_of(self.new_id(), &event, now_ms());
+        let t = &self.t;
+        let key = keys::kv(plugin, name);
+        let trees = (
+            &t.events,
+            &t.bodies,
+            &t.idempotency,
+            &t.deliveries,
+            &t.due,
+            &t.ordered,
+            &t.schedules,
+        );
+        let result = trees.transaction(
+            |(events, bodies, idempotency, deliveries, due, ordered, schedules)| {
+                let last = schedules
+                    .get(&key)?
+                    .and_then(|v| Some(u64::from_be_bytes(v.as_ref().try_into().ok()?)));
+                if last.is_some_and(|last| last >= tick) {
+                    return Ok(false);
+                }
+                schedules.insert(key.as_slice(), &tick.to_be_bytes())?;
+                let existing = EventTx {
+                    events,
+                    bodies,
+                    idempotency,
+                    deliveries,
+                    due,
+                    ordered: Some(ordered),
+                }
+                .insert(&record, &event.body, routes)?;
+                Ok(existing.is_none())
+            },
+        );
+        let fired = finish_tx(result)?.map_err(|_| StoreError::Closed)?;
+        if fired {
+            self.queued_add(routes.len());
+        }
+        self.durable().await?;
+        Ok(fired)
+    }
+
     /// Pending deliveries due at or before `now_ms`, earliest first,
     /// starting after `after` (the last entry of the previous batch).
     pub fn due(
