@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-const PLUGINS: [&str; 13] = [
+const PLUGINS: [&str; 14] = [
     "stripe-ledger",
     "github-digest",
     "test-loop",
@@ -17,6 +17,7 @@ const PLUGINS: [&str; 13] = [
     "test-sequence",
     "test-leaky",
     "test-clock",
+    "test-caller",
 ];
 
 fn main() {

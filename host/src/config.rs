@@ -115,6 +115,16 @@ pub struct PluginSettings {
     /// Overrides of the plugin's schedules by name: another cron, or `"off"`.
     #[serde(default)]
     pub schedules: BTreeMap<String, String>,
+    /// Hosts the plugin may call over `wasi:http`: `[scheme://]host[:port]`,
+    /// `*.example.com` for subdomains; without a scheme, https only.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Outbound requests per attempt.
+    pub max_http_requests: Option<u32>,
+    /// Time for all outbound requests of one attempt (never past its deadline).
+    pub http_time_ms: Option<u64>,
+    /// Largest response body per outbound request.
+    pub max_response_bytes: Option<u64>,
 }
 
 /// A secret value: shown as `[redacted]` by `Debug`, read with
@@ -158,6 +168,7 @@ pub struct PluginLimits {
     pub secrets: BTreeMap<String, Secret>,
     /// Schedule overrides by name (a cron or `"off"`).
     pub schedules: BTreeMap<String, String>,
+    pub outbound: crate::runtime::OutboundLimits,
 }
 
 /// Captured logs and output per attempt, in bytes.
@@ -201,6 +212,8 @@ mod defaults {
     pub const TIMEOUT_MS: u64 = 5_000;
     pub const MEMORY_MB: u64 = 64;
     pub const MAX_CONCURRENCY: usize = 8;
+    pub const MAX_HTTP_REQUESTS: u32 = 16;
+    pub const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 }
 
 impl Default for Config {
@@ -299,6 +312,13 @@ impl Config {
             if settings.retry.is_some_and(|r| r.max_attempts == 0) {
                 return Err(bad("retry.max_attempts"));
             }
+            for rule in &settings.allowed_hosts {
+                crate::runtime::HostRule::parse(rule)
+                    .map_err(|e| ConfigError::Invalid(format!("[plugins.{name}] {e}")))?;
+            }
+            if settings.http_time_ms == Some(0) || settings.max_response_bytes == Some(0) {
+                return Err(bad("http_time_ms and max_response_bytes"));
+            }
             for (schedule, cron) in &settings.schedules {
                 if cron != crate::schedule::OFF {
                     crate::schedule::Cron::parse(cron).map_err(|e| {
@@ -361,6 +381,22 @@ impl Config {
             config: own.map(|s| s.config.clone()).unwrap_or_default(),
             secrets: BTreeMap::new(),
             schedules: own.map(|s| s.schedules.clone()).unwrap_or_default(),
+            outbound: crate::runtime::OutboundLimits {
+                allowed: own
+                    .map_or(&self.defaults.allowed_hosts, |s| &s.allowed_hosts)
+                    .iter()
+                    .filter_map(|rule| crate::runtime::HostRule::parse(rule).ok())
+                    .collect(),
+                max_requests: own
+                    .and_then(|s| s.max_http_requests)
+                    .or(self.defaults.max_http_requests)
+                    .unwrap_or(defaults::MAX_HTTP_REQUESTS),
+                time: std::time::Duration::from_millis(pick(
+                    |s| s.http_time_ms,
+                    pick(|s| s.timeout_ms, defaults::TIMEOUT_MS),
+                )),
+                max_response_bytes: pick(|s| s.max_response_bytes, defaults::MAX_RESPONSE_BYTES),
+            },
         }
     }
 

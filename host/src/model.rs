@@ -304,6 +304,23 @@ pub struct Attempt {
     /// records older than this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effects: Option<EffectsRecord>,
+    /// Outbound HTTP calls the attempt made or tried, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<HttpCall>,
+}
+
+/// One outbound HTTP call: never its path, headers or bodies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpCall {
+    pub method: String,
+    /// `scheme://host:port`.
+    pub origin: String,
+    /// The response status, when one came.
+    pub status: Option<u16>,
+    /// Until the response headers (or the failure).
+    pub duration_ms: u64,
+    /// Why it failed or was denied.
+    pub error: Option<String>,
 }
 
 /// An attempt's kv reads, kv writes and emitted events, as recorded.

@@ -41,6 +41,7 @@
 pub mod config;
 pub mod emit;
 mod event;
+pub mod http;
 pub mod kv;
 pub mod log;
 mod manifest;

@@ -274,6 +274,7 @@ fn unavailable_version(
         stderr: String::new(),
         truncated: false,
         effects: None,
+        http: Vec::new(),
     }
 }
 

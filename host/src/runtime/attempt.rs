@@ -115,7 +115,20 @@ impl Runtime {
         };
         let (stdout, out_cut) = stdout.take();
         let (stderr, err_cut) = stderr.take();
+        let calls = state
+            .outbound
+            .calls
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
         let call = state.call;
+        let http = calls
+            .into_iter()
+            .map(|mut c| {
+                c.error = c.error.map(|e| call.redact(&e));
+                c
+            })
+            .collect();
         let (stdout, stderr) = (call.redact(&stdout), call.redact(&stderr));
         let outcome = match outcome {
             Outcome::Retry(m) => Outcome::Retry(call.redact(&m)),
@@ -159,6 +172,7 @@ impl Runtime {
             stderr,
             truncated: call.truncated || out_cut || err_cut,
             effects: Some(record),
+            http,
         };
         let effects = Effects {
             reads: call.reads.into_iter().collect(),

@@ -17,11 +17,13 @@ mod attempt;
 mod cache;
 mod imports;
 pub mod load;
+mod outbound;
 mod output;
 mod registry;
 
 pub use attempt::AttemptRun;
 pub use load::LoadError;
+pub use outbound::{HostRule, OutboundLimits};
 pub use registry::{LoadFailure, Plugin, Registry};
 
 use crate::config::{Config, LOG_CAP_BYTES, PluginLimits};
@@ -125,6 +127,7 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Handler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         let cache = cache_dir
             .map(|dir| cache::ArtifactCache::open(dir, &engine))
@@ -147,6 +150,18 @@ pub struct HostState {
     table: ResourceTable,
     limiter: output::MemoryCap,
     call: CallState,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    outbound: outbound::Outbound,
+}
+
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
 }
 
 impl WasiView for HostState {
@@ -228,6 +243,11 @@ impl HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: output::MemoryCap::new(limits.memory_bytes as usize),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            outbound: outbound::Outbound::new(
+                limits.outbound.clone(),
+                std::time::Duration::from_millis(limits.timeout_ms),
+            ),
             call: CallState {
                 plugin: plugin.to_owned(),
                 store,

@@ -29,6 +29,7 @@ fn attempt(claimed: &Claimed, outcome: Outcome) -> Attempt {
         stderr: String::new(),
         truncated: false,
         effects: None,
+        http: Vec::new(),
     }
 }
 

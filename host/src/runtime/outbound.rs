@@ -1,0 +1,306 @@
+//! Outbound HTTP through `wasi:http/outgoing-handler`, only to the hosts a
+//! plugin is allowed, within per-attempt budgets, every call recorded.
+//!
+//! # Rules
+//! - An allowed host is `[scheme://]host[:port]`; `host` may start with `*.`
+//!   (any subdomain, not the bare domain). Without a scheme only `https` is
+//!   allowed; without a port, the scheme's default port.
+//! - Per attempt: at most `max_http_requests` requests, all within
+//!   `http_time_ms` (and never past the attempt's deadline), each response
+//!   body at most `max_response_bytes`.
+//! - Each call is recorded as method, origin (`scheme://host:port`), status,
+//!   duration and error: never the path, query, headers or bodies, which may
+//!   hold secrets.
+
+use crate::model::HttpCall;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt as _;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// One `allowed_hosts` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRule {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl HostRule {
+    pub fn parse(rule: &str) -> Result<Self, String> {
+        let (scheme, rest) = match rule.split_once("://") {
+            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+            None => ("https".to_owned(), rule),
+        };
+        let default_port = match scheme.as_str() {
+            "https" => 443,
+            "http" => 80,
+            other => return Err(format!("allowed host {rule:?}: unknown scheme {other:?}")),
+        };
+        if rest.contains('/') || rest.is_empty() {
+            return Err(format!(
+                "allowed host {rule:?}: give a host, optionally with scheme and port, no path"
+            ));
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse()
+                    .map_err(|_| format!("allowed host {rule:?}: bad port {port:?}"))?,
+            ),
+            None => (rest, default_port),
+        };
+        let bare = host.strip_prefix("*.").unwrap_or(host);
+        if bare.is_empty() || bare.contains('*') {
+            return Err(format!(
+                "allowed host {rule:?}: a wildcard is only allowed as a leading `*.`"
+            ));
+        }
+        Ok(Self {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
+        if self.scheme != scheme || self.port != port {
+            return false;
+        }
+        match self.host.strip_prefix("*.") {
+            Some(domain) => host
+                .strip_suffix(domain)
+                .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+            None => self.host == host,
+        }
+    }
+}
+
+/// Per-attempt outbound limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundLimits {
+    pub allowed: Vec<HostRule>,
+    pub max_requests: u32,
+    pub time: Duration,
+    pub max_response_bytes: u64,
+}
+
+/// The `wasi:http` hooks of one attempt.
+pub struct Outbound {
+    limits: OutboundLimits,
+    /// When the attempt's time for HTTP runs out.
+    deadline: Instant,
+    sent: u32,
+    pub calls: Arc<Mutex<Vec<HttpCall>>>,
+}
+
+impl Outbound {
+    pub fn new(limits: OutboundLimits, attempt_deadline: Duration) -> Self {
+        let deadline = Instant::now() + limits.time.min(attempt_deadline);
+        Self {
+            limits,
+            deadline,
+            sent: 0,
+            calls: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    fn record(calls: &Mutex<Vec<HttpCall>>, call: HttpCall) {
+        if let Ok(mut calls) = calls.lock()
+            && calls.len() < MAX_RECORDED
+        {
+            calls.push(call);
+        }
+    }
+}
+
+/// Calls recorded per attempt at most.
+const MAX_RECORDED: usize = 256;
+
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), Error>> + Send>,
+)>;
+
+impl WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        drop(fut);
+        let uri = request.uri();
+        let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+        let host = uri.host().unwrap_or("").to_ascii_lowercase();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "http" { 80 } else { 443 });
+        let mut call = HttpCall {
+            method: request.method().to_string(),
+            origin: format!("{scheme}://{host}:{port}"),
+            status: None,
+            duration_ms: 0,
+            error: None,
+        };
+        let calls = self.calls.clone();
+        let denied = if !self
+            .limits
+            .allowed
+            .iter()
+            .any(|r| r.allows(&scheme, &host, port))
+        {
+            Some("denied: not in the plugin's allowed_hosts".to_owned())
+        } else if self.sent >= self.limits.max_requests {
+            Some(format!(
+                "denied: the budget of {} requests per attempt is spent",
+                self.limits.max_requests
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = denied {
+            call.error = Some(reason);
+            Self::record(&calls, call);
+            return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        self.sent += 1;
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let max_body = self.limits.max_response_bytes;
+        // The guest's own timeouts, never past the budget; the budget itself
+        // is enforced around the whole exchange below.
+        let within = |t: Option<Duration>| Some(t.map_or(left, |t| t.min(left)));
+        let options = RequestOptions {
+            connect_timeout: within(options.and_then(|o| o.connect_timeout)),
+            first_byte_timeout: within(options.and_then(|o| o.first_byte_timeout)),
+            between_bytes_timeout: within(options.and_then(|o| o.between_bytes_timeout)),
+        };
+        Box::new(async move {
+            let started = Instant::now();
+            let sent = tokio::time::timeout(
+                left,
+                wasmtime_wasi_http::default_send_request(request, Some(options)),
+            )
+            .await;
+            call.duration_ms = started.elapsed().as_millis() as u64;
+            let (response, io) = match sent {
+                Err(_) => {
+                    call.error = Some(format!(
+                        "timed out: the attempt's HTTP time ran out after {} ms",
+                        call.duration_ms
+                    ));
+                    Outbound::record(&calls, call);
+                    return Err(Error::ConnectionTimeout);
+                }
+                Ok(Err(e)) => {
+                    call.error = Some(e.to_string());
+                    Outbound::record(&calls, call);
+                    return Err(e);
+                }
+                Ok(Ok(sent)) => sent,
+            };
+            call.status = Some(response.status().as_u16());
+            Outbound::record(&calls, call);
+            let io = async move {
+                match tokio::time::timeout(left, io).await {
+                    Ok(done) => done,
+                    Err(_) => Err(Error::ConnectionReadTimeout),
+                }
+            };
+            let response = response.map(|body| {
+                Capped {
+                    inner: body.boxed_unsync(),
+                    left: max_body,
+                    limit: max_body,
+                }
+                .boxed_unsync()
+            });
+            Ok((
+                response,
+                Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+            ))
+        })
+    }
+}
+
+/// A response body that fails once it grows past its limit.
+struct Capped {
+    inner: WasiBody,
+    left: u64,
+    limit: u64,
+}
+
+impl Body for Capped {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            let size = data.len() as u64;
+            if size > self.left {
+                self.left = 0;
+                return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(self.limit)))));
+            }
+            self.left -= size;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HostRule;
+
+    #[test]
+    fn allowed_hosts_match_scheme_host_and_port() {
+        let slack = HostRule::parse("hooks.slack.com").expect("rule");
+        assert!(slack.allows("https", "hooks.slack.com", 443));
+        assert!(!slack.allows("http", "hooks.slack.com", 80), "https only");
+        assert!(!slack.allows("https", "hooks.slack.com", 8443));
+        assert!(!slack.allows("https", "evil.hooks.slack.com", 443));
+        assert!(!slack.allows("https", "hooks.slack.com.evil.net", 443));
+
+        let any = HostRule::parse("*.example.com").expect("rule");
+        assert!(any.allows("https", "api.example.com", 443));
+        assert!(any.allows("https", "a.b.example.com", 443));
+        assert!(
+            !any.allows("https", "example.com", 443),
+            "not the bare domain"
+        );
+        assert!(!any.allows("https", "badexample.com", 443));
+
+        let local = HostRule::parse("http://127.0.0.1:8081").expect("rule");
+        assert!(local.allows("http", "127.0.0.1", 8081));
+        assert!(!local.allows("https", "127.0.0.1", 8081));
+        assert!(!local.allows("http", "127.0.0.1", 8082));
+
+        for bad in [
+            "ftp://x.com",
+            "x.com/path",
+            "",
+            "*",
+            "a.*.com",
+            "x.com:port",
+        ] {
+            assert!(HostRule::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

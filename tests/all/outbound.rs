@@ -1,0 +1,212 @@
+//! Outbound HTTP: a local axum server on 127.0.0.1 stands in for the remote
+//! API; only allowed hosts are reached, within the per-attempt budgets, and
+//! every call is recorded without its path, headers or body.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use hookhost_tests::{Setup, TestHost, plugins};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+/// What the remote API received: (idempotency key, body).
+type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
+struct Remote {
+    url: String,
+    received: Received,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Remote {
+    async fn start() -> Self {
+        let received = Received::default();
+        let log = received.clone();
+        let app = Router::new()
+            .route(
+                "/hook",
+                post(move |headers: HeaderMap, body: Bytes| {
+                    let log = log.clone();
+                    async move {
+                        let key = headers
+                            .get("idempotency-key")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        log.lock().expect("log").push((key, body));
+                        "ok"
+                    }
+                }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                    "late"
+                }),
+            )
+            .route("/big", get(|| async { vec![b'x'; 64 * 1024] }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url,
+            received,
+            task,
+        }
+    }
+
+    fn received(&self) -> Vec<(Option<String>, Value)> {
+        self.received.lock().expect("log").clone()
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn call(host: &TestHost, requests: Value) -> Value {
+    let (status, answer) = host
+        .post_json("test.call", &json!({ "requests": requests }))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    host.wait_settled(answer["id"].as_str().expect("id")).await
+}
+
+fn attempt(event: &Value) -> &Value {
+    &event["deliveries"][0]["attempts"][0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_call_arrives_with_its_body_and_key_and_is_recorded() {
+    let remote = Remote::start().await;
+    let allowed = remote.url.clone();
+    let host = Setup::new()
+        .plugin("caller", plugins::TEST_CALLER)
+        .limits("caller", |s| s.allowed_hosts = vec![allowed])
+        .start()
+        .await;
+    let event = call(
+        &host,
+        json!([{ "url": format!("{}/hook?token=abc", remote.url), "body": { "amount": 5 } }]),
+    )
+    .await;
+    assert_eq!(event["status"], "succeeded", "{event:#}");
+    let id = event["event"]["id"].as_str().expect("id");
+    assert_eq!(
+        remote.received(),
+        [(Some(id.to_owned()), json!({ "amount": 5 }))]
+    );
+    let http = &attempt(&event)["http"];
+    assert_eq!(http[0]["method"], "POST");
+    assert_eq!(http[0]["origin"], remote.url.as_str());
+    assert_eq!(http[0]["status"], 200);
+    assert_eq!(http[0]["error"], Value::Null);
+    assert!(
+        !http.to_string().contains("token=abc") && !http.to_string().contains("/hook"),
+        "paths and queries are never recorded: {http}"
+    );
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_not_on_the_list_is_denied_and_recorded() {
+    let remote = Remote::start().await;
+    let host = Setup::new()
+        .plugin("caller", plugins::TEST_CALLER)
+        .limits("caller", |s| {
+            s.allowed_hosts = vec!["https://api.example.com".into()];
+        })
+        .start()
+        .await;
+    let event = call(
+        &host,
+        json!([{ "url": format!("{}/hook", remote.url), "body": {} }]),
+    )
+    .await;
+    let attempt = attempt(&event);
+    assert_eq!(attempt["outcome"]["kind"], "reject", "{attempt:#}");
+    assert!(
+        attempt["outcome"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("HttpRequestDenied"),
+        "the handler sees the denial: {attempt:#}"
+    );
+    assert!(
+        attempt["http"][0]["error"]
+            .as_str()
+            .expect("error")
+            .contains("not in the plugin's allowed_hosts"),
+        "{attempt:#}"
+    );
+    assert_eq!(attempt["http"][0]["status"], Value::Null);
+    assert!(remote.received().is_empty(), "nothing reached the remote");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_count_time_and_response_size_budgets_hold() {
+    let remote = Remote::start().await;
+    let allowed = remote.url.clone();
+    let host = Setup::new()
+        .plugin("caller", plugins::TEST_CALLER)
+        .limits("caller", |s| {
+            s.allowed_hosts = vec![allowed];
+            s.max_http_requests = Some(2);
+            s.http_time_ms = Some(500);
+            s.max_response_bytes = Some(1024);
+        })
+        .start()
+        .await;
+    let hook = json!({ "url": format!("{}/hook", remote.url), "body": {} });
+    let event = call(&host, json!([hook, hook, hook])).await;
+    assert_eq!(remote.received().len(), 2, "the third request never left");
+    let http = attempt(&event)["http"].as_array().expect("calls").clone();
+    assert_eq!(http.len(), 3);
+    assert!(
+        http[2]["error"]
+            .as_str()
+            .expect("error")
+            .contains("budget of 2 requests"),
+        "{http:#?}"
+    );
+
+    let slow = json!({ "method": "GET", "url": format!("{}/slow", remote.url) });
+    let event = call(&host, json!([slow])).await;
+    let a = attempt(&event);
+    assert_eq!(a["outcome"]["kind"], "reject", "{a:#}");
+    assert!(
+        a["http"][0]["error"]
+            .as_str()
+            .expect("error")
+            .contains("time"),
+        "a timeout: {a:#}"
+    );
+    let took = a["duration_us"].as_u64().expect("duration") / 1000;
+    assert!(
+        took < 5_000,
+        "the time budget cut the call short: {took} ms"
+    );
+
+    let big = json!({ "method": "GET", "url": format!("{}/big", remote.url) });
+    let event = call(&host, json!([big])).await;
+    let a = attempt(&event);
+    assert_eq!(a["outcome"]["kind"], "reject", "{a:#}");
+    assert!(
+        a["outcome"]["message"]
+            .as_str()
+            .expect("message")
+            .to_lowercase()
+            .contains("size"),
+        "the oversized response is an error: {a:#}"
+    );
+    host.stop().await;
+}
