@@ -210,3 +210,107 @@ async fn request_count_time_and_response_size_budgets_hold() {
     );
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_ledger_notifies_large_payments_only() {
+    let remote = Remote::start().await;
+    let (allowed, url) = (remote.url.clone(), format!("{}/hook", remote.url));
+    let host = Setup::new()
+        .plugin("stripe-ledger", plugins::STRIPE_LEDGER)
+        .limits("stripe-ledger", |s| {
+            s.allowed_hosts = vec![allowed];
+            s.config
+                .insert("large_payment_cents".into(), "10000".into());
+            s.config.insert("notify_url".into(), url);
+        })
+        .start()
+        .await;
+    for (id, cents) in [("small", 2_500), ("large", 250_000)] {
+        let payment = json!({
+            "id": format!("evt_{id}"),
+            "type": "payment_intent.succeeded",
+            "data": { "object": {
+                "id": format!("pi_{id}"), "amount": cents, "amount_received": cents,
+                "currency": "eur", "customer": "cus_1"
+            }}
+        });
+        let (status, answer) = host
+            .post_json("stripe.payment_intent.succeeded", &payment)
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        let event = host.wait_settled(answer["id"].as_str().expect("id")).await;
+        assert_eq!(event["status"], "succeeded", "{event:#}");
+    }
+    let received = remote.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].0.as_deref(), Some("large-payment-pi_large"));
+    let text = received[0].1["text"].as_str().expect("text");
+    assert!(
+        text.contains("2500.00 EUR") && text.contains("pi_large"),
+        "{text}"
+    );
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_digest_posts_the_days_activity_on_its_schedule() {
+    let remote = Remote::start().await;
+    let (allowed, url) = (remote.url.clone(), format!("{}/hook", remote.url));
+    let host = Setup::new()
+        .plugin("github-digest", plugins::GITHUB_DIGEST)
+        .limits("github-digest", |s| {
+            s.allowed_hosts = vec![allowed];
+            s.config.insert("digest_url".into(), url);
+            // Every second instead of daily, so the test sees it.
+            s.schedules
+                .insert("daily-digest".into(), "* * * * * *".into());
+        })
+        .start()
+        .await;
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-github-event", "push"),
+    ];
+    let (status, push) = host
+        .post(
+            "github.push",
+            hookhost_tests::github_fixture("push/payload.json"),
+            &headers,
+        )
+        .await;
+    assert_eq!(status, 202);
+    host.wait_settled(push["id"].as_str().expect("id")).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let digest = loop {
+        let found = remote.received().into_iter().find(|(_, body)| {
+            body["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("Codertocat/Hello-World: 1 push"))
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no digest: {:?}",
+            remote.received()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(digest.0.is_some(), "the digest carries an idempotency key");
+    // The day's counts were reset with the post: later digests are quiet.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !remote
+        .received()
+        .iter()
+        .any(|(_, b)| b["text"] == "GitHub digest: a quiet day.")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            remote.received()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    host.stop().await;
+}

@@ -4,10 +4,15 @@
 //! the received amount to the balance of its currency (`balance:<currency>` in
 //! kv), records the entry (`entry:<payment intent id>`) so a payment is counted
 //! once even if Stripe sends it twice, and emits `ledger.entry`. Payments at or
-//! above the configured `large_payment_cents` are logged as warnings. Failed
-//! payments are counted per currency.
+//! above the configured `large_payment_cents` are logged as warnings and, when
+//! the secret `notify_url` is set (a Slack-style incoming-webhook URL, whose
+//! host must be in `allowed_hosts`), posted there as `{"text": …}` with the
+//! payment intent as idempotency key. Failed payments are counted per
+//! currency.
 
-use hookhost_sdk::{Event, Handler, HandlerError, Manifest, RetryPolicy, config, emit, kv, log};
+use hookhost_sdk::{
+    Event, Handler, HandlerError, Manifest, RetryPolicy, config, emit, http, kv, log,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -127,9 +132,46 @@ fn record_payment(
     ];
     if cents >= large {
         log::with_fields(log::Level::Warn, "large payment recorded", &fields);
+        if let Some(url) = config::get("notify_url") {
+            notify(&url, intent, cents, currency)?;
+        }
     } else {
         log::with_fields(log::Level::Info, "payment recorded", &fields);
     }
+    Ok(())
+}
+
+/// Posts a large payment to the notification webhook. A failure retries the
+/// attempt; the idempotency key keeps the other end from posting it twice.
+fn notify(
+    url: &str,
+    intent: &PaymentIntent,
+    cents: i64,
+    currency: &str,
+) -> Result<(), HandlerError> {
+    let text = format!(
+        "Large payment: {}.{:02} {} ({}{})",
+        cents / 100,
+        cents % 100,
+        currency.to_ascii_uppercase(),
+        intent.id,
+        intent
+            .customer
+            .as_deref()
+            .map(|c| format!(", customer {c}"))
+            .unwrap_or_default(),
+    );
+    let response = http::Request::post(url)
+        .json(&serde_json::json!({ "text": text }))?
+        .idempotency_key(&format!("large-payment-{}", intent.id))
+        .send()?;
+    if !response.is_success() {
+        return Err(HandlerError::retry(format!(
+            "notification answered {}",
+            response.status
+        )));
+    }
+    log::info("large payment notified");
     Ok(())
 }
 
