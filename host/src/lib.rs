@@ -6,6 +6,7 @@
 //! full.
 //!
 //! # Layout
+//! - [`cli`]: the command-line clients of the admin API, and `hookhost new`.
 //! - [`config`]: the one [`Config`](config::Config), from `hookhost.toml` and flags.
 //! - [`contracts`]: JSON Schema contracts per topic pattern.
 //! - [`model`]: events, deliveries, attempts, outcomes: plain data.
@@ -20,6 +21,7 @@
 //! - [`sources`]: webhook signature schemes (GitHub, Stripe, Standard
 //!   Webhooks, generic HMAC) and topic / idempotency-key derivation.
 //! - [`http`]: the axum API.
+//! - [`metrics`]: Prometheus metrics for `GET /metrics`.
 //! - [`run`]: wiring all of it together, and shutting it down in order.
 //!
 //! # Invariants
@@ -28,11 +30,13 @@
 //! - A plugin failure is a recorded outcome, never a host error or crash.
 //! - A failed load never replaces a working version.
 
+pub mod cli;
 pub mod config;
 pub mod contracts;
 pub mod core;
 pub mod dispatch;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod reload;
 pub mod runtime;

@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use hookhost::Config;
+use hookhost::cli;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,154 @@ enum Command {
         /// The `.wasm` component to check.
         file: PathBuf,
     },
+    /// List or show stored events.
+    Events {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Replay one event (`replay <id>`) or every event matching a filter.
+    Replay {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The event to replay; without it, the filter below picks events.
+        event: Option<String>,
+        /// Only to this plugin.
+        #[arg(long)]
+        plugin: Option<String>,
+        /// Pinned to this version (sha256) of --plugin (one event only).
+        #[arg(long)]
+        version: Option<String>,
+        /// Topic pattern, e.g. `stripe.*`.
+        #[arg(long)]
+        topic: Option<String>,
+        /// unrouted, pending, succeeded or dead.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        since_ms: Option<u64>,
+        #[arg(long)]
+        until_ms: Option<u64>,
+        /// At most this many events (≤ 10 000).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Loaded plugins: list, roll back, shadow-run a candidate.
+    Plugins {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Dead letters: list (default) or retry.
+    DeadLetters {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: Option<DeadCommand>,
+    },
+    /// Post an event: the body from FILE, or stdin with `-` or no FILE.
+    Send {
+        #[command(flatten)]
+        api: ApiArgs,
+        topic: String,
+        file: Option<PathBuf>,
+        /// Idempotency key.
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, default_value = "application/json")]
+        content_type: String,
+    },
+    /// Create a handler crate that builds for wasm32-wasip2 as is.
+    New {
+        /// Plugin name (`[a-z0-9-]`); also the directory, unless --dir.
+        name: String,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Path to the hookhost SDK (default: the one this binary was built with).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+}
+
+/// How the client commands reach the host.
+#[derive(clap::Args, Clone)]
+struct ApiArgs {
+    /// The host's address.
+    #[arg(
+        long,
+        env = "HOOKHOST_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// The admin bearer token.
+    #[arg(long, env = "HOOKHOST_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Newest first.
+    List {
+        #[arg(long)]
+        topic: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// One event with its deliveries, attempts and logs.
+    Show { id: String },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Versions, subscriptions and load errors.
+    List,
+    /// Serve an earlier version again (default: the previous one).
+    Rollback {
+        name: String,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Run a candidate (a .wasm file, or the sha256 of a kept version) on
+    /// recorded events and compare it with the live version.
+    Shadow {
+        name: String,
+        candidate: String,
+        #[arg(long)]
+        topic: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadCommand {
+    /// Oldest first.
+    List {
+        #[arg(long)]
+        plugin: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Back to the queue: one delivery, or --all (of --plugin).
+    Retry {
+        delivery: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        plugin: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -54,6 +203,10 @@ struct ServeArgs {
     /// Serve the admin API on a non-loopback address without a token.
     #[arg(long, env = "HOOKHOST_ALLOW_PUBLIC_ADMIN")]
     allow_public_admin: bool,
+    /// Name of the environment variable holding the admin token (overrides
+    /// `admin_token_env` in the file).
+    #[arg(long, env = "HOOKHOST_ADMIN_TOKEN_ENV")]
+    admin_token_env: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,7 +216,221 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Check { file } => runtime.block_on(check(&file)),
+        Command::New { name, dir, sdk } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let sdk = cli::sdk_dependency(sdk.as_deref())?;
+            cli::scaffold(&name, &dir, &sdk)?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!(
+                    "created {}\nbuild it: cd {} && cargo build --release --target wasm32-wasip2",
+                    dir.display(),
+                    dir.display()
+                );
+            }
+            Ok(())
+        }
+        other => runtime.block_on(client(other)),
     }
+}
+
+/// The admin-API client commands.
+async fn client(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Events { api, command } => {
+            let c = cli::Client::new(&api.url, api.token)?;
+            match command {
+                EventsCommand::List {
+                    topic,
+                    status,
+                    limit,
+                    cursor,
+                } => {
+                    let mut path = format!("/events?limit={limit}");
+                    for (k, v) in [("topic", topic), ("status", status), ("cursor", cursor)] {
+                        if let Some(v) = v {
+                            path.push_str(&format!("&{k}={}", cli::query(&v)));
+                        }
+                    }
+                    let v = c.get(&path).await?;
+                    cli::print(api.json, &v, cli::events_table);
+                }
+                EventsCommand::Show { id } => {
+                    let v = c.get(&format!("/events/{}", cli::query(&id))).await?;
+                    cli::print(api.json, &v, cli::event_table);
+                }
+            }
+        }
+        Command::Replay {
+            api,
+            event,
+            plugin,
+            version,
+            topic,
+            status,
+            since_ms,
+            until_ms,
+            limit,
+        } => {
+            let c = cli::Client::new(&api.url, api.token)?;
+            let v = match event {
+                Some(id) => {
+                    let body = serde_json::json!({ "plugin": plugin, "version": version });
+                    c.post(&format!("/events/{}/replay", cli::query(&id)), Some(body))
+                        .await?
+                }
+                None => {
+                    if version.is_some() {
+                        anyhow::bail!("--version pins one event's replay: give the event id");
+                    }
+                    let body = serde_json::json!({
+                        "topic": topic, "status": status, "since_ms": since_ms,
+                        "until_ms": until_ms, "plugin": plugin, "limit": limit,
+                    });
+                    cli::with_progress("replaying", c.post("/replay", Some(body))).await?
+                }
+            };
+            cli::print(api.json, &v, cli::counts_table);
+        }
+        Command::Plugins { api, command } => {
+            let c = cli::Client::new(&api.url, api.token)?;
+            match command {
+                PluginsCommand::List => {
+                    let v = c.get("/plugins").await?;
+                    cli::print(api.json, &v, cli::plugins_table);
+                }
+                PluginsCommand::Rollback { name, to } => {
+                    let body = to.map(|sha| serde_json::json!({ "sha256": sha }));
+                    let v = c
+                        .post(&format!("/plugins/{}/rollback", cli::query(&name)), body)
+                        .await?;
+                    cli::print(api.json, &v, |p| {
+                        format!(
+                            "{} now serves {}",
+                            cli::cell(&p["name"]),
+                            cli::cell(&p["version"])
+                        )
+                    });
+                }
+                PluginsCommand::Shadow {
+                    name,
+                    candidate,
+                    topic,
+                    limit,
+                } => {
+                    let version = if Path::new(&candidate).is_file() {
+                        let bytes = std::fs::read(&candidate)
+                            .with_context(|| format!("cannot read {candidate}"))?;
+                        let (_, uploaded) = c
+                            .post_raw(
+                                &format!("/plugins/{}/candidates", cli::query(&name)),
+                                bytes,
+                                "application/wasm",
+                            )
+                            .await?;
+                        cli::cell(&uploaded["version"])
+                    } else {
+                        candidate
+                    };
+                    let body =
+                        serde_json::json!({ "version": version, "topic": topic, "limit": limit });
+                    let v = cli::with_progress(
+                        "shadow run",
+                        c.post(
+                            &format!("/plugins/{}/shadow", cli::query(&name)),
+                            Some(body),
+                        ),
+                    )
+                    .await?;
+                    cli::print(api.json, &v, cli::shadow_table);
+                }
+            }
+        }
+        Command::DeadLetters { api, command } => {
+            let c = cli::Client::new(&api.url, api.token)?;
+            match command.unwrap_or(DeadCommand::List {
+                plugin: None,
+                limit: 50,
+                cursor: None,
+            }) {
+                DeadCommand::List {
+                    plugin,
+                    limit,
+                    cursor,
+                } => {
+                    let mut path = format!("/dead-letters?limit={limit}");
+                    for (k, v) in [("plugin", plugin), ("cursor", cursor)] {
+                        if let Some(v) = v {
+                            path.push_str(&format!("&{k}={}", cli::query(&v)));
+                        }
+                    }
+                    let v = c.get(&path).await?;
+                    cli::print(api.json, &v, cli::dead_table);
+                }
+                DeadCommand::Retry {
+                    delivery,
+                    all,
+                    plugin,
+                } => {
+                    let v = match (delivery, all) {
+                        (Some(d), false) => {
+                            c.post(&format!("/dead-letters/{}/retry", cli::query(&d)), None)
+                                .await?
+                        }
+                        (None, true) => {
+                            let path = match plugin {
+                                Some(p) => format!("/dead-letters/retry?plugin={}", cli::query(&p)),
+                                None => "/dead-letters/retry".to_owned(),
+                            };
+                            cli::with_progress("retrying", c.post(&path, None)).await?
+                        }
+                        _ => anyhow::bail!("give one delivery id, or --all"),
+                    };
+                    cli::print(api.json, &v, cli::counts_table);
+                }
+            }
+        }
+        Command::Send {
+            api,
+            topic,
+            file,
+            key,
+            content_type,
+        } => {
+            let c = cli::Client::new(&api.url, api.token)?;
+            let body = match file.as_deref() {
+                Some(path) if path != Path::new("-") => std::fs::read(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+                _ => {
+                    let mut buf = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+                        .context("cannot read stdin")?;
+                    buf
+                }
+            };
+            let c = match key {
+                Some(key) => c.with_header("idempotency-key", &key),
+                None => c,
+            };
+            let (status, v) = c
+                .post_raw(
+                    &format!("/events/{}", cli::query(&topic)),
+                    body,
+                    &content_type,
+                )
+                .await?;
+            cli::print(api.json, &v, |v| {
+                let what = if status == 200 {
+                    "already stored as"
+                } else {
+                    "stored as"
+                };
+                format!("{what} {}", cli::cell(&v["id"]))
+            });
+        }
+        Command::Serve(_) | Command::Check { .. } | Command::New { .. } => {}
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -84,6 +451,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.plugins_dir = plugins;
     }
     config.allow_public_admin |= args.allow_public_admin;
+    if let Some(var) = args.admin_token_env {
+        config.admin_token_env = Some(var);
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

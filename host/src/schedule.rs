@@ -172,6 +172,7 @@ async fn fire(
         .fire_schedule(&plugin.name, &schedule.name, tick, event, &[route])
         .await?;
     if fired {
+        crate::metrics::schedule_tick(&plugin.name, &schedule.name);
         tracing::info!(plugin = %plugin.name, schedule = %schedule.name, tick = %at, "schedule fired");
     }
     Ok(fired)

@@ -21,6 +21,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    // Installed before anything is counted.
+    let _ = crate::metrics::handle();
     let admin_token = admin_token(&config)?;
     check_exposure(
         listener.local_addr()?,

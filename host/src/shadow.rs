@@ -127,9 +127,11 @@ pub async fn run(
     };
     let mut query = EventQuery {
         topic: filter.topic.clone(),
-        status: None,
-        before: None,
+        plugin: Some(name.to_owned()),
+        since_ms: filter.since_ms,
+        until_ms: filter.until_ms,
         limit: 1000,
+        ..EventQuery::default()
     };
     'pages: loop {
         let page = core.store.list_events(&query)?;

@@ -7,59 +7,19 @@
 
 #![allow(clippy::print_stdout)]
 
+mod common;
+
+use common::start;
+
 use hookhost::store::Store;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CYCLES: usize = 10;
 const CLIENTS: usize = 8;
 const MAX_POSTS_PER_CLIENT: usize = 200;
-
-struct Running {
-    child: Child,
-    base: String,
-}
-
-/// Starts `hookhost serve` on a free loopback port and waits until it serves.
-fn start(data: &Path, plugins: &Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookhost"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .arg("--plugins")
-        .arg(plugins)
-        .env("HOOKHOST_LOG", "info")
-        .env("HOOKHOST_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hookhost");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "hookhost did not start");
-        let line = lines
-            .next()
-            .expect("hookhost exited before listening")
-            .expect("read log");
-        let Ok(log) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if log["fields"]["message"] == "hookhost listening" {
-            break log["fields"]["addr"].as_str().expect("addr").to_owned();
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Running {
-        child,
-        base: format!("http://{addr}"),
-    }
-}
 
 /// Posts until told to stop; returns (idempotency key, event id) for every
 /// post answered 2xx.

@@ -258,6 +258,8 @@ async fn admin_routes_need_the_token_while_ingest_and_health_do_not() {
         "/events".to_owned(),
         format!("/events/{id}"),
         "/plugins".to_owned(),
+        "/metrics".to_owned(),
+        "/dead-letters".to_owned(),
     ] {
         let (status, answer) = host.get(&path).await;
         assert_eq!(status, 401, "{path}: {answer}");

@@ -9,6 +9,7 @@ mod hooks;
 mod ingest;
 mod limits;
 mod loading;
+mod metrics;
 mod outbound;
 mod recovery;
 mod redrive;

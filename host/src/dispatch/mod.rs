@@ -220,6 +220,7 @@ async fn deliver(
         match finish_with_retries(&core, &run.attempt, next, effects).await {
             Ok(Finish::Committed) => {
                 let a = &run.attempt;
+                crate::metrics::attempt(a);
                 tracing::info!(
                     attempt = a.number,
                     outcome = a.outcome.kind(),

@@ -29,6 +29,9 @@ pub async fn healthz() -> Json<Value> {
 pub struct ListParams {
     topic: Option<String>,
     status: Option<String>,
+    plugin: Option<String>,
+    since_ms: Option<u64>,
+    until_ms: Option<u64>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
@@ -50,6 +53,9 @@ pub async fn list_events(
             .filter(|c| !c.is_empty())
             .map(|c| parse_id(&c))
             .transpose()?,
+        plugin: params.plugin.filter(|p| !p.is_empty()),
+        since_ms: params.since_ms,
+        until_ms: params.until_ms,
         limit: params.limit.unwrap_or(50),
     };
     let page = core.store.list_events(&query)?;
@@ -236,4 +242,16 @@ pub async fn reload_config(State(core): State<Arc<Core>>) -> Result<Json<Value>,
         Err(e @ reload::ConfigReloadError::NoFile) => Err(ApiError::Conflict(e.to_string())),
         Err(e) => Err(ApiError::Unprocessable(e.to_string())),
     }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(core): State<Arc<Core>>) -> impl axum::response::IntoResponse {
+    let text = crate::metrics::render(core.store.queue_depth(), core.registry.snapshot().len());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
 }

@@ -32,11 +32,10 @@ pub async fn ingest(
     Path(topic): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let body = read_body(&core, body)?;
-    validate_topic(&topic).map_err(ApiError::BadRequest)?;
-    let key = idempotency_key(&headers)?;
-    accept(&core, topic, key, &headers, body).await
+) -> Response {
+    let started = std::time::Instant::now();
+    let answer = ingest_event(&core, topic, &headers, body).await;
+    measured("events", started, answer)
 }
 
 /// `POST /hooks/{source}`: verify the sender's signature, derive the topic
@@ -46,13 +45,53 @@ pub async fn hook(
     Path(source): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = std::time::Instant::now();
+    let answer = ingest_hook(&core, &source, &headers, body).await;
+    // Unknown sources share one label, so a scanner cannot grow the metrics.
+    let label = if core.sources.contains_key(&source) {
+        source.as_str()
+    } else {
+        "unknown"
+    };
+    measured(label, started, answer)
+}
+
+/// The answer, counted and timed under `source`.
+fn measured(
+    source: &str,
+    started: std::time::Instant,
+    answer: Result<Response, ApiError>,
+) -> Response {
+    let response = answer.unwrap_or_else(IntoResponse::into_response);
+    crate::metrics::ingest(source, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn ingest_event(
+    core: &Core,
+    topic: String,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Some(src) = core.sources.get(&source) else {
+    let body = read_body(core, body)?;
+    validate_topic(&topic).map_err(ApiError::BadRequest)?;
+    let key = idempotency_key(headers)?;
+    accept(core, topic, key, headers, body).await
+}
+
+async fn ingest_hook(
+    core: &Core,
+    source: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Some(src) = core.sources.get(source) else {
         return Err(ApiError::NotFound(format!(
             "no source {source:?}: configure [sources.{source}] in hookhost.toml"
         )));
     };
-    let body = read_body(&core, body)?;
+    let body = read_body(core, body)?;
     let limit = src
         .config
         .body_limit_bytes
@@ -72,14 +111,7 @@ pub async fn hook(
     if let Some(key) = &derived.idempotency_key {
         check_idempotency_key(key)?;
     }
-    accept(
-        &core,
-        derived.topic,
-        derived.idempotency_key,
-        &headers,
-        body,
-    )
-    .await
+    accept(core, derived.topic, derived.idempotency_key, headers, body).await
 }
 
 fn read_body(core: &Core, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {

@@ -43,6 +43,7 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
         )
         .route("/plugins/{name}/shadow", post(shadow::run))
         .route("/config/reload", post(admin::reload_config))
+        .route("/metrics", get(admin::metrics))
         .route("/events/{id}/replay", post(redrive::replay_event))
         .route("/replay", post(redrive::replay_many))
         .route("/dead-letters", get(redrive::list_dead))
@@ -80,6 +81,9 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .merge(hooks)
         .route("/healthz", get(admin::healthz))
+        // The page holds no data: everything it shows it fetches from the
+        // admin API with the token its user gives it.
+        .route("/ui", get(ui))
         .merge(admin)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(middleware::from_fn(move |request: Request, next: Next| {
@@ -99,6 +103,23 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
                 .layer(GlobalConcurrencyLimitLayer::new(max_requests)),
         )
         .with_state(core)
+}
+
+/// `GET /ui`: the event inspector, one static page.
+async fn ui() -> impl axum::response::IntoResponse {
+    use axum::http::header;
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; frame-ancestors 'none'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        include_str!("ui.html"),
+    )
 }
 
 /// Refuses requests whose headers, all together, exceed the limit.

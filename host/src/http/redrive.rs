@@ -89,8 +89,11 @@ pub async fn replay_many(
     let mut query = EventQuery {
         topic: filter.topic.clone(),
         status: filter.status,
+        since_ms: filter.since_ms,
+        until_ms: filter.until_ms,
         before: None,
         limit: 1000,
+        ..EventQuery::default()
     };
     let (mut events, mut deliveries) = (0usize, 0usize);
     'pages: loop {

@@ -64,6 +64,9 @@ pub async fn load_file(core: &Arc<Core>, path: &Path) -> Result<Loaded, LoadErro
         .unwrap_or_default();
     let name = plugin_name(path).unwrap_or_else(|| file.clone());
     let result = load_checked(core, &name, path).await;
+    if !matches!(result, Ok(Loaded::Unchanged)) {
+        crate::metrics::reload(&name, result.is_ok());
+    }
     if let Err(e) = &result {
         tracing::error!(plugin = %name, file = %path.display(), error = %e, "plugin failed to load");
         core.registry.record_failure(

@@ -10,6 +10,11 @@ pub struct EventQuery {
     /// Only events whose topic matches this pattern.
     pub topic: Option<String>,
     pub status: Option<EventStatus>,
+    /// Only events with a delivery to this plugin.
+    pub plugin: Option<String>,
+    /// Only events received at or after / at or before these times (ms).
+    pub since_ms: Option<u64>,
+    pub until_ms: Option<u64>,
     /// Only events older than this id (the previous page's `next_cursor`).
     pub before: Option<Ulid>,
     pub limit: usize,
@@ -141,12 +146,25 @@ impl Store {
             let (_, raw) = item?;
             let record: EventRecord = decode("events", &raw)?;
             last_seen = Some(record.id);
+            if query.since_ms.is_some_and(|t| record.received_at_ms < t) {
+                // Newest first: every later one is older still.
+                exhausted = true;
+                break;
+            }
+            if query.until_ms.is_some_and(|t| record.received_at_ms > t) {
+                continue;
+            }
             if let Some(pattern) = &query.topic
                 && !crate::model::topic_matches(pattern, &record.topic)
             {
                 continue;
             }
             let deliveries = self.deliveries_of(record.id)?;
+            if let Some(plugin) = &query.plugin
+                && !deliveries.iter().any(|d| &d.plugin == plugin)
+            {
+                continue;
+            }
             if query
                 .status
                 .is_some_and(|s| s != EventStatus::of(&deliveries))

@@ -1,0 +1,197 @@
+//! The command-line clients against a real `hookhost serve`, and the
+//! `hookhost new` scaffold built for wasm32-wasip2 as is.
+
+mod common;
+
+use serde_json::Value;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `hookhost <args>`, feeding `stdin`; returns its output.
+fn hookhost(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookhost"))
+        .args(args)
+        .env_remove("HOOKHOST_URL")
+        .env_remove("HOOKHOST_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hookhost");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("run hookhost")
+}
+
+/// Runs a client command that must succeed; returns its stdout.
+fn ok(args: &[&str], stdin: Option<&[u8]>) -> String {
+    let out = hookhost(args, stdin);
+    assert!(
+        out.status.success(),
+        "hookhost {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn json(args: &[&str], stdin: Option<&[u8]>) -> Value {
+    let text = ok(args, stdin);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn the_clients_send_list_show_replay_and_redrive() {
+    let built = xtask::build_plugins(&["test-counter"]).expect("build the counter plugin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    std::fs::copy(&built[0], plugins.join("counter.wasm")).expect("install counter");
+    let host = common::start(&data, &plugins);
+    let url = host.base.clone();
+    let url = url.as_str();
+
+    let sent = ok(
+        &["send", "test.count", "-", "--key", "k1", "--url", url],
+        Some(b"{}"),
+    );
+    let id = sent
+        .trim()
+        .strip_prefix("stored as ")
+        .expect(&sent)
+        .to_owned();
+    let again = ok(
+        &["send", "test.count", "--key", "k1", "--url", url],
+        Some(b"{}"),
+    );
+    assert_eq!(again.trim(), format!("already stored as {id}"));
+    let body = dir.path().join("fail.json");
+    std::fs::write(&body, br#"{"fail": true}"#).expect("write body");
+    let failing = json(
+        &[
+            "send",
+            "test.count",
+            body.to_str().expect("path"),
+            "--json",
+            "--url",
+            url,
+        ],
+        None,
+    );
+    let failing = failing["id"].as_str().expect("id").to_owned();
+
+    // Both settle: one succeeds, the other is rejected into the dead letters.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for event in [&id, &failing] {
+        loop {
+            let shown = json(&["events", "show", event, "--json", "--url", url], None);
+            if shown["status"] != "pending" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{shown:#}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    let listed = ok(&["events", "list", "--topic", "test.*", "--url", url], None);
+    let header = listed.lines().next().expect("header");
+    assert!(
+        header.starts_with("ID") && header.contains("TOPIC"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&id) && listed.contains(&failing),
+        "{listed}"
+    );
+    let shown = ok(&["events", "show", &id, "--url", url], None);
+    assert!(
+        shown.contains("plugin counter") && shown.contains(" ok"),
+        "{shown}"
+    );
+    assert!(shown.contains("counted"), "logs are shown: {shown}");
+
+    let plugins_listed = ok(&["plugins", "list", "--url", url], None);
+    assert!(plugins_listed.contains("counter") && plugins_listed.contains("test.count"));
+
+    let dead = json(&["dead-letters", "--json", "--url", url], None);
+    let letter = &dead["dead_letters"][0];
+    assert_eq!(letter["plugin"], "counter", "{dead:#}");
+    let delivery = letter["delivery"].as_str().expect("delivery");
+    let table = ok(&["dead-letters", "--url", url], None);
+    assert!(
+        table.contains(delivery) && table.contains("asked to fail"),
+        "{table}"
+    );
+    let retried = ok(&["dead-letters", "retry", delivery, "--url", url], None);
+    assert!(retried.contains("pending"), "{retried}");
+
+    let replayed = json(&["replay", &id, "--json", "--url", url], None);
+    assert_eq!(replayed["deliveries"].as_array().map(Vec::len), Some(1));
+    let bulk = ok(&["replay", "--topic", "test.count", "--url", url], None);
+    assert!(bulk.contains("events: 2"), "{bulk}");
+
+    // Errors are the API's, with a non-zero exit.
+    let missing = hookhost(
+        &["events", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "--url", url],
+        None,
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    drop(host);
+    let down = hookhost(&["events", "list", "--url", url], None);
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach the host"));
+}
+
+#[test]
+fn a_scaffolded_handler_builds_for_wasm32_wasip2_and_loads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let crate_dir = dir.path().join("order-total");
+    ok(
+        &[
+            "new",
+            "order-total",
+            "--dir",
+            crate_dir.to_str().expect("path"),
+        ],
+        None,
+    );
+    for file in ["Cargo.toml", "src/lib.rs", ".gitignore"] {
+        assert!(crate_dir.join(file).is_file(), "{file}");
+    }
+    let refused = hookhost(
+        &[
+            "new",
+            "order-total",
+            "--dir",
+            crate_dir.to_str().expect("path"),
+        ],
+        None,
+    );
+    assert!(
+        !refused.status.success(),
+        "an existing crate is never overwritten"
+    );
+
+    // Shares a target directory with other scaffold builds, so the SDK's
+    // dependencies compile once.
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold");
+    xtask::ensure_wasm_target().expect("wasm target");
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo build");
+    assert!(built.success(), "the scaffold builds as is");
+    let wasm = target.join("wasm32-wasip2/release/order_total.wasm");
+    let report = json(&["check", wasm.to_str().expect("path")], None);
+    assert_eq!(
+        report["manifest"]["subscriptions"][0], "orders.*",
+        "{report:#}"
+    );
+}

@@ -1,0 +1,58 @@
+//! What the binary's tests share: starting `hookhost serve` as a child.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Running {
+    pub child: Child,
+    pub base: String,
+}
+
+/// Starts `hookhost serve` on a free loopback port and waits until it serves.
+pub fn start(data: &Path, plugins: &Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookhost"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .arg("--plugins")
+        .arg(plugins)
+        .env("HOOKHOST_LOG", "info")
+        .env("HOOKHOST_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hookhost");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let addr = loop {
+        assert!(Instant::now() < deadline, "hookhost did not start");
+        let line = lines
+            .next()
+            .expect("hookhost exited before listening")
+            .expect("read log");
+        let Ok(log) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if log["fields"]["message"] == "hookhost listening" {
+            break log["fields"]["addr"].as_str().expect("addr").to_owned();
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Running {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
