@@ -64,6 +64,22 @@ impl Remote {
     fn received(&self) -> Vec<(Option<String>, Value)> {
         self.received.lock().expect("log").clone()
     }
+
+    /// The first request whose body passes `check`, once it has arrived.
+    async fn wait_for(&self, check: impl Fn(&Value) -> bool) -> (Option<String>, Value) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(found) = self.received().into_iter().find(|(_, body)| check(body)) {
+                return found;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never received: {:?}",
+                self.received()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for Remote {
@@ -280,37 +296,17 @@ async fn github_digest_posts_the_days_activity_on_its_schedule() {
         .await;
     assert_eq!(status, 202);
     host.wait_settled(push["id"].as_str().expect("id")).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let digest = loop {
-        let found = remote.received().into_iter().find(|(_, body)| {
+    let digest = remote
+        .wait_for(|body| {
             body["text"]
                 .as_str()
                 .is_some_and(|t| t.contains("Codertocat/Hello-World: 1 push"))
-        });
-        if let Some(found) = found {
-            break found;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no digest: {:?}",
-            remote.received()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+        })
+        .await;
     assert!(digest.0.is_some(), "the digest carries an idempotency key");
     // The day's counts were reset with the post: later digests are quiet.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !remote
-        .received()
-        .iter()
-        .any(|(_, b)| b["text"] == "GitHub digest: a quiet day.")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            remote.received()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    remote
+        .wait_for(|body| body["text"] == "GitHub digest: a quiet day.")
+        .await;
     host.stop().await;
 }

@@ -175,18 +175,12 @@ pub async fn load_pinned(
         .runtime
         .component_bytes(sha256)
         .ok_or_else(|| LoadError::Read(format!("version {sha256} of {name} is not kept")))?;
-    let compiler = core.clone();
-    let compiled = tokio::task::spawn_blocking(move || load::compile(&compiler.runtime, &bytes))
-        .await
-        .map_err(|e| LoadError::Compile(format!("compile task failed: {e}")))??;
-    let plugin =
-        Arc::new(load::describe(&core.runtime, name, compiled, core.limits_for(name)).await?);
-    core.registry.keep_pinned(plugin.clone());
-    Ok(plugin)
+    load_candidate(core, name, bytes).await
 }
 
-/// Compiles uploaded bytes as a candidate version of plugin `name`, for
-/// shadow runs: kept (in the artifact cache and loaded) but not installed.
+/// Compiles `bytes` as a version of plugin `name` that is kept (in the
+/// artifact cache and loaded, for pinned replays and shadow runs) but not
+/// installed.
 pub async fn load_candidate(
     core: &Arc<Core>,
     name: &str,
