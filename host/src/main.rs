@@ -17,6 +17,10 @@ struct Cli {
     /// Log format.
     #[arg(long, env = "HOOKHOST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
+    /// Export spans over OTLP/HTTP to this endpoint, e.g.
+    /// `http://127.0.0.1:4318/v1/traces` (needs a build with `--features otlp`).
+    #[arg(long, env = "HOOKHOST_OTLP_ENDPOINT", global = true)]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -211,7 +215,7 @@ struct ServeArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    let _exporter = init_tracing(cli.log_format, cli.otlp_endpoint.as_deref())?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
@@ -497,14 +501,80 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to stderr (text or JSON), and spans to OTLP when asked. The
+/// returned guard flushes the exporter when dropped.
+fn init_tracing(format: LogFormat, otlp: Option<&str>) -> anyhow::Result<Option<otlp::Guard>> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKHOST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let mut layers: Vec<otlp::BoxedLayer> = vec![match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    }];
+    let guard = match otlp {
+        Some(endpoint) => {
+            let (layer, guard) = otlp::layer(endpoint)?;
+            layers.push(layer);
+            Some(guard)
+        }
+        None => None,
+    };
+    tracing_subscriber::registry()
+        .with(layers)
+        .with(filter)
+        .init();
+    Ok(guard)
+}
+
+#[cfg(feature = "otlp")]
+mod otlp {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig as _;
+    use tracing_subscriber::Layer as _;
+
+    /// Flushes the spans still batched when dropped.
+    pub struct Guard(opentelemetry_sdk::trace::SdkTracerProvider);
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.shutdown();
+        }
+    }
+
+    pub type BoxedLayer =
+        Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+    pub fn layer(endpoint: &str) -> anyhow::Result<(BoxedLayer, Guard)> {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(endpoint)
+            .build()?;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(
+                opentelemetry_sdk::Resource::builder()
+                    .with_service_name("hookhost")
+                    .build(),
+            )
+            .build();
+        let tracer = provider.tracer("hookhost");
+        let layer = tracing_opentelemetry::layer().with_tracer(tracer).boxed();
+        Ok((layer, Guard(provider)))
+    }
+}
+
+#[cfg(not(feature = "otlp"))]
+mod otlp {
+    pub struct Guard;
+    pub type BoxedLayer =
+        Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+    pub fn layer(_endpoint: &str) -> anyhow::Result<(BoxedLayer, Guard)> {
+        anyhow::bail!(
+            "this hookhost was built without OTLP export: build it with `--features otlp`"
+        )
     }
 }

@@ -15,7 +15,13 @@ pub struct Running {
 
 /// Starts `hookhost serve` on a free loopback port and waits until it serves.
 pub fn start(data: &Path, plugins: &Path) -> Running {
+    start_with(data, plugins, &[])
+}
+
+/// [`start`], with more environment for the child.
+pub fn start_with(data: &Path, plugins: &Path, env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookhost"))
+        .envs(env.iter().copied())
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .arg("--plugins")
