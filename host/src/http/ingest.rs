@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 /// Headers never stored: credentials, and framing that means nothing later.
 const DROPPED_HEADERS: [&str; 7] = [
@@ -163,6 +164,16 @@ async fn accept(
 /// Stores an event and its deliveries (flushed); 202, or 200 for a known
 /// idempotency key.
 pub(super) async fn store_event(core: &Core, event: NewEvent) -> Result<Response, ApiError> {
+    let span = tracing::info_span!(
+        "ingest",
+        topic = %event.topic,
+        event = tracing::field::Empty,
+        deliveries = tracing::field::Empty,
+    );
+    store_in(core, event).instrument(span).await
+}
+
+async fn store_in(core: &Core, event: NewEvent) -> Result<Response, ApiError> {
     let routes = core
         .registry
         .routes(&event.topic, event.idempotency_key.as_deref(), &event.body);
@@ -174,6 +185,10 @@ pub(super) async fn store_event(core: &Core, event: NewEvent) -> Result<Response
         .ingest(event, &routes)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let span = tracing::Span::current();
+    span.record("event", tracing::field::display(ingested.id));
+    span.record("deliveries", routes.len());
+    tracing::debug!(duplicate = ingested.duplicate, "event stored");
     let status = if ingested.duplicate {
         StatusCode::OK
     } else {

@@ -1,0 +1,419 @@
+//! `cargo run --release -p hookhost-bench --bin load -- [--seconds 10] [--connections 64] [--rate 0]`
+//!
+//! Drives POSTs at three targets in one run, one after the other, with the
+//! same client and body, and prints what each sustained:
+//!
+//! 1. a plain axum route answering 202 (the HTTP ceiling),
+//! 2. raw sled inserts of the same size, flushed by group commit (the
+//!    durability ceiling),
+//! 3. the host (in this process, on 127.0.0.1) with the no-op test plugin:
+//!    acknowledged events/s, handled events/s (until the queue drained),
+//!    ingest → attempt-recorded latency p50/p99/max over a sample of events,
+//!    the queue depth when the load stopped, and peak RSS.
+//!
+//! Every phase is bounded in time (`--seconds`) and count (`--max-events`).
+//! `--rate N` paces the load at N events/s in all (0: as fast as the
+//! connections go), e.g. `--rate 1000` for latency under a steady load.
+
+#![allow(clippy::print_stdout)]
+
+use anyhow::Context as _;
+use clap::Parser;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Clone)]
+struct Args {
+    /// Length of each load phase.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent connections (one request in flight each).
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Events per phase at most.
+    #[arg(long, default_value_t = 2_000_000)]
+    max_events: u64,
+    /// Events per second in all; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Body size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    /// Events whose latency is read back after the run.
+    #[arg(long, default_value_t = 2000)]
+    latency_sample: usize,
+    /// Longest wait for the queue to drain after the load.
+    #[arg(long, default_value_t = 120)]
+    drain_seconds: u64,
+}
+
+/// What a load phase sustained.
+struct Driven {
+    acked: u64,
+    failed: u64,
+    elapsed: Duration,
+    /// Ids the host answered, for the latency sample.
+    ids: Vec<String>,
+}
+
+impl Driven {
+    fn per_second(&self) -> f64 {
+        self.acked as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn body(size: usize) -> Vec<u8> {
+    let mut body = br#"{"amount": 1250, "currency": "eur", "note": ""#.to_vec();
+    while body.len() + 2 < size {
+        body.push(b'x');
+    }
+    body.extend_from_slice(b"\"}");
+    body
+}
+
+/// POSTs `body` to `url` from `connections` tasks until time or count runs out.
+async fn drive(url: &str, args: &Args, keep_ids: bool) -> Driven {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()
+        .expect("client");
+    let body = body(args.body_bytes);
+    let sent = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let per_task_gap = (args.rate > 0)
+        .then(|| Duration::from_secs_f64(args.connections as f64 / args.rate as f64));
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..args.connections {
+        let (client, url, body, sent) =
+            (client.clone(), url.to_owned(), body.clone(), sent.clone());
+        let (max, keep) = (args.max_events, keep_ids && task % 2 == 0);
+        tasks.spawn(async move {
+            let (mut acked, mut failed, mut ids) = (0u64, 0u64, Vec::new());
+            let mut next = Instant::now();
+            while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max {
+                if let Some(gap) = per_task_gap {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += gap;
+                }
+                let answer = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match answer {
+                    Ok(r) if r.status().is_success() => {
+                        acked += 1;
+                        if keep
+                            && ids.len() < 10_000
+                            && let Ok(v) = r.json::<Value>().await
+                            && let Some(id) = v["id"].as_str()
+                        {
+                            ids.push(id.to_owned());
+                        }
+                    }
+                    _ => failed += 1,
+                }
+            }
+            (acked, failed, ids)
+        });
+    }
+    let mut driven = Driven {
+        acked: 0,
+        failed: 0,
+        elapsed: Duration::ZERO,
+        ids: Vec::new(),
+    };
+    while let Some(done) = tasks.join_next().await {
+        let (acked, failed, ids) = done.expect("load task");
+        driven.acked += acked;
+        driven.failed += failed;
+        driven.ids.extend(ids);
+    }
+    driven.elapsed = started.elapsed();
+    driven
+}
+
+/// Phase 1: a plain axum route answering 202.
+async fn axum_ceiling(args: &Args) -> anyhow::Result<Driven> {
+    let app = axum::Router::new().route(
+        "/events/{topic}",
+        axum::routing::post(|_body: axum::body::Bytes| async { axum::http::StatusCode::ACCEPTED }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/events/bench.noop", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let driven = drive(&url, args, false).await;
+    server.abort();
+    Ok(driven)
+}
+
+/// Phase 2: raw sled inserts of the same size, each writer waiting for a
+/// flush that covers its write; one flush serves every writer waiting.
+async fn sled_ceiling(args: &Args) -> anyhow::Result<Driven> {
+    let dir = tempfile::tempdir()?;
+    let db = sled::Config::new()
+        .path(dir.path())
+        .flush_every_ms(Some(200))
+        .open()?;
+    let tree = db.open_tree("events")?;
+    let written = Arc::new(AtomicU64::new(0));
+    let (flushed_tx, flushed_rx) = tokio::sync::watch::channel(0u64);
+    let flusher = {
+        let (db, written) = (db.clone(), written.clone());
+        tokio::spawn(async move {
+            loop {
+                let upto = written.load(Ordering::SeqCst);
+                if upto > *flushed_tx.borrow() {
+                    if db.flush_async().await.is_err() {
+                        return;
+                    }
+                    let _ = flushed_tx.send(upto);
+                } else if flushed_tx.is_closed() {
+                    return;
+                } else {
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    let value = body(args.body_bytes);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let count = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.connections {
+        let (tree, value, written, count) =
+            (tree.clone(), value.clone(), written.clone(), count.clone());
+        let mut flushed = flushed_rx.clone();
+        let max = args.max_events;
+        tasks.spawn(async move {
+            let mut acked = 0u64;
+            while Instant::now() < deadline {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                if n >= max {
+                    break;
+                }
+                if tree.insert(n.to_be_bytes(), value.as_slice()).is_err() {
+                    break;
+                }
+                let mine = written.fetch_add(1, Ordering::SeqCst) + 1;
+                if flushed.wait_for(|f| *f >= mine).await.is_err() {
+                    break;
+                }
+                acked += 1;
+            }
+            acked
+        });
+    }
+    let mut acked = 0;
+    while let Some(done) = tasks.join_next().await {
+        acked += done.expect("writer");
+    }
+    let elapsed = started.elapsed();
+    drop(flushed_rx);
+    flusher.abort();
+    Ok(Driven {
+        acked,
+        failed: 0,
+        elapsed,
+        ids: Vec::new(),
+    })
+}
+
+/// Phase 3 figures beyond the acks.
+struct HostFigures {
+    handled_per_second: f64,
+    drained: bool,
+    queue_at_stop: f64,
+    latencies_ms: Vec<u64>,
+    peak_rss_mb: f64,
+    rss_before_mb: f64,
+}
+
+fn vm_hwm_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn metric(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
+    let rss_before_mb = vm_hwm_mb();
+    let built = xtask::build_plugins(&["test-noop"]).map_err(anyhow::Error::msg)?;
+    let dir = tempfile::tempdir()?;
+    let mut config = hookhost::Config {
+        data: dir.path().join("data"),
+        plugins_dir: dir.path().join("plugins"),
+        max_queue_depth: u64::MAX / 2,
+        ..hookhost::Config::default()
+    };
+    config.listen = "127.0.0.1:0".parse()?;
+    std::fs::create_dir_all(&config.plugins_dir)?;
+    std::fs::copy(&built[0], config.plugins_dir.join("noop.wasm"))?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(hookhost::run(config, listener, async {
+        let _ = stop_rx.await;
+    }));
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client
+        .get(format!("{base}/plugins/noop"))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .ok()
+        != Some(true)
+    {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "the host did not load the plugin"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let load_started = Instant::now();
+    let driven = drive(&format!("{base}/events/test.noop"), args, true).await;
+    let scrape = || async {
+        client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .context("scrape")?
+            .text()
+            .await
+            .context("scrape text")
+    };
+    let queue_at_stop = metric(&scrape().await?, "hookhost_queue_depth", "");
+    let drain_deadline = Instant::now() + Duration::from_secs(args.drain_seconds);
+    let mut drained = false;
+    let mut handled = 0.0;
+    while Instant::now() < drain_deadline {
+        let text = scrape().await?;
+        handled = metric(&text, "hookhost_attempts_total", "plugin=\"noop\"");
+        if metric(&text, "hookhost_queue_depth", "") == 0.0 {
+            drained = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let handled_per_second = handled / load_started.elapsed().as_secs_f64();
+
+    let mut latencies_ms = Vec::new();
+    let step = (driven.ids.len() / args.latency_sample.max(1)).max(1);
+    for id in driven.ids.iter().step_by(step).take(args.latency_sample) {
+        let event: Value = client
+            .get(format!("{base}/events/{id}"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let received = event["event"]["received_at_ms"].as_u64().unwrap_or(0);
+        if let Some(a) = event["deliveries"][0]["attempts"]
+            .as_array()
+            .and_then(|a| a.last())
+        {
+            let recorded = a["started_at_ms"].as_u64().unwrap_or(0)
+                + a["duration_us"].as_u64().unwrap_or(0) / 1000;
+            latencies_ms.push(recorded.saturating_sub(received));
+        }
+    }
+    latencies_ms.sort_unstable();
+    let peak_rss_mb = vm_hwm_mb();
+    let _ = stop_tx.send(());
+    server.await??;
+    Ok((
+        driven,
+        HostFigures {
+            handled_per_second,
+            drained,
+            queue_at_stop,
+            latencies_ms,
+            peak_rss_mb,
+            rss_before_mb,
+        },
+    ))
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    println!(
+        "load: {} s per phase, {} connections, {} B bodies, rate {}",
+        args.seconds,
+        args.connections,
+        args.body_bytes,
+        if args.rate == 0 {
+            "unbounded".to_owned()
+        } else {
+            format!("{}/s", args.rate)
+        }
+    );
+    let axum = axum_ceiling(&args).await?;
+    println!(
+        "axum 202 ceiling      {:>10.0} req/s  ({} failed)",
+        axum.per_second(),
+        axum.failed
+    );
+    let sled = sled_ceiling(&args).await?;
+    println!("sled group commit     {:>10.0} writes/s", sled.per_second());
+    let (host, figures) = host(&args).await?;
+    println!(
+        "host acknowledged     {:>10.0} events/s ({} failed)",
+        host.per_second(),
+        host.failed
+    );
+    println!(
+        "host handled          {:>10.0} events/s{}",
+        figures.handled_per_second,
+        if figures.drained {
+            ""
+        } else {
+            " (queue not drained in time)"
+        }
+    );
+    println!("queue depth at stop   {:>10.0}", figures.queue_at_stop);
+    let l = &figures.latencies_ms;
+    println!(
+        "ingest -> recorded    p50 {} ms, p99 {} ms, max {} ms ({} events sampled)",
+        percentile(l, 0.50),
+        percentile(l, 0.99),
+        l.last().copied().unwrap_or(0),
+        l.len()
+    );
+    println!(
+        "peak RSS              {:.0} MB (process: host + load generator; {:.0} MB before the host)",
+        figures.peak_rss_mb, figures.rss_before_mb
+    );
+    println!(
+        "ratios                acks/axum {:.2}, acks/sled {:.2}",
+        host.per_second() / axum.per_second(),
+        host.per_second() / sled.per_second()
+    );
+    Ok(())
+}
