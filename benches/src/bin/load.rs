@@ -44,6 +44,10 @@ struct Args {
     /// Events whose latency is read back after the run.
     #[arg(long, default_value_t = 2000)]
     latency_sample: usize,
+    /// Topic posted to the host: `test.noop` reaches the no-op plugin; any
+    /// other measures ingest alone.
+    #[arg(long, default_value = "test.noop")]
+    topic: String,
     /// Longest wait for the queue to drain after the load.
     #[arg(long, default_value_t = 120)]
     drain_seconds: u64,
@@ -290,7 +294,7 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     }
 
     let load_started = Instant::now();
-    let driven = drive(&format!("{base}/events/test.noop"), args, true).await;
+    let driven = drive(&format!("{base}/events/{}", args.topic), args, true).await;
     let scrape = || async {
         client
             .get(format!("{base}/metrics"))
@@ -374,6 +378,9 @@ async fn main() -> anyhow::Result<()> {
             format!("{}/s", args.rate)
         }
     );
+    // The host first, so that the peak RSS read after it is the host's (with
+    // the load generator's), not the ceilings'.
+    let (host, figures) = host(&args).await?;
     let axum = axum_ceiling(&args).await?;
     println!(
         "axum 202 ceiling      {:>10.0} req/s  ({} failed)",
@@ -382,7 +389,6 @@ async fn main() -> anyhow::Result<()> {
     );
     let sled = sled_ceiling(&args).await?;
     println!("sled group commit     {:>10.0} writes/s", sled.per_second());
-    let (host, figures) = host(&args).await?;
     println!(
         "host acknowledged     {:>10.0} events/s ({} failed)",
         host.per_second(),

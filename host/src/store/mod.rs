@@ -64,8 +64,10 @@ pub struct Store {
     ids: std::sync::Mutex<ulid::Generator>,
     /// Deliveries waiting or running (in `due` or `running`): the queue depth
     /// ingest's backpressure reads. Counted at open, then kept by every
-    /// committed change that adds or ends such a delivery.
-    queued: std::sync::atomic::AtomicU64,
+    /// committed change that adds or ends such a delivery. Signed: a delivery
+    /// may end (and be subtracted) before the ingest that added it has
+    /// counted it, so the sum may dip below zero for a moment.
+    queued: std::sync::atomic::AtomicI64,
 }
 
 #[derive(Clone)]
@@ -108,33 +110,32 @@ impl Store {
             ordered: tree("ordered")?,
             schedules: tree("schedules")?,
         };
-        let queued = (t.due.len() + t.running.len()) as u64;
+        let queued = (t.due.len() + t.running.len()) as i64;
         let commit = commit::GroupCommit::start(db.clone());
         Ok(Self {
             db,
             t,
             commit,
             ids: std::sync::Mutex::new(ulid::Generator::new()),
-            queued: std::sync::atomic::AtomicU64::new(queued),
+            queued: std::sync::atomic::AtomicI64::new(queued),
         })
     }
 
     /// Deliveries pending (due now or later) or running.
     pub fn queue_depth(&self) -> u64 {
-        self.queued.load(std::sync::atomic::Ordering::Relaxed)
+        self.queued
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(0) as u64
     }
 
     fn queued_add(&self, n: usize) {
         self.queued
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(n as i64, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn queued_sub(&self, n: usize) {
-        let _ = self.queued.fetch_update(
-            std::sync::atomic::Ordering::Relaxed,
-            std::sync::atomic::Ordering::Relaxed,
-            |q| Some(q.saturating_sub(n as u64)),
-        );
+        self.queued
+            .fetch_sub(n as i64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A new id, greater than every id this store made before.

@@ -230,3 +230,17 @@ async fn a_schedule_tick_fires_once_and_never_before_the_last() {
     assert_eq!(store.t.events.len(), 2);
     assert_eq!(store.queue_depth(), 2);
 }
+
+#[tokio::test]
+async fn the_queue_depth_survives_an_end_counted_before_its_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    // The dispatcher may finish a delivery before the ingest that created it
+    // has added it to the count: the sum must still come back to zero.
+    store.queued_sub(1);
+    assert_eq!(store.queue_depth(), 0);
+    store.queued_add(1);
+    assert_eq!(store.queue_depth(), 0);
+    store.queued_add(2);
+    assert_eq!(store.queue_depth(), 2);
+}
