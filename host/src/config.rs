@@ -455,6 +455,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let config = Config::from_toml(include_str!("../../deploy/hookhost.toml"))
+            .expect("deploy/hookhost.toml parses and validates");
+        assert!(config.plugins.contains_key("stripe-ledger"));
+        assert!(
+            config.resolve_secrets(|_| None).is_ok(),
+            "it starts without secrets in the environment"
+        );
+    }
+
+    #[test]
     fn empty_file_gives_the_documented_defaults() {
         let c = Config::from_toml("").expect("empty config is valid");
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
