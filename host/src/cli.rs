@@ -84,6 +84,29 @@ impl Client {
         self
     }
 
+    /// GETs `path` and copies the body to `out` as it arrives.
+    pub async fn stream_to(&self, path: &str, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.get(&url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the host at {}", self.base))?;
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            bail!("GET {path}: {status}: {text}");
+        }
+        while let Some(chunk) = response.chunk().await.context("reading the export")? {
+            out.write_all(&chunk)?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         Ok(self.call(reqwest::Method::GET, path, None).await?.1)
     }

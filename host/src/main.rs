@@ -145,6 +145,23 @@ enum EventsCommand {
     },
     /// One event with its deliveries, attempts and logs.
     Show { id: String },
+    /// Every matching event with its outcomes, newest first, as JSON lines
+    /// on stdout, streamed.
+    Export {
+        #[arg(long)]
+        topic: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        plugin: Option<String>,
+        #[arg(long)]
+        since_ms: Option<u64>,
+        #[arg(long)]
+        until_ms: Option<u64>,
+        /// Only `jsonl` for now.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -258,6 +275,31 @@ async fn client(command: Command) -> anyhow::Result<()> {
                     }
                     let v = c.get(&path).await?;
                     cli::print(api.json, &v, cli::events_table);
+                }
+                EventsCommand::Export {
+                    topic,
+                    status,
+                    plugin,
+                    since_ms,
+                    until_ms,
+                    format,
+                } => {
+                    if format != "jsonl" {
+                        anyhow::bail!("--format {format}: only jsonl is supported");
+                    }
+                    let mut path = "/export?".to_owned();
+                    for (k, v) in [
+                        ("topic", topic),
+                        ("status", status),
+                        ("plugin", plugin),
+                        ("since_ms", since_ms.map(|v| v.to_string())),
+                        ("until_ms", until_ms.map(|v| v.to_string())),
+                    ] {
+                        if let Some(v) = v {
+                            path.push_str(&format!("{k}={}&", cli::query(&v)));
+                        }
+                    }
+                    c.stream_to(&path, &mut std::io::stdout().lock()).await?;
                 }
                 EventsCommand::Show { id } => {
                     let v = c.get(&format!("/events/{}", cli::query(&id))).await?;

@@ -134,6 +134,17 @@ fn the_clients_send_list_show_replay_and_redrive() {
     let bulk = ok(&["replay", "--topic", "test.count", "--url", url], None);
     assert!(bulk.contains("events: 2"), "{bulk}");
 
+    let exported = ok(
+        &["events", "export", "--topic", "test.count", "--url", url],
+        None,
+    );
+    let lines: Vec<Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{exported}");
+    assert!(lines.iter().all(|l| l["event"]["topic"] == "test.count"));
+
     // Errors are the API's, with a non-zero exit.
     let missing = hookhost(
         &["events", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "--url", url],

@@ -227,3 +227,55 @@ async fn the_operators_retry_policy_overrides_the_plugins_and_its_schedule_survi
     );
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_streams_matching_events_with_their_outcomes_as_json_lines() {
+    let host = Setup::new()
+        .plugin("counter", plugins::TEST_COUNTER)
+        .start()
+        .await;
+    let first = settle_new(&host, "test.count").await;
+    let since = first["event"]["received_at_ms"].as_u64().expect("time") + 1;
+    // Make the next events provably later than the first.
+    while hookhost::model::now_ms() < since {
+        tokio::task::yield_now().await;
+    }
+    let second = settle_new(&host, "test.count").await;
+    let (status, _) = host.post_json("other.topic", &json!({ "x": 1 })).await;
+    assert_eq!(status, 202);
+
+    let export = |query: &'static str| {
+        let url = host.url(&format!("/export?{query}"));
+        async move {
+            let response = reqwest::get(url).await.expect("export");
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+            let text = response.text().await.expect("body");
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = export("").await;
+    assert_eq!(all.len(), 5, "3 posted, 2 emitted by the counter");
+    let counted = export("topic=test.count").await;
+    assert_eq!(counted.len(), 2);
+    assert_eq!(
+        counted[0]["event"]["id"], second["event"]["id"],
+        "newest first"
+    );
+    assert_eq!(counted[0]["status"], "succeeded");
+    assert_eq!(counted[0]["deliveries"][0]["plugin"], "counter");
+    assert_eq!(counted[0]["deliveries"][0]["last_outcome"]["kind"], "ok");
+    assert_eq!(counted[0]["event"]["body"], json!({}));
+    let later = reqwest::get(host.url(&format!("/export?topic=test.count&since_ms={since}")))
+        .await
+        .expect("export")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(later.lines().count(), 1, "{later}");
+    let (status, _) = host.get("/export?status=nonsense").await;
+    assert_eq!(status, 400);
+    host.stop().await;
+}

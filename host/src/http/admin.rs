@@ -255,3 +255,83 @@ pub async fn metrics(State(core): State<Arc<Core>>) -> impl axum::response::Into
         text,
     )
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    topic: Option<String>,
+    status: Option<String>,
+    plugin: Option<String>,
+    since_ms: Option<u64>,
+    until_ms: Option<u64>,
+}
+
+/// `GET /export`: every matching event, newest first, one JSON object
+/// per line (event, body, status, deliveries with their last outcome),
+/// streamed a page at a time so that no export is held in memory whole.
+pub async fn export_events(
+    State(core): State<Arc<Core>>,
+    Query(params): Query<ExportParams>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    let query = EventQuery {
+        topic: params.topic.filter(|t| !t.is_empty()),
+        status: params
+            .status
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<EventStatus>())
+            .transpose()
+            .map_err(ApiError::BadRequest)?,
+        plugin: params.plugin.filter(|p| !p.is_empty()),
+        since_ms: params.since_ms,
+        until_ms: params.until_ms,
+        before: None,
+        limit: 500,
+    };
+    // The state: the query for the next page, or `None` when done.
+    let pages = futures_util::stream::unfold(Some(query), move |query| {
+        let core = core.clone();
+        async move {
+            let mut query = query?;
+            let page = match core.store.list_events(&query) {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(error = %e, "export stopped: store read failed");
+                    return Some((Err(std::io::Error::other(e.to_string())), None));
+                }
+            };
+            let mut chunk = Vec::new();
+            for (record, deliveries) in &page.events {
+                let body = match core.store.event(record.id) {
+                    Ok(Some((_, body))) => body,
+                    _ => Vec::new(),
+                };
+                let line = json!({
+                    "event": event_json(record, &body),
+                    "status": EventStatus::of(deliveries),
+                    "deliveries": deliveries.iter().map(|d| json!({
+                        "id": d.id,
+                        "plugin": d.plugin,
+                        "status": d.status,
+                        "attempts": d.attempts,
+                        "last_outcome": d.last_outcome,
+                        "updated_at_ms": d.updated_at_ms,
+                    })).collect::<Vec<_>>(),
+                });
+                if serde_json::to_writer(&mut chunk, &line).is_ok() {
+                    chunk.push(b'\n');
+                }
+            }
+            let next = page.next_cursor.map(|cursor| {
+                query.before = Some(cursor);
+                query
+            });
+            Some((Ok::<_, std::io::Error>(chunk), next))
+        }
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(pages),
+    )
+        .into_response())
+}
