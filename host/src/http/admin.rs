@@ -36,11 +36,10 @@ pub struct ListParams {
     cursor: Option<String>,
 }
 
-pub async fn list_events(
-    State(core): State<Arc<Core>>,
-    Query(params): Query<ListParams>,
-) -> Result<Json<Value>, ApiError> {
-    let query = EventQuery {
+/// The store query for `GET /events` and `GET /export` parameters; empty
+/// values mean no filter.
+fn event_query(params: ListParams, default_limit: usize) -> Result<EventQuery, ApiError> {
+    Ok(EventQuery {
         topic: params.topic.filter(|t| !t.is_empty()),
         status: params
             .status
@@ -56,8 +55,15 @@ pub async fn list_events(
         plugin: params.plugin.filter(|p| !p.is_empty()),
         since_ms: params.since_ms,
         until_ms: params.until_ms,
-        limit: params.limit.unwrap_or(50),
-    };
+        limit: params.limit.unwrap_or(default_limit),
+    })
+}
+
+pub async fn list_events(
+    State(core): State<Arc<Core>>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let query = event_query(params, 50)?;
     let page = core.store.list_events(&query)?;
     let events: Vec<Value> = page
         .events
@@ -256,38 +262,15 @@ pub async fn metrics(State(core): State<Arc<Core>>) -> impl axum::response::Into
     )
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportParams {
-    topic: Option<String>,
-    status: Option<String>,
-    plugin: Option<String>,
-    since_ms: Option<u64>,
-    until_ms: Option<u64>,
-}
-
 /// `GET /export`: every matching event, newest first, one JSON object
 /// per line (event, body, status, deliveries with their last outcome),
 /// streamed a page at a time so that no export is held in memory whole.
 pub async fn export_events(
     State(core): State<Arc<Core>>,
-    Query(params): Query<ExportParams>,
+    Query(params): Query<ListParams>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse as _;
-    let query = EventQuery {
-        topic: params.topic.filter(|t| !t.is_empty()),
-        status: params
-            .status
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<EventStatus>())
-            .transpose()
-            .map_err(ApiError::BadRequest)?,
-        plugin: params.plugin.filter(|p| !p.is_empty()),
-        since_ms: params.since_ms,
-        until_ms: params.until_ms,
-        before: None,
-        limit: 500,
-    };
+    let query = event_query(params, 500)?;
     // The state: the query for the next page, or `None` when done.
     let pages = futures_util::stream::unfold(Some(query), move |query| {
         let core = core.clone();
