@@ -83,6 +83,96 @@ pub struct Config {
     /// Webhook senders for `POST /hooks/{source}`, by source name.
     #[serde(default)]
     pub sources: BTreeMap<String, crate::sources::SourceConfig>,
+    /// How long finished events are kept.
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// `[retention]`: finished events (every delivery succeeded) older than
+/// `max_age` are purged in the background with their deliveries, attempts,
+/// logs and idempotency keys. Dead letters and quarantined bodies stay
+/// until handled.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// `"30d"`, `"12h"`, `"15m"`, `"90s"`, `"500ms"`, or `"off"` to keep
+    /// everything.
+    #[serde(default = "defaults::max_age")]
+    pub max_age: String,
+    /// How often the purge looks for old events.
+    #[serde(default = "defaults::purge_every")]
+    pub check_every: String,
+    /// Events examined per batch; each batch yields to other work.
+    #[serde(default = "defaults::purge_batch")]
+    pub batch: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            max_age: defaults::max_age(),
+            check_every: defaults::purge_every(),
+            batch: defaults::purge_batch(),
+        }
+    }
+}
+
+impl Retention {
+    /// `max_age` as a duration; `None` when retention is off.
+    pub fn max_age(&self) -> Option<std::time::Duration> {
+        if self.max_age == "off" {
+            return None;
+        }
+        parse_duration(&self.max_age).ok()
+    }
+
+    pub fn check_every(&self) -> std::time::Duration {
+        parse_duration(&self.check_every).unwrap_or(std::time::Duration::from_secs(60))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad =
+            |field: &str, e: String| ConfigError::Invalid(format!("[retention] {field}: {e}"));
+        if self.max_age != "off" {
+            parse_duration(&self.max_age).map_err(|e| bad("max_age", e))?;
+        }
+        parse_duration(&self.check_every).map_err(|e| bad("check_every", e))?;
+        if self.batch == 0 {
+            return Err(bad("batch", "must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Parses `"30d"`, `"12h"`, `"15m"`, `"90s"` or `"500ms"` (a positive whole
+/// number and a unit).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit (ms, s, m, h or d)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a whole number"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?}; use ms, s, m, h or d"
+            ));
+        }
+    };
+    if n == 0 {
+        return Err(format!("{text:?} must be positive"));
+    }
+    n.checked_mul(ms)
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 /// Grants and limits for one plugin; unset fields take `[defaults]`' value.
@@ -208,6 +298,15 @@ mod defaults {
     pub fn workers() -> usize {
         32
     }
+    pub fn max_age() -> String {
+        "30d".into()
+    }
+    pub fn purge_every() -> String {
+        "1m".into()
+    }
+    pub fn purge_batch() -> usize {
+        500
+    }
     pub const FUEL: u64 = 1_000_000_000;
     pub const TIMEOUT_MS: u64 = 5_000;
     pub const MEMORY_MB: u64 = 64;
@@ -236,6 +335,7 @@ impl Default for Config {
             plugins: BTreeMap::new(),
             sources: BTreeMap::new(),
             contracts: BTreeMap::new(),
+            retention: Retention::default(),
         }
     }
 }
@@ -289,6 +389,7 @@ impl Config {
         if self.workers == 0 {
             return Err(ConfigError::Invalid("workers must be positive".into()));
         }
+        self.retention.validate()?;
         for (name, settings) in std::iter::once(("defaults", &self.defaults))
             .chain(self.plugins.iter().map(|(n, s)| (n.as_str(), s)))
         {
@@ -495,5 +596,36 @@ mod tests {
         assert!(err.to_string().contains("listn"), "{err}");
         assert!(Config::from_toml("[plugins.a]\nfuel = 0").is_err());
         assert!(Config::from_toml("[plugins.a]\nmemory_mb = 99999").is_err());
+    }
+
+    #[test]
+    fn retention_takes_durations_with_units_or_off() {
+        use std::time::Duration;
+        let c = Config::from_toml("").expect("valid");
+        assert_eq!(
+            c.retention.max_age(),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(c.retention.check_every(), Duration::from_secs(60));
+        let c = Config::from_toml("[retention]\nmax_age = \"off\"").expect("valid");
+        assert_eq!(c.retention.max_age(), None);
+        for (text, ms) in [
+            ("500ms", 500),
+            ("90s", 90_000),
+            ("15m", 900_000),
+            ("12h", 43_200_000),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        for bad in ["30", "d", "0s", "3w", "-1d", "1.5h"] {
+            let err = Config::from_toml(&format!("[retention]\nmax_age = {bad:?}"))
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("[retention] max_age"), "{bad}: {err}");
+        }
     }
 }

@@ -22,6 +22,7 @@
 //!   Webhooks, generic HMAC) and topic / idempotency-key derivation.
 //! - [`http`]: the axum API.
 //! - [`metrics`]: Prometheus metrics for `GET /metrics`.
+//! - [`lifecycle`]: retention purges, and reopening a store that failed.
 //! - [`run`]: wiring all of it together, and shutting it down in order.
 //!
 //! # Invariants
@@ -36,6 +37,7 @@ pub mod contracts;
 pub mod core;
 pub mod dispatch;
 pub mod http;
+pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod reload;

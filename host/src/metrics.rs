@@ -16,6 +16,9 @@
 //! | `hookhost_http_calls_total` | counter | `plugin`, `result` (`ok`, `error`, `denied`) |
 //! | `hookhost_reloads_total` | counter | `plugin`, `result` (`ok`, `error`) |
 //! | `hookhost_schedule_ticks_total` | counter | `plugin`, `schedule` |
+//! | `hookhost_purged_events_total` | counter | |
+//! | `hookhost_store_failures_total` | counter | |
+//! | `hookhost_store_writable` | gauge | (1 or 0) |
 
 use crate::model::Attempt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -75,6 +78,28 @@ fn describe() {
     );
     metrics::describe_counter!("hookhost_reloads_total", "Plugin loads by result");
     metrics::describe_counter!("hookhost_schedule_ticks_total", "Schedule ticks fired");
+    metrics::describe_counter!(
+        "hookhost_purged_events_total",
+        "Finished events removed by retention"
+    );
+    metrics::describe_counter!(
+        "hookhost_store_failures_total",
+        "Times the store stopped taking writes"
+    );
+    metrics::describe_gauge!(
+        "hookhost_store_writable",
+        "1 while the store takes writes, 0 while it is failed"
+    );
+}
+
+/// Events removed by a retention pass.
+pub fn purged(events: usize) {
+    metrics::counter!("hookhost_purged_events_total").increment(events as u64);
+}
+
+/// The store stopped taking writes.
+pub fn store_failed() {
+    metrics::counter!("hookhost_store_failures_total").increment(1);
 }
 
 /// One ingest request answered.
@@ -127,11 +152,12 @@ pub fn schedule_tick(plugin: &str, schedule: &str) {
 }
 
 /// The Prometheus text for a scrape, gauges read now.
-pub fn render(queue_depth: u64, plugins_loaded: usize) -> String {
+pub fn render(queue_depth: u64, plugins_loaded: usize, writable: bool) -> String {
     let Some(handle) = handle() else {
         return String::new();
     };
     metrics::gauge!("hookhost_queue_depth").set(queue_depth as f64);
+    metrics::gauge!("hookhost_store_writable").set(if writable { 1.0 } else { 0.0 });
     metrics::gauge!("hookhost_plugins_loaded").set(plugins_loaded as f64);
     handle.render()
 }

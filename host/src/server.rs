@@ -68,6 +68,8 @@ pub async fn run(
     };
     let dispatcher = tokio::spawn(dispatch::run(core.clone(), stopped.clone()));
     let schedules = tokio::spawn(crate::schedule::run(core.clone(), stopped.clone()));
+    let retention = tokio::spawn(crate::lifecycle::retention(core.clone(), stopped.clone()));
+    let healer = tokio::spawn(crate::lifecycle::heal(core.clone(), stopped.clone()));
     let hangups = tokio::spawn(reload_on_hangup(core.clone(), stopped));
     let app = http::router(core.clone(), admin_token);
     tracing::info!(addr = %listener.local_addr()?, data = %core.config.data.display(), "hookhost listening");
@@ -85,6 +87,11 @@ pub async fn run(
         tracing::error!(error = %e, "plugin watcher failed");
     }
     hangups.abort();
+    for task in [retention, healer] {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "store care task failed");
+        }
+    }
     if let Err(e) = schedules.await {
         tracing::error!(error = %e, "scheduler failed");
     }

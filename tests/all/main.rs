@@ -7,6 +7,7 @@ mod flow;
 mod fuzz;
 mod hooks;
 mod ingest;
+mod lifecycle;
 mod limits;
 mod loading;
 mod metrics;

@@ -16,12 +16,27 @@ use ulid::Ulid;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            StoreError::Unavailable(_) | StoreError::Sled(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// `GET /healthz`: 200 while the store takes writes, 503 with the reason
+/// while it does not.
+pub async fn healthz(State(core): State<Arc<Core>>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match core.store.failure() {
+        None => Json(json!({ "status": "ok" })).into_response(),
+        Some(reason) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "store unavailable", "reason": reason })),
+        )
+            .into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -252,7 +267,11 @@ pub async fn reload_config(State(core): State<Arc<Core>>) -> Result<Json<Value>,
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(core): State<Arc<Core>>) -> impl axum::response::IntoResponse {
-    let text = crate::metrics::render(core.store.queue_depth(), core.registry.snapshot().len());
+    let text = crate::metrics::render(
+        core.store.queue_depth(),
+        core.registry.snapshot().len(),
+        core.store.failure().is_none(),
+    );
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -8,6 +8,8 @@ use serde_json::json;
 
 /// What a full queue's 503 asks the sender to wait, in seconds.
 const RETRY_AFTER_SECS: &str = "1";
+/// What a failed store's 503 asks the sender to wait, in seconds.
+const STORE_RETRY_AFTER_SECS: &str = "5";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -64,11 +66,13 @@ impl IntoResponse for ApiError {
                 return (StatusCode::SERVICE_UNAVAILABLE, headers, Json(body)).into_response();
             }
             ApiError::Unavailable(detail) => {
-                tracing::error!(error = %detail, "store unavailable; request not acknowledged");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({ "error": "store unavailable: the event was not stored, retry later" }),
-                )
+                tracing::warn!(error = %detail, "store unavailable; request not acknowledged");
+                let body = json!({
+                    "error": "store unavailable: nothing was stored, retry later",
+                    "reason": detail,
+                });
+                let headers = [(axum::http::header::RETRY_AFTER, STORE_RETRY_AFTER_SECS)];
+                return (StatusCode::SERVICE_UNAVAILABLE, headers, Json(body)).into_response();
             }
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

@@ -30,18 +30,29 @@
 //!   entry under its key may run.
 //! - [`Store::ingest`] returns only after the write is flushed to disk; many
 //!   concurrent ingests share one flush (group commit).
+//! - Every write holds the write gate shared; a backup holds it alone, so a
+//!   backup sees no transaction half done.
+//! - Once sled fails a write it refuses all later ones (its error is
+//!   sticky): the store then marks itself failed, every write answers
+//!   [`StoreError::Unavailable`], and [`Store::recover`] closes sled and
+//!   opens it again from what reached the disk.
 
+mod backup;
 mod commit;
 mod keys;
+mod purge;
 mod read;
 mod write;
+
+pub use purge::PurgeReport;
 
 pub use read::{DeadPage, EventPage, EventQuery};
 pub use write::{Claimed, DueEntry, Effects, Emitted, Finish, Ingested, Next, Route};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -52,13 +63,21 @@ pub enum StoreError {
     Corrupt { tree: &'static str, message: String },
     #[error("store is closed")]
     Closed,
+    /// A write failed (disk full, read-only, I/O error) and the store has
+    /// not recovered yet: nothing can be written.
+    #[error("the store cannot write: {0}")]
+    Unavailable(String),
 }
 
 /// The embedded sled store.
 pub struct Store {
-    db: sled::Db,
-    t: Trees,
-    commit: commit::GroupCommit,
+    dir: PathBuf,
+    /// The open database; `None` while it is being reopened.
+    live: RwLock<Option<Arc<Live>>>,
+    /// Writers hold it shared, a backup alone.
+    gate: RwLock<()>,
+    /// Why the last write failed, until the store recovers.
+    failure: Mutex<Option<String>>,
     /// Monotonic ULIDs: ids made in the same millisecond still sort in the
     /// order they were made, so "newest first" is exact.
     ids: std::sync::Mutex<ulid::Generator>,
@@ -68,6 +87,27 @@ pub struct Store {
     /// may end (and be subtracted) before the ingest that added it has
     /// counted it, so the sum may dip below zero for a moment.
     queued: std::sync::atomic::AtomicI64,
+}
+
+/// One opening of the sled database.
+struct Live {
+    db: sled::Db,
+    t: Trees,
+    commit: commit::GroupCommit,
+}
+
+/// The open database for a write, with the write gate held shared: hold it
+/// only around synchronous work, never across an await.
+struct Writing<'a> {
+    _gate: std::sync::RwLockReadGuard<'a, ()>,
+    live: Arc<Live>,
+}
+
+impl std::ops::Deref for Writing<'_> {
+    type Target = Live;
+    fn deref(&self) -> &Live {
+        &self.live
+    }
 }
 
 #[derive(Clone)]
@@ -92,6 +132,117 @@ impl Store {
     /// Opens (or creates) the store in `dir`. Must be called inside a tokio
     /// runtime: it starts the group-commit task.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let live = Live::open(dir)?;
+        let queued = (live.t.due.len() + live.t.running.len()) as i64;
+        Ok(Self {
+            dir: dir.to_owned(),
+            live: RwLock::new(Some(Arc::new(live))),
+            gate: RwLock::new(()),
+            failure: Mutex::new(None),
+            ids: std::sync::Mutex::new(ulid::Generator::new()),
+            queued: std::sync::atomic::AtomicI64::new(queued),
+        })
+    }
+
+    /// The open database, for reading.
+    fn live(&self) -> Result<Arc<Live>, StoreError> {
+        let live = match self.live.read() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        live.ok_or_else(|| StoreError::Unavailable(self.failure().unwrap_or_default()))
+    }
+
+    /// The open database, for writing: refused while the store is failed.
+    fn writing(&self) -> Result<Writing<'_>, StoreError> {
+        if let Some(reason) = self.failure() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        let gate = match self.gate.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Ok(Writing {
+            _gate: gate,
+            live: self.live()?,
+        })
+    }
+
+    /// Why writes are refused, if they are.
+    pub fn failure(&self) -> Option<String> {
+        match self.failure.lock() {
+            Ok(f) => f.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Passes an error through, marking the store failed if sled could not
+    /// write: sled refuses every write after its first I/O error.
+    fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Sled(e)) = &result {
+            let mut failure = match self.failure.lock() {
+                Ok(f) => f,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if failure.is_none() {
+                tracing::error!(error = %e, "the store cannot write; refusing writes until it recovers");
+                *failure = Some(e.to_string());
+            }
+        }
+        result
+    }
+
+    /// Closes sled and opens it again from what reached the disk, then
+    /// checks that it can write. On success, clears the failure and makes
+    /// the deliveries left `running` due again (their results may not have
+    /// reached the disk). Waits for operations in flight to let go first.
+    pub async fn recover(&self) -> Result<(), StoreError> {
+        let old = match self.live.write() {
+            Ok(mut l) => l.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(old) = old {
+            old.commit.stop().await;
+            let give_up = std::time::Instant::now() + LOCK_WAIT;
+            while Arc::strong_count(&old) > 1 && std::time::Instant::now() < give_up {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            drop(old);
+        }
+        let dir = self.dir.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let live = Live::open(&dir)?;
+            live.probe()?;
+            Ok::<_, StoreError>(live)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("reopening failed: {e}")))?;
+        let live = match opened {
+            Ok(live) => live,
+            Err(e) => {
+                // Stay closed: the next try opens it again.
+                return Err(e);
+            }
+        };
+        let queued = (live.t.due.len() + live.t.running.len()) as i64;
+        self.queued
+            .store(queued, std::sync::atomic::Ordering::Relaxed);
+        match self.live.write() {
+            Ok(mut l) => *l = Some(Arc::new(live)),
+            Err(poisoned) => *poisoned.into_inner() = Some(Arc::new(live)),
+        }
+        match self.failure.lock() {
+            Ok(mut f) => *f = None,
+            Err(poisoned) => *poisoned.into_inner() = None,
+        }
+        let requeued = self.requeue_running()?;
+        tracing::info!(requeued, "the store recovered and accepts writes again");
+        Ok(())
+    }
+}
+
+impl Live {
+    fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = open_db(dir)?;
         let tree = |name: &str| db.open_tree(name);
         let t = Trees {
@@ -110,17 +261,20 @@ impl Store {
             ordered: tree("ordered")?,
             schedules: tree("schedules")?,
         };
-        let queued = (t.due.len() + t.running.len()) as i64;
         let commit = commit::GroupCommit::start(db.clone());
-        Ok(Self {
-            db,
-            t,
-            commit,
-            ids: std::sync::Mutex::new(ulid::Generator::new()),
-            queued: std::sync::atomic::AtomicI64::new(queued),
-        })
+        Ok(Self { db, t, commit })
     }
 
+    /// Writes and flushes one small record: whether the disk takes writes.
+    fn probe(&self) -> Result<(), StoreError> {
+        self.db
+            .insert("probe", &crate::model::now_ms().to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+impl Store {
     /// Deliveries pending (due now or later) or running.
     pub fn queue_depth(&self) -> u64 {
         self.queued
@@ -150,19 +304,22 @@ impl Store {
     /// Waits until everything written so far is on disk, sharing the flush
     /// with every other caller waiting at the same time.
     pub async fn durable(&self) -> Result<(), StoreError> {
-        self.commit.wait().await
+        let live = self.live()?;
+        let result = live.commit.wait().await;
+        self.noted(result)
     }
 
     /// Flushes and stops the group-commit task. Writes after this fail.
     pub async fn close(&self) -> Result<(), StoreError> {
-        self.commit.stop().await;
-        self.db.flush_async().await?;
+        let live = self.live()?;
+        live.commit.stop().await;
+        live.db.flush_async().await?;
         Ok(())
     }
 
     /// The version and value of `key` in `plugin`'s kv space.
     pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        match self.t.kv.get(keys::kv(plugin, key))? {
+        match self.live()?.t.kv.get(keys::kv(plugin, key))? {
             None => Ok(None),
             Some(raw) => {
                 let (version, value) = keys::parse_kv_value(&raw).ok_or(StoreError::Corrupt {
@@ -183,13 +340,15 @@ impl Store {
         let mut key = keys::plugin_prefix(plugin);
         key.extend_from_slice(&version.loaded_at_ms.to_be_bytes());
         key.extend_from_slice(version.sha256.as_bytes());
-        self.t.versions.insert(key, encode(version))?;
-        Ok(())
+        let s = self.writing()?;
+        let result = s.t.versions.insert(key, encode(version));
+        self.noted(result.map(drop).map_err(Into::into))
     }
 
     /// A plugin's loaded versions, oldest first.
     pub fn versions(&self, plugin: &str) -> Result<Vec<crate::model::PluginVersion>, StoreError> {
-        self.t
+        self.live()?
+            .t
             .versions
             .scan_prefix(keys::plugin_prefix(plugin))
             .map(|item| decode("versions", &item?.1))
@@ -198,9 +357,13 @@ impl Store {
 
     /// Keeps a refused body (flushed, like an ingest).
     pub async fn quarantine(&self, record: &crate::model::Quarantined) -> Result<(), StoreError> {
-        self.t
-            .quarantine
-            .insert(keys::event(record.id), encode(record))?;
+        {
+            let s = self.writing()?;
+            let result =
+                s.t.quarantine
+                    .insert(keys::event(record.id), encode(record));
+            self.noted(result.map_err(Into::into))?;
+        }
         self.durable().await
     }
 
@@ -210,9 +373,10 @@ impl Store {
         before: Option<ulid::Ulid>,
         limit: usize,
     ) -> Result<Vec<crate::model::Quarantined>, StoreError> {
+        let live = self.live()?;
         let range = match before {
-            Some(b) => self.t.quarantine.range(..keys::event(b).to_vec()),
-            None => self.t.quarantine.range::<Vec<u8>, _>(..),
+            Some(b) => live.t.quarantine.range(..keys::event(b).to_vec()),
+            None => live.t.quarantine.range::<Vec<u8>, _>(..),
         };
         range
             .rev()
@@ -226,7 +390,8 @@ impl Store {
         &self,
         id: ulid::Ulid,
     ) -> Result<Option<crate::model::Quarantined>, StoreError> {
-        self.t
+        self.live()?
+            .t
             .quarantine
             .get(keys::event(id))?
             .map(|raw| decode("quarantine", &raw))
@@ -235,13 +400,14 @@ impl Store {
 
     /// Forgets a quarantined body (it was re-ingested).
     pub fn release(&self, id: ulid::Ulid) -> Result<(), StoreError> {
-        self.t.quarantine.remove(keys::event(id))?;
-        Ok(())
+        let s = self.writing()?;
+        let result = s.t.quarantine.remove(keys::event(id));
+        self.noted(result.map(drop).map_err(Into::into))
     }
 
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.live()?.db.size_on_disk()?)
     }
 }
 

@@ -55,7 +55,8 @@ impl Store {
         };
         let mut deliveries = Vec::new();
         let mut last = None;
-        for (scanned, item) in self
+        let live = self.live()?;
+        for (scanned, item) in live
             .t
             .dead
             .range((start, std::ops::Bound::Unbounded))
@@ -88,11 +89,12 @@ impl Store {
     /// An event's metadata and body.
     pub fn event(&self, id: Ulid) -> Result<Option<(EventRecord, Vec<u8>)>, StoreError> {
         let key = keys::event(id);
-        let Some(raw) = self.t.events.get(key)? else {
+        let live = self.live()?;
+        let Some(raw) = live.t.events.get(key)? else {
             return Ok(None);
         };
         let record = decode("events", &raw)?;
-        let body = self
+        let body = live
             .t
             .bodies
             .get(key)?
@@ -103,7 +105,8 @@ impl Store {
 
     /// An event's deliveries, in order.
     pub fn deliveries_of(&self, event: Ulid) -> Result<Vec<Delivery>, StoreError> {
-        self.t
+        self.live()?
+            .t
             .deliveries
             .scan_prefix(keys::event(event))
             .map(|item| decode("deliveries", &item?.1))
@@ -112,7 +115,8 @@ impl Store {
 
     /// One delivery.
     pub fn delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
-        self.t
+        self.live()?
+            .t
             .deliveries
             .get(keys::delivery(id))?
             .map(|raw| decode("deliveries", &raw))
@@ -121,7 +125,8 @@ impl Store {
 
     /// A delivery's attempts, first to last.
     pub fn attempts_of(&self, delivery: DeliveryId) -> Result<Vec<Attempt>, StoreError> {
-        self.t
+        self.live()?
+            .t
             .attempts
             .scan_prefix(keys::delivery(delivery))
             .map(|item| decode("attempts", &item?.1))
@@ -131,9 +136,10 @@ impl Store {
     /// Events newest first, filtered and paged.
     pub fn list_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         let limit = query.limit.clamp(1, 1000);
+        let live = self.live()?;
         let range = match query.before {
-            Some(before) => self.t.events.range(..keys::event(before).to_vec()),
-            None => self.t.events.range::<Vec<u8>, _>(..),
+            Some(before) => live.t.events.range(..keys::event(before).to_vec()),
+            None => live.t.events.range::<Vec<u8>, _>(..),
         };
         let mut events = Vec::new();
         let mut last_seen = None;

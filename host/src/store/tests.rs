@@ -35,7 +35,8 @@ fn attempt(claimed: &Claimed, outcome: Outcome) -> Attempt {
 
 /// What the counter must equal: the indexes it summarises, counted.
 fn counted(store: &Store) -> u64 {
-    (store.t.due.len() + store.t.running.len()) as u64
+    let live = store.live().expect("open");
+    (live.t.due.len() + live.t.running.len()) as u64
 }
 
 fn claim_next(store: &Store) -> Claimed {
@@ -184,7 +185,7 @@ async fn only_the_first_unfinished_delivery_of_a_key_may_run() {
         .expect("finish");
     assert!(!store.blocked(&due[1]).expect("blocked"));
     assert_eq!(
-        store.t.ordered.len(),
+        store.live().expect("open").t.ordered.len(),
         2,
         "the finished delivery left its line"
     );
@@ -227,7 +228,7 @@ async fn a_schedule_tick_fires_once_and_never_before_the_last() {
         store.schedule_last("p", "nightly").expect("read"),
         Some(3_000)
     );
-    assert_eq!(store.t.events.len(), 2);
+    assert_eq!(store.live().expect("open").t.events.len(), 2);
     assert_eq!(store.queue_depth(), 2);
 }
 
@@ -243,4 +244,126 @@ async fn the_queue_depth_survives_an_end_counted_before_its_start() {
     assert_eq!(store.queue_depth(), 0);
     store.queued_add(2);
     assert_eq!(store.queue_depth(), 2);
+}
+
+/// Every tree's length, by name.
+fn sizes(store: &Store) -> Vec<(&'static str, usize)> {
+    let t = store.live().expect("open").t.clone();
+    vec![
+        ("events", t.events.len()),
+        ("bodies", t.bodies.len()),
+        ("idempotency", t.idempotency.len()),
+        ("deliveries", t.deliveries.len()),
+        ("attempts", t.attempts.len()),
+    ]
+}
+
+#[tokio::test]
+async fn purge_removes_only_finished_events_before_the_cutoff_with_everything_they_hold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let plugin = [Route::new("p")];
+    // 0: succeeded; 1: dead letter; 2: pending; 3: no subscriber.
+    let done = store.ingest(event("done"), &plugin).await.expect("ingest");
+    let claimed = claim_next(&store);
+    let a = attempt(&claimed, Outcome::Ok);
+    store
+        .finish_attempt(&a, Next::Succeeded, None)
+        .expect("finish");
+    let dead = store.ingest(event("dead"), &plugin).await.expect("ingest");
+    let claimed = claim_next(&store);
+    let a = attempt(&claimed, Outcome::Reject("no".into()));
+    store.finish_attempt(&a, Next::Dead, None).expect("finish");
+    let pending = store
+        .ingest(event("pending"), &plugin)
+        .await
+        .expect("ingest");
+    let unrouted = store.ingest(event("unrouted"), &[]).await.expect("ingest");
+    let cutoff = now_ms() + 1;
+    // Received after the cutoff: kept though finished.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    let young = store.ingest(event("young"), &[]).await.expect("ingest");
+
+    // One event examined per pass: the cursor walks them all.
+    let mut after = None;
+    let mut purged = 0;
+    let mut passes = 0;
+    loop {
+        let report = store.purge(cutoff, after, 1).expect("purge");
+        purged += report.purged;
+        passes += 1;
+        after = report.resume_after;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!((purged, passes), (2, 4), "four old events, one per pass");
+    for (id, kept) in [
+        (done.id, false),
+        (dead.id, true),
+        (pending.id, true),
+        (unrouted.id, false),
+        (young.id, true),
+    ] {
+        assert_eq!(store.event(id).expect("read").is_some(), kept, "{id}");
+    }
+    assert!(store.deliveries_of(done.id).expect("read").is_empty());
+    assert_eq!(
+        sizes(&store),
+        [
+            ("events", 3),
+            ("bodies", 3),
+            ("idempotency", 3),
+            ("deliveries", 2),
+            ("attempts", 1)
+        ]
+    );
+    // The key went with its event: the same key is a new event now.
+    let again = store.ingest(event("done"), &[]).await.expect("ingest");
+    assert!(!again.duplicate);
+    // A dead letter's key is still known.
+    assert!(
+        store
+            .ingest(event("dead"), &[])
+            .await
+            .expect("ingest")
+            .duplicate
+    );
+    // Nothing to do: an empty pass.
+    let report = store.purge(cutoff, None, 10).expect("purge");
+    assert_eq!((report.examined, report.purged), (2, 0));
+}
+
+#[tokio::test]
+async fn a_replayed_event_is_not_purged_while_its_new_delivery_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let plugin = [Route::new("p")];
+    let ingested = store.ingest(event("k"), &plugin).await.expect("ingest");
+    let claimed = claim_next(&store);
+    let a = attempt(&claimed, Outcome::Ok);
+    store
+        .finish_attempt(&a, Next::Succeeded, None)
+        .expect("finish");
+    // Read as finished, then replayed before the removal commits.
+    let record = store.event(ingested.id).expect("read").expect("event").0;
+    let doomed = store.finished(record).expect("read").expect("finished");
+    store
+        .replay(ingested.id, &plugin, None)
+        .expect("replay")
+        .expect("event");
+    assert!(!store.remove_event(&doomed).expect("remove"));
+    assert!(store.event(ingested.id).expect("read").is_some());
+    // Purged, replay answers that there is no such event.
+    let cutoff = now_ms() + 1;
+    let claimed = claim_next(&store);
+    let a = attempt(&claimed, Outcome::Ok);
+    store
+        .finish_attempt(&a, Next::Succeeded, None)
+        .expect("finish");
+    assert_eq!(store.purge(cutoff, None, 10).expect("purge").purged, 1);
+    assert_eq!(
+        store.replay(ingested.id, &plugin, None).expect("replay"),
+        None
+    );
 }

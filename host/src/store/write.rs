@@ -281,7 +281,31 @@ impl Store {
     /// and returns once it is on disk.
     pub async fn ingest(&self, event: NewEvent, routes: &[Route]) -> Result<Ingested, StoreError> {
         let record = record_of(self.new_id(), &event, now_ms());
-        let t = &self.t;
+        let existing = self.insert_event(&record, &event, routes)?;
+        // A duplicate waits too: the original may not be on disk yet.
+        self.durable().await?;
+        Ok(match existing {
+            Some(id) => Ingested {
+                id,
+                duplicate: true,
+            },
+            None => Ingested {
+                id: record.id,
+                duplicate: false,
+            },
+        })
+    }
+
+    /// The transaction of [`Store::ingest`]: the original id for a
+    /// duplicate, else `None`.
+    fn insert_event(
+        &self,
+        record: &EventRecord,
+        event: &NewEvent,
+        routes: &[Route],
+    ) -> Result<Option<Ulid>, StoreError> {
+        let s = self.writing()?;
+        let t = &s.t;
         let result = if routes.iter().any(|r| r.order_key.is_some()) {
             (
                 &t.events,
@@ -301,7 +325,7 @@ impl Store {
                             due,
                             ordered: Some(ordered),
                         }
-                        .insert(&record, &event.body, routes)
+                        .insert(record, &event.body, routes)
                     },
                 )
         } else {
@@ -316,31 +340,23 @@ impl Store {
                         due,
                         ordered: None,
                     }
-                    .insert(&record, &event.body, routes)
+                    .insert(record, &event.body, routes)
                 },
             )
         };
-        let existing = finish_tx(result)?.map_err(|_| StoreError::Closed)?;
+        let existing = self
+            .noted(finish_tx(result))?
+            .map_err(|_| StoreError::Closed)?;
         if existing.is_none() {
             self.queued_add(routes.len());
         }
-        // A duplicate waits too: the original may not be on disk yet.
-        self.durable().await?;
-        Ok(match existing {
-            Some(id) => Ingested {
-                id,
-                duplicate: true,
-            },
-            None => Ingested {
-                id: record.id,
-                duplicate: false,
-            },
-        })
+        Ok(existing)
     }
 
     /// The last tick fired of a plugin's schedule, if it was ever seen.
     pub fn schedule_last(&self, plugin: &str, name: &str) -> Result<Option<u64>, StoreError> {
         Ok(self
+            .live()?
             .t
             .schedules
             .get(keys::kv(plugin, name))?
@@ -351,12 +367,13 @@ impl Store {
     /// never fire.
     pub fn schedule_start(&self, plugin: &str, name: &str, at: u64) -> Result<(), StoreError> {
         // Lost to a concurrent start: that one's time stands.
-        let _ = self.t.schedules.compare_and_swap(
+        let s = self.writing()?;
+        let result = s.t.schedules.compare_and_swap(
             keys::kv(plugin, name),
             None::<&[u8]>,
             Some(&at.to_be_bytes()),
-        )?;
-        Ok(())
+        );
+        self.noted(result.map(drop).map_err(Into::into))
     }
 
     /// Stores a schedule's event for `tick` and marks the tick fired, in one
@@ -371,7 +388,23 @@ impl Store {
         routes: &[Route],
     ) -> Result<bool, StoreError> {
         let record = record_of(self.new_id(), &event, now_ms());
-        let t = &self.t;
+        let fired = self.fire_schedule_tx(plugin, name, tick, &record, &event, routes)?;
+        self.durable().await?;
+        Ok(fired)
+    }
+
+    /// The transaction of [`Store::fire_schedule`].
+    fn fire_schedule_tx(
+        &self,
+        plugin: &str,
+        name: &str,
+        tick: u64,
+        record: &EventRecord,
+        event: &NewEvent,
+        routes: &[Route],
+    ) -> Result<bool, StoreError> {
+        let s = self.writing()?;
+        let t = &s.t;
         let key = keys::kv(plugin, name);
         let trees = (
             &t.events,
@@ -399,15 +432,16 @@ impl Store {
                     due,
                     ordered: Some(ordered),
                 }
-                .insert(&record, &event.body, routes)?;
+                .insert(record, &event.body, routes)?;
                 Ok(existing.is_none())
             },
         );
-        let fired = finish_tx(result)?.map_err(|_| StoreError::Closed)?;
+        let fired = self
+            .noted(finish_tx(result))?
+            .map_err(|_| StoreError::Closed)?;
         if fired {
             self.queued_add(routes.len());
         }
-        self.durable().await?;
         Ok(fired)
     }
 
@@ -432,6 +466,7 @@ impl Store {
         };
         let mut out = Vec::new();
         for item in self
+            .live()?
             .t
             .due
             .range((start, std::ops::Bound::Included(end)))
@@ -460,7 +495,7 @@ impl Store {
                 seq: 0,
             },
         );
-        match self.t.due.range(start..).next() {
+        match self.live()?.t.due.range(start..).next() {
             None => Ok(None),
             Some(item) => Ok(keys::parse_due(&item?.0).map(|(at, _)| at)),
         }
@@ -477,6 +512,7 @@ impl Store {
         };
         let prefix = keys::ordered_prefix(&d.plugin, key);
         let first = self
+            .live()?
             .t
             .ordered
             .scan_prefix(&prefix)
@@ -491,7 +527,8 @@ impl Store {
     /// Moves a due delivery to `running` and returns it with its event, or
     /// `None` if it is no longer due (claimed or changed meanwhile).
     pub fn claim(&self, entry: &DueEntry) -> Result<Option<Claimed>, StoreError> {
-        let t = &self.t;
+        let s = self.writing()?;
+        let t = &s.t;
         let due_key = keys::due(entry.at_ms, entry.delivery);
         let result =
             (&t.due, &t.deliveries, &t.running).transaction(|(due, deliveries, running)| {
@@ -510,7 +547,11 @@ impl Store {
                 running.insert(&keys::delivery(d.id), &[])?;
                 Ok(Some(d))
             });
-        let Some(delivery) = finish_tx(result)?.map_err(|_| StoreError::Closed)? else {
+        let delivery = self
+            .noted(finish_tx(result))?
+            .map_err(|_| StoreError::Closed)?;
+        drop(s);
+        let Some(delivery) = delivery else {
             return Ok(None);
         };
         let Some((event, body)) = self.event(delivery.id.event)? else {
@@ -534,7 +575,8 @@ impl Store {
         next: Next,
         effects: Option<&Effects>,
     ) -> Result<Finish, StoreError> {
-        let t = &self.t;
+        let s = self.writing()?;
+        let t = &s.t;
         let id = attempt.delivery;
         let now = now_ms();
         let effects = effects
@@ -629,7 +671,7 @@ impl Store {
                 )
             }
         };
-        Ok(match finish_tx(result)? {
+        Ok(match self.noted(finish_tx(result))? {
             Ok(added) => {
                 self.queued_add(added);
                 if !matches!(next, Next::RetryAt(_)) {
@@ -651,13 +693,10 @@ impl Store {
         routes: &[Route],
         pinned_version: Option<&str>,
     ) -> Result<Option<Vec<DeliveryId>>, StoreError> {
-        if self.t.events.get(keys::event(event))?.is_none() {
-            return Ok(None);
-        }
-        let t = &self.t;
+        let s = self.writing()?;
+        let t = &s.t;
         loop {
-            let next_seq = self
-                .t
+            let next_seq = t
                 .deliveries
                 .scan_prefix(keys::event(event))
                 .keys()
@@ -666,8 +705,12 @@ impl Store {
                 .and_then(|k| keys::parse_delivery(&k))
                 .map_or(0, |d| d.seq + 1);
             let now = now_ms();
-            let result =
-                (&t.deliveries, &t.due, &t.ordered).transaction(|(deliveries, due, ordered)| {
+            let result = (&t.events, &t.deliveries, &t.due, &t.ordered).transaction(
+                |(events, deliveries, due, ordered)| {
+                    // Checked inside: a purge may remove the event meanwhile.
+                    if events.get(keys::event(event))?.is_none() {
+                        return Ok(None);
+                    }
                     let mut ids = Vec::new();
                     for (n, route) in routes.iter().enumerate() {
                         let id = DeliveryId {
@@ -690,10 +733,12 @@ impl Store {
                         enter_line(Some(ordered), &d)?;
                         ids.push(id);
                     }
-                    Ok(ids)
-                });
-            match finish_tx(result)? {
-                Ok(ids) => {
+                    Ok(Some(ids))
+                },
+            );
+            match self.noted(finish_tx(result))? {
+                Ok(None) => return Ok(None),
+                Ok(Some(ids)) => {
                     self.queued_add(ids.len());
                     return Ok(Some(ids));
                 }
@@ -705,7 +750,8 @@ impl Store {
     /// Sends a dead letter back to the queue, due now, with the retry
     /// policy's full budget. Returns false if it is not a dead letter.
     pub fn retry_dead(&self, id: DeliveryId) -> Result<bool, StoreError> {
-        let t = &self.t;
+        let s = self.writing()?;
+        let t = &s.t;
         let now = now_ms();
         let trees = (&t.dead, &t.deliveries, &t.due, &t.ordered);
         let result = trees.transaction(|(dead, deliveries, due, ordered)| {
@@ -725,7 +771,7 @@ impl Store {
             enter_line(Some(ordered), &d)?;
             Ok(true)
         });
-        let retried = finish_tx(result)?.unwrap_or(false);
+        let retried = self.noted(finish_tx(result))?.unwrap_or(false);
         if retried {
             self.queued_add(1);
         }
@@ -734,7 +780,8 @@ impl Store {
 
     /// Parks a due delivery whose plugin is not loaded.
     pub fn pause(&self, entry: &DueEntry) -> Result<bool, StoreError> {
-        let t = &self.t;
+        let s = self.writing()?;
+        let t = &s.t;
         let due_key = keys::due(entry.at_ms, entry.delivery);
         let result = (&t.due, &t.deliveries, &t.paused).transaction(|(due, deliveries, paused)| {
             if due.remove(&due_key)?.is_none() {
@@ -750,7 +797,7 @@ impl Store {
             paused.insert(keys::paused(&d.plugin, d.id), &[])?;
             Ok(true)
         });
-        let paused = finish_tx(result)?.unwrap_or(false);
+        let paused = self.noted(finish_tx(result))?.unwrap_or(false);
         if paused {
             self.queued_sub(1);
         }
@@ -761,12 +808,13 @@ impl Store {
     pub fn resume_paused(&self, plugin: &str) -> Result<usize, StoreError> {
         let prefix = keys::plugin_prefix(plugin);
         let mut resumed = 0;
-        for item in self.t.paused.scan_prefix(&prefix) {
+        let live = self.live()?;
+        for item in live.t.paused.scan_prefix(&prefix) {
             let (k, _) = item?;
             let Some(id) = keys::parse_delivery(&k[prefix.len()..]) else {
                 continue;
             };
-            if self.make_due(&self.t.paused, &k, id)? {
+            if self.make_due(&live.t.paused, &k, id)? {
                 resumed += 1;
             }
         }
@@ -778,12 +826,13 @@ impl Store {
     /// many. Call once at startup, before any worker runs.
     pub fn requeue_running(&self) -> Result<usize, StoreError> {
         let mut requeued = 0;
-        for item in self.t.running.iter() {
+        let live = self.live()?;
+        for item in live.t.running.iter() {
             let (k, _) = item?;
             let Some(id) = keys::parse_delivery(&k) else {
                 continue;
             };
-            if self.make_due(&self.t.running, &k, id)? {
+            if self.make_due(&live.t.running, &k, id)? {
                 requeued += 1;
             }
         }
@@ -797,7 +846,8 @@ impl Store {
         from_key: &[u8],
         id: DeliveryId,
     ) -> Result<bool, StoreError> {
-        let t = &self.t;
+        let s = self.writing()?;
+        let t = &s.t;
         let now = now_ms();
         let result = (from, &t.deliveries, &t.due).transaction(|(from, deliveries, due)| {
             if from.remove(from_key)?.is_none() {
@@ -813,6 +863,6 @@ impl Store {
             due.insert(&keys::due(now, id), d.plugin.as_bytes())?;
             Ok(true)
         });
-        Ok(finish_tx(result)?.unwrap_or(false))
+        Ok(self.noted(finish_tx(result))?.unwrap_or(false))
     }
 }

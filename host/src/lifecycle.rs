@@ -1,0 +1,104 @@
+//! Background care of the store: retention and recovery from failed writes.
+
+use crate::core::Core;
+use crate::model::now_ms;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How often the store's health is checked, and how long a failed recovery
+/// waits before the next try.
+const HEAL_EVERY: Duration = Duration::from_millis(500);
+const HEAL_RETRY: Duration = Duration::from_secs(1);
+
+/// Purges finished events older than `[retention] max_age`, every
+/// `check_every`, in batches that each yield to other work, until `stop`.
+pub async fn retention(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+    let settings = core.config.retention.clone();
+    let Some(max_age) = settings.max_age() else {
+        tracing::info!("retention is off: events are kept forever");
+        return;
+    };
+    let every = settings.check_every();
+    loop {
+        let cutoff = now_ms().saturating_sub(max_age.as_millis() as u64);
+        let started = Instant::now();
+        let mut after = None;
+        let (mut examined, mut purged) = (0, 0);
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let store = core.store.clone();
+            let batch = settings.batch;
+            match tokio::task::spawn_blocking(move || store.purge(cutoff, after, batch)).await {
+                Ok(Ok(report)) => {
+                    examined += report.examined;
+                    purged += report.purged;
+                    crate::metrics::purged(report.purged);
+                    after = report.resume_after;
+                    if after.is_none() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "retention pass stopped; the next one starts over");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "retention pass failed");
+                    break;
+                }
+            }
+        }
+        if purged > 0 {
+            tracing::info!(
+                purged,
+                kept = examined - purged,
+                took_ms = started.elapsed().as_millis() as u64,
+                "purged finished events past retention"
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Watches for a store that stopped taking writes and reopens it until it
+/// takes them again, then wakes the dispatcher.
+pub async fn heal(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+    let mut failed_since: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(HEAL_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        let Some(reason) = core.store.failure() else {
+            continue;
+        };
+        let since = *failed_since.get_or_insert_with(|| {
+            crate::metrics::store_failed();
+            Instant::now()
+        });
+        match core.store.recover().await {
+            Ok(()) => {
+                tracing::info!(
+                    failed_for_ms = since.elapsed().as_millis() as u64,
+                    "the store takes writes again"
+                );
+                failed_since = None;
+                core.wake.notify_one();
+            }
+            Err(e) => {
+                tracing::warn!(%reason, error = %e, "the store still cannot write; trying again");
+                tokio::select! {
+                    _ = tokio::time::sleep(HEAL_RETRY) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+}
