@@ -99,6 +99,20 @@ enum Command {
         #[arg(long, default_value = "application/json")]
         content_type: String,
     },
+    /// Save a consistent snapshot of a running host's store to FILE.
+    Backup {
+        #[command(flatten)]
+        api: ApiArgs,
+        file: PathBuf,
+    },
+    /// Restore a backup into an empty data directory (offline: the host
+    /// must not be running on it).
+    Restore {
+        file: PathBuf,
+        /// The data directory to create; it must be empty or absent.
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+    },
     /// Create a handler crate that builds for wasm32-wasip2 as is.
     New {
         /// Plugin name (`[a-z0-9-]`); also the directory, unless --dir.
@@ -237,6 +251,20 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Check { file } => runtime.block_on(check(&file)),
+        Command::Restore { file, data } => {
+            let summary = hookhost::store::restore(&file, &data)
+                .with_context(|| format!("cannot restore {}", file.display()))?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!(
+                    "restored {} records in {} trees into {}",
+                    summary.records,
+                    summary.trees,
+                    data.display()
+                );
+            }
+            Ok(())
+        }
         Command::New { name, dir, sdk } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
             let sdk = cli::sdk_dependency(sdk.as_deref())?;
@@ -258,6 +286,41 @@ fn main() -> anyhow::Result<()> {
 /// The admin-API client commands.
 async fn client(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Backup { api, file } => {
+            let c = cli::Client::new(&api.url, api.token)?;
+            let mut partial = file.clone().into_os_string();
+            partial.push(".partial");
+            let partial = PathBuf::from(partial);
+            let mut out = std::io::BufWriter::new(
+                std::fs::File::create(&partial)
+                    .with_context(|| format!("cannot create {}", partial.display()))?,
+            );
+            let fetched = cli::with_progress("backing up", c.stream_to("/backup", &mut out)).await;
+            drop(out);
+            let checked = fetched.and_then(|()| {
+                let records = hookhost::store::verify_backup(&partial)?;
+                std::fs::File::open(&partial)?.sync_all()?;
+                std::fs::rename(&partial, &file)?;
+                Ok(records)
+            });
+            let records = match checked {
+                Ok(records) => records,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(e.context("backup failed; nothing was saved"));
+                }
+            };
+            let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            let v = serde_json::json!({ "file": file, "records": records, "bytes": bytes });
+            cli::print(api.json, &v, |v| {
+                format!(
+                    "saved {} records ({} bytes) to {}\n",
+                    v["records"],
+                    v["bytes"],
+                    file.display()
+                )
+            });
+        }
         Command::Events { api, command } => {
             let c = cli::Client::new(&api.url, api.token)?;
             match command {
@@ -474,7 +537,10 @@ async fn client(command: Command) -> anyhow::Result<()> {
                 format!("{what} {}", cli::cell(&v["id"]))
             });
         }
-        Command::Serve(_) | Command::Check { .. } | Command::New { .. } => {}
+        Command::Serve(_)
+        | Command::Check { .. }
+        | Command::New { .. }
+        | Command::Restore { .. } => {}
     }
     Ok(())
 }

@@ -152,6 +152,57 @@ fn the_clients_send_list_show_replay_and_redrive() {
     );
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    // A backup of the running host restores into a store with the same
+    // events; restoring over existing data is refused.
+    let file = dir.path().join("store.backup");
+    let saved = ok(
+        &["backup", file.to_str().expect("path"), "--url", url],
+        None,
+    );
+    assert!(
+        saved.starts_with("saved ") && saved.contains(" records"),
+        "{saved}"
+    );
+    assert!(!dir.path().join("store.backup.partial").exists());
+    let restored_dir = dir.path().join("restored");
+    let restored = ok(
+        &[
+            "restore",
+            file.to_str().expect("path"),
+            "--data",
+            restored_dir.to_str().expect("path"),
+        ],
+        None,
+    );
+    assert!(restored.starts_with("restored "), "{restored}");
+    let refused = hookhost(
+        &[
+            "restore",
+            file.to_str().expect("path"),
+            "--data",
+            data.to_str().expect("path"),
+        ],
+        None,
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not empty"));
+    let copy = common::start(&restored_dir, &plugins);
+    let listed = json(
+        &["events", "list", "--json", "--url", copy.base.as_str()],
+        None,
+    );
+    let ids: Vec<&str> = listed["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&id.as_str()) && ids.contains(&failing.as_str()),
+        "{listed}"
+    );
+    drop(copy);
+
     drop(host);
     let down = hookhost(&["events", "list", "--url", url], None);
     assert!(!down.status.success());

@@ -265,6 +265,64 @@ pub async fn reload_config(State(core): State<Arc<Core>>) -> Result<Json<Value>,
     }
 }
 
+/// `GET /backup`: a consistent snapshot of the whole store, in the format
+/// `hookhost restore` reads. The snapshot is written to an unnamed file in
+/// the data directory first (writes wait only for that), then streamed.
+pub async fn backup(State(core): State<Arc<Core>>) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    use std::io::Seek as _;
+    let dir = core.config.data.clone();
+    let store = core.store.clone();
+    let (file, summary) = tokio::task::spawn_blocking(move || {
+        let mut file = tempfile::tempfile_in(&dir)
+            .map_err(|e| ApiError::Unavailable(format!("cannot create the snapshot file: {e}")))?;
+        let summary = store.backup(&mut file)?;
+        file.rewind()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok::<_, ApiError>((file, summary))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    tracing::info!(
+        records = summary.records,
+        bytes = summary.bytes,
+        paused_ms = summary.paused_ms,
+        "backup taken"
+    );
+    let file = tokio::fs::File::from_std(file);
+    let chunks = futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = Vec::with_capacity(256 * 1024);
+        match file.read_buf(&mut buf).await {
+            Ok(0) => None,
+            Ok(_) => Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), file)),
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_LENGTH,
+                summary.bytes.to_string(),
+            ),
+            (
+                axum::http::HeaderName::from_static("x-hookhost-backup-records"),
+                summary.records.to_string(),
+            ),
+            (
+                axum::http::HeaderName::from_static("x-hookhost-backup-paused-ms"),
+                summary.paused_ms.to_string(),
+            ),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response())
+}
+
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(core): State<Arc<Core>>) -> impl axum::response::IntoResponse {
     let text = crate::metrics::render(

@@ -34,6 +34,7 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
     let admin = Router::new()
         .route("/events", get(admin::list_events))
         .route("/export", get(admin::export_events))
+        .route("/backup", get(admin::backup))
         .route("/events/{id}", get(admin::show_event))
         .route("/plugins", get(admin::list_plugins))
         .route("/plugins/{name}", get(admin::show_plugin))

@@ -44,6 +44,7 @@ mod purge;
 mod read;
 mod write;
 
+pub use backup::{BackupSummary, RestoreSummary, restore, verify_backup};
 pub use purge::PurgeReport;
 
 pub use read::{DeadPage, EventPage, EventQuery};
@@ -67,6 +68,8 @@ pub enum StoreError {
     /// not recovered yet: nothing can be written.
     #[error("the store cannot write: {0}")]
     Unavailable(String),
+    #[error("backup: {0}")]
+    Backup(String),
 }
 
 /// The embedded sled store.
