@@ -21,6 +21,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    #[cfg(unix)]
+    survive_file_size_limit();
     // Installed before anything is counted.
     let _ = crate::metrics::handle();
     let admin_token = admin_token(&config)?;
@@ -98,6 +100,27 @@ pub async fn run(
     core.store.close().await.context("final flush failed")?;
     tracing::info!("store flushed; bye");
     Ok(())
+}
+
+/// A write past the process's file-size limit (`ulimit -f`, systemd's
+/// `LimitFSIZE=`) raises `SIGXFSZ`, whose default action ends the process.
+/// Handled, the write fails with `EFBIG` instead, and the store treats it
+/// like a full disk: refuse writes, recover when it can.
+#[cfg(unix)]
+fn survive_file_size_limit() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+        Ok(mut signals) => {
+            tokio::spawn(async move {
+                while signals.recv().await.is_some() {
+                    tracing::warn!("a write went past the file-size limit (SIGXFSZ)");
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle SIGXFSZ: a write past the file-size limit would end the process")
+        }
+    }
 }
 
 /// Refuses to serve the admin API to the network without a token, unless

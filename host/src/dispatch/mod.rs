@@ -243,9 +243,10 @@ async fn deliver(
                 return;
             }
             Err(e) => {
-                // The delivery stays `running` and is requeued at the next
-                // start: nothing is lost, the attempt runs again then.
-                tracing::error!(error = %e, "recording the attempt failed; the delivery runs again after a restart");
+                // The delivery stays `running`, and is made due again when
+                // the store recovers (or at the next start): nothing is
+                // lost, the attempt runs again then.
+                tracing::error!(error = %e, "recording the attempt failed; the delivery runs again once the store recovers");
                 return;
             }
         }

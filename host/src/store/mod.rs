@@ -58,7 +58,7 @@ use std::sync::{Arc, Mutex, RwLock};
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage error: {0}")]
+    #[error("storage error: {}", describe(.0))]
     Sled(#[from] sled::Error),
     #[error("corrupt record in {tree}: {message}")]
     Corrupt { tree: &'static str, message: String },
@@ -189,7 +189,7 @@ impl Store {
             };
             if failure.is_none() {
                 tracing::error!(error = %e, "the store cannot write; refusing writes until it recovers");
-                *failure = Some(e.to_string());
+                *failure = Some(describe(e));
             }
         }
         result
@@ -438,6 +438,27 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
             }
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// A sled error in words: an I/O error as the OS says it ("No space left
+/// on device (os error 28)"), not sled's nested debug form.
+fn describe(e: &sled::Error) -> String {
+    fn io(e: &std::io::Error) -> String {
+        if let Some(code) = e.raw_os_error() {
+            return std::io::Error::from_raw_os_error(code).to_string();
+        }
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+        {
+            Some(inner) => io(inner),
+            None => e.to_string(),
+        }
+    }
+    match e {
+        sled::Error::Io(e) => io(e),
+        other => other.to_string(),
     }
 }
 
