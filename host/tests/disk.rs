@@ -38,6 +38,7 @@ impl Pressure {
             if mounted {
                 return Self::Tmpfs { mount };
             }
+            #[allow(clippy::print_stderr)]
             eprintln!("cannot mount a tmpfs here (not root?): using a file-size limit instead");
         }
         Self::FileSizeLimit
