@@ -39,7 +39,9 @@ impl Pressure {
                 return Self::Tmpfs { mount };
             }
             #[allow(clippy::print_stderr)]
-            eprintln!("cannot mount a tmpfs here (not root?): using a file-size limit instead");
+            {
+                eprintln!("cannot mount a tmpfs here (not root?): using a file-size limit instead");
+            }
         }
         Self::FileSizeLimit
     }
