@@ -102,7 +102,8 @@ pub struct Retention {
     /// How often the purge looks for old events.
     #[serde(default = "defaults::purge_every")]
     pub check_every: String,
-    /// Events examined per batch; each batch yields to other work.
+    /// Events examined per batch; after each batch the purge rests as long
+    /// as the batch took, so it never takes more than half of one core.
     #[serde(default = "defaults::purge_batch")]
     pub batch: usize,
 }
@@ -305,7 +306,7 @@ mod defaults {
         "1m".into()
     }
     pub fn purge_batch() -> usize {
-        500
+        200
     }
     pub const FUEL: u64 = 1_000_000_000;
     pub const TIMEOUT_MS: u64 = 5_000;

@@ -31,6 +31,7 @@ pub async fn retention(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
             }
             let store = core.store.clone();
             let batch = settings.batch;
+            let began = Instant::now();
             match tokio::task::spawn_blocking(move || store.purge(cutoff, after, batch)).await {
                 Ok(Ok(report)) => {
                     examined += report.examined;
@@ -40,7 +41,12 @@ pub async fn retention(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
                     if after.is_none() {
                         break;
                     }
-                    tokio::task::yield_now().await;
+                    // Rest as long as the batch took: the purge uses at most
+                    // half of one core, and ingest keeps the rest.
+                    tokio::select! {
+                        _ = tokio::time::sleep(began.elapsed()) => {}
+                        _ = stop.changed() => return,
+                    }
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "retention pass stopped; the next one starts over");

@@ -14,6 +14,10 @@ use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 use ulid::Ulid;
 
+/// Events removed per transaction: fewer, larger transactions cost less
+/// than one each, and each is still short enough not to hold up ingest.
+pub const PER_TRANSACTION: usize = 50;
+
 /// What one [`Store::purge`] pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {
@@ -34,10 +38,10 @@ pub(super) struct Doomed {
 }
 
 impl Store {
-    /// Removes up to `limit` finished events received before `cutoff_ms`,
-    /// examining events from just after `after` (or the oldest), at most
-    /// `limit` of them. Unfinished events (pending, running, paused, dead
-    /// letters) are left alone.
+    /// Removes the finished events received before `cutoff_ms`, examining
+    /// at most `limit` events from just after `after` (or the oldest).
+    /// Unfinished events (pending, running, paused, dead letters) are left
+    /// alone. Removals commit [`PER_TRANSACTION`] events at a time.
     pub fn purge(
         &self,
         cutoff_ms: u64,
@@ -51,21 +55,31 @@ impl Store {
             None => std::ops::Bound::Unbounded,
         };
         let mut report = PurgeReport::default();
-        for item in live.t.events.range((start, std::ops::Bound::Excluded(end))) {
+        let mut doomed = Vec::new();
+        let mut reached_end = true;
+        for item in live
+            .t
+            .events
+            .range((start, std::ops::Bound::Excluded(end)))
+        {
             if report.examined == limit {
-                return Ok(report);
+                reached_end = false;
+                break;
             }
             let (_, raw) = item?;
             report.examined += 1;
             let record: EventRecord = decode("events", &raw)?;
             report.resume_after = Some(record.id);
-            if let Some(doomed) = self.finished(record)?
-                && self.remove_event(&doomed)?
-            {
-                report.purged += 1;
+            if let Some(d) = self.finished(record)? {
+                doomed.push(d);
             }
         }
-        report.resume_after = None;
+        for chunk in doomed.chunks(PER_TRANSACTION) {
+            report.purged += self.remove_events(chunk)?;
+        }
+        if reached_end {
+            report.resume_after = None;
+        }
         Ok(report)
     }
 
@@ -92,16 +106,12 @@ impl Store {
         }))
     }
 
-    /// Removes an event and everything that hangs off it, unless it changed
-    /// since it was read (a replay added a delivery); returns whether it did.
-    pub(super) fn remove_event(&self, doomed: &Doomed) -> Result<bool, StoreError> {
+    /// Removes events and everything that hangs off them, in one
+    /// transaction, skipping any that changed since they were read (a
+    /// replay added a delivery); returns how many it removed.
+    pub(super) fn remove_events(&self, doomed: &[Doomed]) -> Result<usize, StoreError> {
         let s = self.writing()?;
         let t = &s.t;
-        let id = doomed.record.id;
-        let next = DeliveryId {
-            event: id,
-            seq: doomed.deliveries.last().map_or(0, |d| d.id.seq + 1),
-        };
         let result = (
             &t.events,
             &t.bodies,
@@ -110,37 +120,50 @@ impl Store {
             &t.attempts,
         )
             .transaction(|(events, bodies, idempotency, deliveries, attempts)| {
-                // A replay appends the next delivery number: if it exists,
-                // or a known delivery changed, leave the event for later.
-                if deliveries.get(keys::delivery(next))?.is_some() {
-                    return Ok(false);
-                }
-                for d in &doomed.deliveries {
-                    let Some(raw) = deliveries.remove(&keys::delivery(d.id))? else {
-                        return Err(ConflictableTransactionError::Abort(()));
+                let mut removed = 0;
+                'event: for doomed in doomed {
+                    let id = doomed.record.id;
+                    // A replay appends the next delivery number: if it
+                    // exists, or a known delivery changed, leave the event.
+                    let next = DeliveryId {
+                        event: id,
+                        seq: doomed.deliveries.last().map_or(0, |d| d.id.seq + 1),
                     };
-                    let now: Delivery = decode("deliveries", &raw)
-                        .map_err(|_| ConflictableTransactionError::Abort(()))?;
-                    if now.status != DeliveryStatus::Succeeded {
-                        return Err(ConflictableTransactionError::Abort(()));
+                    if deliveries.get(keys::delivery(next))?.is_some() {
+                        continue;
+                    }
+                    for d in &doomed.deliveries {
+                        let still = deliveries
+                            .get(keys::delivery(d.id))?
+                            .and_then(|raw| decode::<Delivery>("deliveries", &raw).ok())
+                            .is_some_and(|now| now.status == DeliveryStatus::Succeeded);
+                        if !still {
+                            continue 'event;
+                        }
+                    }
+                    for d in &doomed.deliveries {
+                        deliveries.remove(&keys::delivery(d.id))?;
+                    }
+                    for key in &doomed.attempts {
+                        attempts.remove(key)?;
+                    }
+                    if let Some(key) = &doomed.record.idempotency_key
+                        && idempotency
+                            .get(key.as_bytes())?
+                            .is_some_and(|v| v.as_ref() == keys::event(id))
+                    {
+                        idempotency.remove(key.as_bytes())?;
+                    }
+                    bodies.remove(&keys::event(id))?;
+                    if events.remove(&keys::event(id))?.is_some() {
+                        removed += 1;
                     }
                 }
-                for key in &doomed.attempts {
-                    attempts.remove(key)?;
-                }
-                if let Some(key) = &doomed.record.idempotency_key
-                    && idempotency
-                        .get(key.as_bytes())?
-                        .is_some_and(|v| v.as_ref() == keys::event(id))
-                {
-                    idempotency.remove(key.as_bytes())?;
-                }
-                bodies.remove(&keys::event(id))?;
-                Ok(events.remove(&keys::event(id))?.is_some())
+                Ok::<_, ConflictableTransactionError<()>>(removed)
             });
         match result {
             Ok(removed) => Ok(removed),
-            Err(sled::transaction::TransactionError::Abort(())) => Ok(false),
+            Err(sled::transaction::TransactionError::Abort(())) => Ok(0),
             Err(sled::transaction::TransactionError::Storage(e)) => self.noted(Err(e.into())),
         }
     }

@@ -352,7 +352,7 @@ async fn a_replayed_event_is_not_purged_while_its_new_delivery_runs() {
         .replay(ingested.id, &plugin, None)
         .expect("replay")
         .expect("event");
-    assert!(!store.remove_event(&doomed).expect("remove"));
+    assert_eq!(store.remove_events(&[doomed]).expect("remove"), 0);
     assert!(store.event(ingested.id).expect("read").is_some());
     // Purged, replay answers that there is no such event.
     let cutoff = now_ms() + 1;
