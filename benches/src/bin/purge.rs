@@ -261,7 +261,12 @@ async fn main() -> anyhow::Result<()> {
     let purge_time = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let (during, failed) = load.await?;
-    report("ingest during the purge", &during, failed, purge_time.as_secs_f64());
+    report(
+        "ingest during the purge",
+        &during,
+        failed,
+        purge_time.as_secs_f64(),
+    );
     println!(
         "purged                       {:>8.0} events/s  ({purged:.0} events in {:.1} s, host start included)",
         purged / purge_time.as_secs_f64(),

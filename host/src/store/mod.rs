@@ -38,6 +38,7 @@
 //!   opens it again from what reached the disk.
 
 mod backup;
+mod batch;
 mod commit;
 mod keys;
 mod purge;
@@ -78,9 +79,9 @@ pub struct Store {
     /// The open database; `None` while it is being reopened.
     live: RwLock<Option<Arc<Live>>>,
     /// Writers hold it shared, a backup alone.
-    gate: RwLock<()>,
+    gate: Arc<RwLock<()>>,
     /// Why the last write failed, until the store recovers.
-    failure: Mutex<Option<String>>,
+    failure: Arc<Mutex<Option<String>>>,
     /// Monotonic ULIDs: ids made in the same millisecond still sort in the
     /// order they were made, so "newest first" is exact.
     ids: std::sync::Mutex<ulid::Generator>,
@@ -97,6 +98,7 @@ struct Live {
     db: sled::Db,
     t: Trees,
     commit: commit::GroupCommit,
+    batcher: batch::Batcher,
 }
 
 /// The open database for a write, with the write gate held shared: hold it
@@ -135,13 +137,15 @@ impl Store {
     /// Opens (or creates) the store in `dir`. Must be called inside a tokio
     /// runtime: it starts the group-commit task.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let live = Live::open(dir)?;
+        let gate = Arc::new(RwLock::new(()));
+        let failure = Arc::new(Mutex::new(None));
+        let live = Live::open(dir, &gate, &failure)?;
         let queued = (live.t.due.len() + live.t.running.len()) as i64;
         Ok(Self {
             dir: dir.to_owned(),
             live: RwLock::new(Some(Arc::new(live))),
-            gate: RwLock::new(()),
-            failure: Mutex::new(None),
+            gate,
+            failure,
             ids: std::sync::Mutex::new(ulid::Generator::new()),
             queued: std::sync::atomic::AtomicI64::new(queued),
         })
@@ -183,14 +187,7 @@ impl Store {
     /// write: sled refuses every write after its first I/O error.
     fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(StoreError::Sled(e)) = &result {
-            let mut failure = match self.failure.lock() {
-                Ok(f) => f,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if failure.is_none() {
-                tracing::error!(error = %e, "the store cannot write; refusing writes until it recovers");
-                *failure = Some(describe(e));
-            }
+            note_failure(&self.failure, e);
         }
         result
     }
@@ -205,6 +202,7 @@ impl Store {
             Err(poisoned) => poisoned.into_inner().take(),
         };
         if let Some(old) = old {
+            old.batcher.stop().await;
             old.commit.stop().await;
             let give_up = std::time::Instant::now() + LOCK_WAIT;
             while Arc::strong_count(&old) > 1 && std::time::Instant::now() < give_up {
@@ -213,8 +211,9 @@ impl Store {
             drop(old);
         }
         let dir = self.dir.clone();
+        let (gate, failure) = (self.gate.clone(), self.failure.clone());
         let opened = tokio::task::spawn_blocking(move || {
-            let live = Live::open(&dir)?;
+            let live = Live::open(&dir, &gate, &failure)?;
             live.probe()?;
             Ok::<_, StoreError>(live)
         })
@@ -244,8 +243,25 @@ impl Store {
     }
 }
 
+/// Marks the store failed after sled could not write (once: the first
+/// reason stands until it recovers).
+fn note_failure(failure: &Mutex<Option<String>>, e: &sled::Error) {
+    let mut failure = match failure.lock() {
+        Ok(f) => f,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if failure.is_none() {
+        tracing::error!(error = %e, "the store cannot write; refusing writes until it recovers");
+        *failure = Some(describe(e));
+    }
+}
+
 impl Live {
-    fn open(dir: &Path) -> Result<Self, StoreError> {
+    fn open(
+        dir: &Path,
+        gate: &Arc<RwLock<()>>,
+        failure: &Arc<Mutex<Option<String>>>,
+    ) -> Result<Self, StoreError> {
         let db = open_db(dir)?;
         let tree = |name: &str| db.open_tree(name);
         let t = Trees {
@@ -265,7 +281,13 @@ impl Live {
             schedules: tree("schedules")?,
         };
         let commit = commit::GroupCommit::start(db.clone());
-        Ok(Self { db, t, commit })
+        let batcher = batch::Batcher::start(t.clone(), gate.clone(), failure.clone());
+        Ok(Self {
+            db,
+            t,
+            commit,
+            batcher,
+        })
     }
 
     /// Writes and flushes one small record: whether the disk takes writes.
@@ -315,6 +337,7 @@ impl Store {
     /// Flushes and stops the group-commit task. Writes after this fail.
     pub async fn close(&self) -> Result<(), StoreError> {
         let live = self.live()?;
+        live.batcher.stop().await;
         live.commit.stop().await;
         live.db.flush_async().await?;
         Ok(())

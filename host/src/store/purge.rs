@@ -57,11 +57,7 @@ impl Store {
         let mut report = PurgeReport::default();
         let mut doomed = Vec::new();
         let mut reached_end = true;
-        for item in live
-            .t
-            .events
-            .range((start, std::ops::Bound::Excluded(end)))
-        {
+        for item in live.t.events.range((start, std::ops::Bound::Excluded(end))) {
             if report.examined == limit {
                 reached_end = false;
                 break;

@@ -86,27 +86,27 @@ pub enum Finish {
     Stale,
 }
 
-enum Abort {
+pub(super) enum Abort {
     Conflict,
     Stale,
     Corrupt(StoreError),
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<Abort>>;
+pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<Abort>>;
 
 fn corrupt(e: StoreError) -> ConflictableTransactionError<Abort> {
     ConflictableTransactionError::Abort(Abort::Corrupt(e))
 }
 
 /// The trees an event insert touches, inside a transaction.
-struct EventTx<'a> {
-    events: &'a TransactionalTree,
-    bodies: &'a TransactionalTree,
-    idempotency: &'a TransactionalTree,
-    deliveries: &'a TransactionalTree,
-    due: &'a TransactionalTree,
+pub(super) struct EventTx<'a> {
+    pub events: &'a TransactionalTree,
+    pub bodies: &'a TransactionalTree,
+    pub idempotency: &'a TransactionalTree,
+    pub deliveries: &'a TransactionalTree,
+    pub due: &'a TransactionalTree,
     /// Present when some route is ordered.
-    ordered: Option<&'a TransactionalTree>,
+    pub ordered: Option<&'a TransactionalTree>,
 }
 
 /// Adds a new delivery to its key's line in `ordered`, if it has a key.
@@ -126,7 +126,7 @@ fn enter_line(ordered: Option<&TransactionalTree>, d: &Delivery) -> TxResult<()>
 impl EventTx<'_> {
     /// Inserts an event and one pending delivery per subscriber, unless its
     /// idempotency key is known: then returns the original id.
-    fn insert(
+    pub(super) fn insert(
         &self,
         record: &EventRecord,
         body: &[u8],
@@ -265,7 +265,7 @@ fn get_delivery(tree: &TransactionalTree, id: DeliveryId) -> TxResult<Option<Del
     }
 }
 
-fn finish_tx<T>(
+pub(super) fn finish_tx<T>(
     result: Result<T, TransactionError<Abort>>,
 ) -> Result<Result<T, Abort>, StoreError> {
     match result {
@@ -281,7 +281,21 @@ impl Store {
     /// and returns once it is on disk.
     pub async fn ingest(&self, event: NewEvent, routes: &[Route]) -> Result<Ingested, StoreError> {
         let record = record_of(self.new_id(), &event, now_ms());
-        let existing = self.insert_event(&record, &event, routes)?;
+        let id = record.id;
+        let (done, answer) = tokio::sync::oneshot::channel();
+        if let Some(reason) = self.failure() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        self.live()?.batcher.submit(super::batch::Job {
+            record,
+            body: event.body,
+            routes: routes.to_vec(),
+            done,
+        })?;
+        let existing = answer.await.map_err(|_| StoreError::Closed)??;
+        if existing.is_none() {
+            self.queued_add(routes.len());
+        }
         // A duplicate waits too: the original may not be on disk yet.
         self.durable().await?;
         Ok(match existing {
@@ -290,67 +304,10 @@ impl Store {
                 duplicate: true,
             },
             None => Ingested {
-                id: record.id,
+                id,
                 duplicate: false,
             },
         })
-    }
-
-    /// The transaction of [`Store::ingest`]: the original id for a
-    /// duplicate, else `None`.
-    fn insert_event(
-        &self,
-        record: &EventRecord,
-        event: &NewEvent,
-        routes: &[Route],
-    ) -> Result<Option<Ulid>, StoreError> {
-        let s = self.writing()?;
-        let t = &s.t;
-        let result = if routes.iter().any(|r| r.order_key.is_some()) {
-            (
-                &t.events,
-                &t.bodies,
-                &t.idempotency,
-                &t.deliveries,
-                &t.due,
-                &t.ordered,
-            )
-                .transaction(
-                    |(events, bodies, idempotency, deliveries, due, ordered)| {
-                        EventTx {
-                            events,
-                            bodies,
-                            idempotency,
-                            deliveries,
-                            due,
-                            ordered: Some(ordered),
-                        }
-                        .insert(record, &event.body, routes)
-                    },
-                )
-        } else {
-            // The common case locks one tree fewer.
-            (&t.events, &t.bodies, &t.idempotency, &t.deliveries, &t.due).transaction(
-                |(events, bodies, idempotency, deliveries, due)| {
-                    EventTx {
-                        events,
-                        bodies,
-                        idempotency,
-                        deliveries,
-                        due,
-                        ordered: None,
-                    }
-                    .insert(record, &event.body, routes)
-                },
-            )
-        };
-        let existing = self
-            .noted(finish_tx(result))?
-            .map_err(|_| StoreError::Closed)?;
-        if existing.is_none() {
-            self.queued_add(routes.len());
-        }
-        Ok(existing)
     }
 
     /// The last tick fired of a plugin's schedule, if it was ever seen.
