@@ -1,17 +1,20 @@
 //! Ingest batching: concurrent ingests share one transaction.
 //!
 //! [`Store::ingest`](super::Store::ingest) queues its event here. One task
-//! per open database takes everything queued (up to [`MAX_BATCH`]), inserts
-//! it in one sled transaction on the blocking pool and answers each caller;
-//! the next batch gathers while that transaction runs. Each caller then waits
-//! for group commit as before, so an ingest still returns only once its event
-//! is on disk. One transaction per batch instead of one per event is what
-//! lets ingest scale: sled's cost is mostly per transaction, not per key.
+//! per open database takes everything queued (up to [`MAX_BATCH`]) and
+//! inserts it in one sled transaction on the blocking pool; then the batch
+//! waits for group commit as one waiter and answers each caller once its
+//! event is on disk. The next batch gathers and commits while that flush
+//! runs. One transaction and one flush wait per batch instead of one per
+//! event is what lets ingest scale: sled's cost is mostly per transaction,
+//! not per key.
 
+use super::commit::GroupCommit;
 use super::write::{EventTx, Route, TxResult, finish_tx};
 use super::{StoreError, Trees, note_failure};
 use crate::model::EventRecord;
 use sled::Transactional;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -29,6 +32,16 @@ pub struct Job {
     pub done: oneshot::Sender<Result<Option<Ulid>, StoreError>>,
 }
 
+/// What the batch task works with: the open database's trees and group
+/// commit, and the store's write gate, failure flag and queue counter.
+pub struct Shared {
+    pub trees: Trees,
+    pub commit: Arc<GroupCommit>,
+    pub gate: Arc<RwLock<()>>,
+    pub failure: Arc<Mutex<Option<String>>>,
+    pub queued: Arc<AtomicI64>,
+}
+
 pub struct Batcher {
     /// `None` once stopped. Held only to clone or take, never across an await.
     tx: Mutex<Option<mpsc::UnboundedSender<Job>>>,
@@ -36,9 +49,9 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    pub fn start(trees: Trees, gate: Arc<RwLock<()>>, failure: Arc<Mutex<Option<String>>>) -> Self {
+    pub fn start(shared: Shared) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(trees, gate, failure, rx));
+        let task = tokio::spawn(run(Arc::new(shared), rx));
         Self {
             tx: Mutex::new(Some(tx)),
             task: Mutex::new(Some(task)),
@@ -66,13 +79,11 @@ impl Batcher {
     }
 }
 
-async fn run(
-    trees: Trees,
-    gate: Arc<RwLock<()>>,
-    failure: Arc<Mutex<Option<String>>>,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-) {
+async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut flushes = tokio::task::JoinSet::new();
     while let Some(first) = rx.recv().await {
+        // Reap finished flush waits (they answer their callers themselves).
+        while flushes.try_join_next().is_some() {}
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -80,9 +91,9 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let (t, gate, failure) = (trees.clone(), gate.clone(), failure.clone());
+        let s = shared.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let results = insert(&t, &gate, &failure, &jobs);
+            let results = insert(&s, &jobs);
             (jobs, results)
         })
         .await;
@@ -93,9 +104,25 @@ async fn run(
         };
         match results {
             Ok(ids) => {
-                for (job, id) in jobs.into_iter().zip(ids) {
-                    let _ = job.done.send(Ok(id));
-                }
+                let shared = shared.clone();
+                flushes.spawn(async move {
+                    match shared.commit.wait().await {
+                        Ok(()) => {
+                            for (job, id) in jobs.into_iter().zip(ids) {
+                                let _ = job.done.send(Ok(id));
+                            }
+                        }
+                        Err(e) => {
+                            if let StoreError::Sled(e) = &e {
+                                note_failure(&shared.failure, e);
+                            }
+                            let text = e.to_string();
+                            for job in jobs {
+                                let _ = job.done.send(Err(StoreError::Unavailable(text.clone())));
+                            }
+                        }
+                    }
+                });
             }
             Err(e) => {
                 let text = e.to_string();
@@ -105,16 +132,13 @@ async fn run(
             }
         }
     }
+    while flushes.join_next().await.is_some() {}
 }
 
 /// Inserts every job's event in one transaction.
-fn insert(
-    t: &Trees,
-    gate: &RwLock<()>,
-    failure: &Mutex<Option<String>>,
-    jobs: &[Job],
-) -> Result<Vec<Option<Ulid>>, StoreError> {
-    let _gate = match gate.read() {
+fn insert(shared: &Shared, jobs: &[Job]) -> Result<Vec<Option<Ulid>>, StoreError> {
+    let t = &shared.trees;
+    let _gate = match shared.gate.read() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
     };
@@ -141,7 +165,16 @@ fn insert(
     });
     let result = finish_tx(result);
     if let Err(StoreError::Sled(e)) = &result {
-        note_failure(failure, e);
+        note_failure(&shared.failure, e);
     }
-    result?.map_err(|_| StoreError::Closed)
+    let ids = result?.map_err(|_| StoreError::Closed)?;
+    // Counted once committed, whether or not its callers still wait.
+    let added: usize = jobs
+        .iter()
+        .zip(&ids)
+        .filter(|(_, id)| id.is_none())
+        .map(|(job, _)| job.routes.len())
+        .sum();
+    shared.queued.fetch_add(added as i64, Ordering::Relaxed);
+    Ok(ids)
 }

@@ -90,14 +90,14 @@ pub struct Store {
     /// committed change that adds or ends such a delivery. Signed: a delivery
     /// may end (and be subtracted) before the ingest that added it has
     /// counted it, so the sum may dip below zero for a moment.
-    queued: std::sync::atomic::AtomicI64,
+    queued: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// One opening of the sled database.
 struct Live {
     db: sled::Db,
     t: Trees,
-    commit: commit::GroupCommit,
+    commit: Arc<commit::GroupCommit>,
     batcher: batch::Batcher,
 }
 
@@ -139,15 +139,19 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let gate = Arc::new(RwLock::new(()));
         let failure = Arc::new(Mutex::new(None));
-        let live = Live::open(dir, &gate, &failure)?;
-        let queued = (live.t.due.len() + live.t.running.len()) as i64;
+        let queued = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let live = Live::open(dir, &gate, &failure, &queued)?;
+        queued.store(
+            (live.t.due.len() + live.t.running.len()) as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Ok(Self {
             dir: dir.to_owned(),
             live: RwLock::new(Some(Arc::new(live))),
             gate,
             failure,
             ids: std::sync::Mutex::new(ulid::Generator::new()),
-            queued: std::sync::atomic::AtomicI64::new(queued),
+            queued,
         })
     }
 
@@ -211,9 +215,10 @@ impl Store {
             drop(old);
         }
         let dir = self.dir.clone();
-        let (gate, failure) = (self.gate.clone(), self.failure.clone());
+        let (gate, failure, queued) =
+            (self.gate.clone(), self.failure.clone(), self.queued.clone());
         let opened = tokio::task::spawn_blocking(move || {
-            let live = Live::open(&dir, &gate, &failure)?;
+            let live = Live::open(&dir, &gate, &failure, &queued)?;
             live.probe()?;
             Ok::<_, StoreError>(live)
         })
@@ -261,6 +266,7 @@ impl Live {
         dir: &Path,
         gate: &Arc<RwLock<()>>,
         failure: &Arc<Mutex<Option<String>>>,
+        queued: &Arc<std::sync::atomic::AtomicI64>,
     ) -> Result<Self, StoreError> {
         let db = open_db(dir)?;
         let tree = |name: &str| db.open_tree(name);
@@ -280,8 +286,14 @@ impl Live {
             ordered: tree("ordered")?,
             schedules: tree("schedules")?,
         };
-        let commit = commit::GroupCommit::start(db.clone());
-        let batcher = batch::Batcher::start(t.clone(), gate.clone(), failure.clone());
+        let commit = Arc::new(commit::GroupCommit::start(db.clone()));
+        let batcher = batch::Batcher::start(batch::Shared {
+            trees: t.clone(),
+            commit: commit.clone(),
+            gate: gate.clone(),
+            failure: failure.clone(),
+            queued: queued.clone(),
+        });
         Ok(Self {
             db,
             t,

@@ -292,12 +292,9 @@ impl Store {
             routes: routes.to_vec(),
             done,
         })?;
+        // Answered once on disk; a duplicate waits too, as the original may
+        // not be on disk yet. The batch counted its deliveries.
         let existing = answer.await.map_err(|_| StoreError::Closed)??;
-        if existing.is_none() {
-            self.queued_add(routes.len());
-        }
-        // A duplicate waits too: the original may not be on disk yet.
-        self.durable().await?;
         Ok(match existing {
             Some(id) => Ingested {
                 id,
