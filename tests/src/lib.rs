@@ -22,6 +22,7 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub struct TestHost {
     pub addr: SocketAddr,
     pub config: Config,
+    ready_wait: Duration,
     dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -32,6 +33,8 @@ pub struct TestHost {
 pub struct Setup {
     dir: TempDir,
     pub config: Config,
+    /// How long `start` waits for the host to serve (plugins load first).
+    ready_wait: Duration,
 }
 
 impl Setup {
@@ -45,7 +48,18 @@ impl Setup {
             ..Config::default()
         };
         std::fs::create_dir_all(&config.plugins_dir).expect("plugins dir");
-        Self { dir, config }
+        Self {
+            dir,
+            config,
+            ready_wait: WAIT,
+        }
+    }
+
+    /// Waits up to `wait` for the host to start: large guests compile for
+    /// a while before it serves.
+    pub fn ready_within(mut self, wait: Duration) -> Self {
+        self.ready_wait = wait;
+        self
     }
 
     /// Installs the component at `component` as `plugins/<name>.wasm`.
@@ -96,6 +110,7 @@ impl Setup {
         let host = TestHost {
             addr,
             config: self.config,
+            ready_wait: self.ready_wait,
             dir: self.dir,
             stop: Some(stop),
             task: Some(task),
@@ -118,7 +133,7 @@ impl TestHost {
     }
 
     async fn wait_ready(&self) {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + self.ready_wait;
         loop {
             if let Ok(r) = self.client.get(self.url("/healthz")).send().await
                 && r.status().is_success()
@@ -242,6 +257,7 @@ impl TestHost {
         Setup {
             dir: self.dir,
             config,
+            ready_wait: self.ready_wait,
         }
     }
 }

@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod polyglot;
+
 /// The WebAssembly target every plugin is built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
 

@@ -33,6 +33,22 @@ fn build_examples() -> Result<(), String> {
     for (name, path) in xtask::EXAMPLE_PLUGINS.iter().zip(built) {
         xtask::install_plugin(&path, &dir, name)?;
     }
+    // The Python and JavaScript examples need their own toolchains; without
+    // them the Rust examples still run.
+    for guest in &xtask::polyglot::EXAMPLES {
+        match xtask::polyglot::build(guest) {
+            Ok(path) => {
+                xtask::install_plugin(&path, &dir, guest.name)?;
+            }
+            Err(xtask::polyglot::BuildError::Missing(why)) => {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("xtask: skipping the {} example: {why}", guest.name);
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
     Ok(())
 }
 

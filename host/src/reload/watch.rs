@@ -43,8 +43,17 @@ async fn run(
 ) {
     // Plugin name → (file, when it will have been quiet long enough).
     let mut pending: HashMap<String, (PathBuf, Instant)> = HashMap::new();
+    // Loads run as tasks of their own, so a large guest compiling for
+    // seconds never holds up another plugin's reload; one load per name at
+    // a time, a newer change waiting in `pending` until it ends.
+    let mut loads: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
+    let mut loading: std::collections::HashSet<String> = Default::default();
     while !*stop.borrow() {
-        let next = pending.values().map(|(_, at)| *at).min();
+        let next = pending
+            .iter()
+            .filter(|(name, _)| !loading.contains(*name))
+            .map(|(_, (_, at))| *at)
+            .min();
         let timer = async {
             match next {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -73,17 +82,34 @@ async fn run(
                 let now = Instant::now();
                 let ready: Vec<String> = pending
                     .iter()
-                    .filter(|(_, (_, at))| *at <= now)
+                    .filter(|(name, (_, at))| *at <= now && !loading.contains(*name))
                     .map(|(name, _)| name.clone())
                     .collect();
                 for name in ready {
                     if let Some((path, _)) = pending.remove(&name) {
                         if path.is_file() {
-                            // Errors are recorded and logged by load_file.
-                            let _ = load_file(&core, &path).await;
+                            loading.insert(name.clone());
+                            let core = core.clone();
+                            loads.spawn(async move {
+                                // Errors are recorded and logged by load_file.
+                                let _ = load_file(&core, &path).await;
+                                name
+                            });
                         } else {
                             unload(&core, &name);
                         }
+                    }
+                }
+            }
+            Some(done) = loads.join_next() => {
+                match done {
+                    Ok(name) => {
+                        loading.remove(&name);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "a plugin load task failed");
+                        // Its name is unknown here: let every name load again.
+                        loading.clear();
                     }
                 }
             }

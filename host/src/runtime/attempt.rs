@@ -196,7 +196,9 @@ fn classify_trap(e: &wasmtime::Error, memory_exceeded: bool) -> Outcome {
         Some(Trap::Interrupt) => Outcome::Deadline,
         _ if memory_exceeded => Outcome::Memory,
         _ => {
-            let mut message = format!("{e:?}");
+            // The error chain with the guest's wasm backtrace, without the
+            // host's own Rust backtrace.
+            let mut message = format!("{e:#}");
             if message.len() > MAX_TRAP_MESSAGE {
                 let mut end = MAX_TRAP_MESSAGE;
                 while !message.is_char_boundary(end) {

@@ -1,0 +1,214 @@
+//! `cargo run --release -p hookhost-bench --bin guests -- [--attempts 200]`
+//!
+//! The cost of a handler by language, measured in one run, beside the Rust
+//! example: for the Rust `stripe-ledger`, the Python `order-tally`
+//! (componentize-py) and the JavaScript `lead-router` (componentize-js),
+//!
+//! - component size;
+//! - first load: compile with cranelift, link-check and `describe()`;
+//! - cached load: the same file again in a new runtime, its compiled code
+//!   read from the artifact cache;
+//! - per attempt: a fresh sandbox, instantiate, `handle` one event with the
+//!   example's own success body (median and p99 of `--attempts`);
+//! - fuel per attempt and peak linear memory.
+//!
+//! A guest whose toolchain is missing is reported as skipped.
+
+#![allow(clippy::print_stdout)]
+
+use clap::Parser;
+use hookhost::Config;
+use hookhost::core::Core;
+use hookhost::model::{DeliveryId, EventRecord, Outcome};
+use hookhost::runtime::Runtime;
+use hookhost::store::Store;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// Attempts timed per guest.
+    #[arg(long, default_value_t = 200)]
+    attempts: usize,
+}
+
+struct Guest {
+    name: &'static str,
+    lang: &'static str,
+    topic: &'static str,
+    body: &'static str,
+}
+
+const GUESTS: [Guest; 3] = [
+    Guest {
+        name: "stripe-ledger",
+        lang: "Rust",
+        topic: "stripe.payment_intent.succeeded",
+        body: r#"{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"id":"pi_1","amount":2500,"currency":"eur"}}}"#,
+    },
+    Guest {
+        name: "order-tally",
+        lang: "Python",
+        topic: "shop.order.paid",
+        body: r#"{"order_id": "o-1", "customer": "c-42", "total_cents": 2500, "currency": "eur"}"#,
+    },
+    Guest {
+        name: "lead-router",
+        lang: "JavaScript",
+        topic: "form.submitted",
+        body: r#"{"email": "ada@example.com", "name": "Ada", "message": "Call me"}"#,
+    },
+];
+
+fn component(guest: &Guest) -> Result<PathBuf, String> {
+    if guest.lang == "Rust" {
+        return xtask::build_plugins(&[guest.name]).map(|mut p| p.remove(0));
+    }
+    let g = xtask::polyglot::EXAMPLES
+        .iter()
+        .find(|g| g.name == guest.name)
+        .ok_or("unknown guest")?;
+    xtask::polyglot::build(g).map_err(|e| e.to_string())
+}
+
+/// A core whose plugins directory holds `file` as `name`, with its artifact
+/// cache in `data`.
+async fn core(data: &Path, plugins: &Path) -> anyhow::Result<Arc<Core>> {
+    let config = Config {
+        data: data.to_owned(),
+        plugins_dir: plugins.to_owned(),
+        ..Config::default()
+    };
+    let store = Store::open(&data.join("store"))?;
+    let runtime = Runtime::new(&config, Some(&data.join("artifacts")))?;
+    Ok(Arc::new(Core::new(
+        config,
+        store,
+        runtime,
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    )))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    println!(
+        "{:<11} {:<14} {:>8} {:>12} {:>11} {:>16} {:>10} {:>12}",
+        "language",
+        "guest",
+        "size MB",
+        "compile ms",
+        "cached ms",
+        "attempt µs p50/p99",
+        "fuel",
+        "memory MB"
+    );
+    for guest in &GUESTS {
+        let path = match component(guest) {
+            Ok(p) => p,
+            Err(why) => {
+                println!("{:<11} {:<14} skipped: {why}", guest.lang, guest.name);
+                continue;
+            }
+        };
+        let dir = tempfile::tempdir()?;
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins)?;
+        let file = plugins.join(format!("{}.wasm", guest.name));
+        std::fs::copy(&path, &file)?;
+        let size = std::fs::metadata(&file)?.len();
+
+        let first = core(&dir.path().join("a"), &plugins).await?;
+        let started = Instant::now();
+        hookhost::reload::load_file(&first, &file)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", guest.name))?;
+        let compile = started.elapsed();
+        // Same artifacts, new runtime and registry: the cached path.
+        std::fs::rename(
+            dir.path().join("a/artifacts"),
+            dir.path().join("b-artifacts"),
+        )?;
+        std::fs::create_dir_all(dir.path().join("b"))?;
+        std::fs::rename(
+            dir.path().join("b-artifacts"),
+            dir.path().join("b/artifacts"),
+        )?;
+        let cached_core = core(&dir.path().join("b"), &plugins).await?;
+        let started = Instant::now();
+        hookhost::reload::load_file(&cached_core, &file)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", guest.name))?;
+        let cached = started.elapsed();
+        let plugin = cached_core
+            .registry
+            .get(guest.name)
+            .ok_or_else(|| anyhow::anyhow!("{} did not load", guest.name))?;
+        anyhow::ensure!(plugin.from_cache, "{} was compiled again", guest.name);
+
+        let record = EventRecord {
+            id: cached_core.store.new_id(),
+            topic: guest.topic.into(),
+            idempotency_key: None,
+            received_at_ms: hookhost::model::now_ms(),
+            headers: Vec::new(),
+            content_type: Some("application/json".into()),
+            emitted_by: None,
+        };
+        let delivery = DeliveryId {
+            event: record.id,
+            seq: 0,
+        };
+        let mut times = Vec::with_capacity(args.attempts);
+        let (mut fuel, mut memory) = (0, 0);
+        for n in 0..args.attempts + 5 {
+            let started = Instant::now();
+            let run = cached_core
+                .runtime
+                .run_attempt(
+                    &plugin,
+                    cached_core.store.clone(),
+                    delivery,
+                    1,
+                    &record,
+                    guest.body.as_bytes(),
+                )
+                .await;
+            let took = started.elapsed();
+            anyhow::ensure!(
+                run.attempt.outcome == Outcome::Ok,
+                "{}: {:?} {}",
+                guest.name,
+                run.attempt.outcome,
+                run.attempt.stderr
+            );
+            // The first few warm the caches.
+            if n >= 5 {
+                times.push(took);
+            }
+            fuel = run.attempt.fuel_consumed;
+            memory = run.attempt.peak_memory_bytes;
+        }
+        times.sort();
+        let p = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+        println!(
+            "{:<11} {:<14} {:>8.1} {:>12.0} {:>11.1} {:>16} {:>10} {:>12.1}",
+            guest.lang,
+            guest.name,
+            size as f64 / 1e6,
+            ms(compile),
+            ms(cached),
+            format!("{:.0} / {:.0}", p(0.5), p(0.99)),
+            fuel,
+            memory as f64 / 1e6,
+        );
+    }
+    Ok(())
+}
