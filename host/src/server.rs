@@ -52,13 +52,28 @@ pub async fn run(
     let core = Arc::new(Core::new(
         config, store, runtime, sources, contracts, secrets,
     ));
-    let loaded = reload::load_all(&core).await;
+    let (loaded, background) = reload::load_at_start(&core).await;
     tracing::info!(
         plugins = loaded,
         failed = core.registry.failures().len(),
+        loading = core.registry.expected().len(),
         dir = %core.config.plugins_dir.display(),
         "plugins loaded"
     );
+    {
+        let core = core.clone();
+        tokio::spawn(async move {
+            if let Ok(n) = background.await
+                && n > 0
+            {
+                tracing::info!(
+                    plugins = n,
+                    failed = core.registry.failures().len(),
+                    "known plugins loaded in the background"
+                );
+            }
+        });
+    }
 
     let (stop, stopped) = watch::channel(false);
     let watcher = match reload::watch::spawn(core.clone(), stopped.clone()) {

@@ -35,6 +35,8 @@ pub struct Setup {
     pub config: Config,
     /// How long `start` waits for the host to serve (plugins load first).
     ready_wait: Duration,
+    /// Whether `start` also waits for plugins loading in the background.
+    wait_for_plugins: bool,
 }
 
 impl Setup {
@@ -52,7 +54,15 @@ impl Setup {
             dir,
             config,
             ready_wait: WAIT,
+            wait_for_plugins: true,
         }
+    }
+
+    /// `start` returns as soon as the host serves, while plugins it knew
+    /// before may still be loading in the background.
+    pub fn ready_when_serving(mut self) -> Self {
+        self.wait_for_plugins = false;
+        self
     }
 
     /// Waits up to `wait` for the host to start: large guests compile for
@@ -107,6 +117,7 @@ impl Setup {
         let task = tokio::spawn(hookhost::run(config, listener, async {
             let _ = stopped.await;
         }));
+        let wait_for_plugins = self.wait_for_plugins;
         let host = TestHost {
             addr,
             config: self.config,
@@ -117,6 +128,9 @@ impl Setup {
             client: reqwest::Client::new(),
         };
         host.wait_ready().await;
+        if wait_for_plugins {
+            host.wait_loaded().await;
+        }
         host
     }
 }
@@ -130,6 +144,34 @@ impl Default for Setup {
 impl TestHost {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Waits until no plugin is still loading in the background.
+    pub async fn wait_loaded(&self) {
+        let deadline = tokio::time::Instant::now() + self.ready_wait;
+        let token = self
+            .config
+            .admin_token_env
+            .as_ref()
+            .and_then(|var| std::env::var(var).ok());
+        loop {
+            let mut request = self.client.get(self.url("/plugins"));
+            if let Some(token) = &token {
+                request = request.bearer_auth(token);
+            }
+            let plugins: Value = match request.send().await {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            if plugins["loading"].as_array().is_some_and(Vec::is_empty) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "plugins did not finish loading: {plugins}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn wait_ready(&self) {
@@ -258,6 +300,7 @@ impl TestHost {
             dir: self.dir,
             config,
             ready_wait: self.ready_wait,
+            wait_for_plugins: true,
         }
     }
 }

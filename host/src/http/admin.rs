@@ -178,7 +178,10 @@ pub async fn list_plugins(State(core): State<Arc<Core>>) -> Json<Value> {
             |(name, f)| json!({ "name": name, "file": f.file, "error": f.error, "at_ms": f.at_ms }),
         )
         .collect();
-    Json(json!({ "plugins": loaded, "errors": errors }))
+    // Known plugins still loading in the background after a start: events
+    // are routed to them already.
+    let loading: Vec<String> = core.registry.expected().keys().cloned().collect();
+    Json(json!({ "plugins": loaded, "errors": errors, "loading": loading }))
 }
 
 pub async fn show_plugin(
@@ -190,7 +193,8 @@ pub async fn show_plugin(
     let mut shown = match core.registry.get(&name) {
         Some(plugin) => plugin_json(&plugin, failure),
         None if failure.is_some() || !history.is_empty() => {
-            json!({ "name": name, "loaded": false, "last_error": failure })
+            let loading = core.registry.expected().contains_key(&name);
+            json!({ "name": name, "loaded": false, "loading": loading, "last_error": failure })
         }
         None => return Err(ApiError::NotFound(format!("no plugin {name:?}"))),
     };

@@ -29,6 +29,55 @@ pub enum Loaded {
     Unchanged,
 }
 
+/// Loads the plugins directory when the host starts. A plugin never seen
+/// before loads before this returns: until it describes itself nothing can
+/// route events to it. A plugin with a recorded version is *expected* under
+/// its last manifest and loads in the background, so a large guest
+/// compiling for seconds never holds up ingest: events are routed to it
+/// meanwhile and its deliveries wait, paused, until it serves. Returns how
+/// many loaded now, and the background loads (how many of them loaded).
+pub async fn load_at_start(core: &Arc<Core>) -> (usize, tokio::task::JoinHandle<usize>) {
+    let dir = &core.config.plugins_dir;
+    let files = plugin_files(dir).unwrap_or_else(|e| {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot list the plugins directory; starting with no plugins");
+        Vec::new()
+    });
+    let (mut now, mut later) = (Vec::new(), Vec::new());
+    for path in files {
+        let last = plugin_name(&path).and_then(|name| {
+            let version = core.store.versions(&name).ok()?.pop()?;
+            Some((name, version))
+        });
+        match last {
+            Some((name, version)) => {
+                core.registry
+                    .expect(&name, version.manifest, core.limits_for(&name));
+                later.push(path);
+            }
+            None => now.push(path),
+        }
+    }
+    let loaded = futures_util::future::join_all(now.iter().map(|path| load_file(core, path)))
+        .await
+        .into_iter()
+        .filter(Result::is_ok)
+        .count();
+    let core = core.clone();
+    let background = tokio::spawn(async move {
+        let loads = later.iter().map(|path| load_file(&core, path));
+        let loaded = futures_util::future::join_all(loads)
+            .await
+            .into_iter()
+            .filter(Result::is_ok)
+            .count();
+        if loaded > 0 {
+            core.wake.notify_one();
+        }
+        loaded
+    });
+    (loaded, background)
+}
+
 /// Loads every plugin in the configured directory; returns how many loaded.
 pub async fn load_all(core: &Arc<Core>) -> usize {
     let dir = &core.config.plugins_dir;

@@ -83,6 +83,17 @@ pub struct Registry {
     failures: RwLock<Map<LoadFailure>>,
     /// Earlier versions loaded for pinned replays, by `name@sha256`.
     pinned: RwLock<Map<Arc<Plugin>>>,
+    /// Plugins still loading at startup whose subscriptions are known from
+    /// their last recorded version: events are routed to them meanwhile,
+    /// and their deliveries wait (paused) until the load ends.
+    expected: RwLock<Map<Expected>>,
+}
+
+/// A plugin expected to load, with what it subscribed to last time.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub manifest: Manifest,
+    pub limits: PluginLimits,
 }
 
 impl Registry {
@@ -103,11 +114,38 @@ impl Registry {
     /// Where an event on `topic` goes: its subscribers, each with its
     /// ordering key when the plugin orders per key.
     pub fn routes(&self, topic: &str, idempotency_key: Option<&str>, body: &[u8]) -> Vec<Route> {
-        self.snapshot()
+        let loaded = self.snapshot();
+        let mut routes: Vec<Route> = loaded
             .values()
             .filter(|p| p.manifest.subscribes_to(topic))
             .map(|p| p.route(idempotency_key, body))
-            .collect()
+            .collect();
+        let expected = self.expected.read().map(|m| m.clone()).unwrap_or_default();
+        for (name, e) in expected.iter() {
+            if !loaded.contains_key(name) && e.manifest.subscribes_to(topic) {
+                routes.push(Route {
+                    plugin: name.clone(),
+                    order_key: e
+                        .limits
+                        .order_by
+                        .as_ref()
+                        .and_then(|by| by.key_of(idempotency_key, body)),
+                });
+            }
+        }
+        routes
+    }
+
+    /// Routes events to `name` by `manifest` until it loads or fails to.
+    pub fn expect(&self, name: &str, manifest: Manifest, limits: PluginLimits) {
+        self.update(&self.expected, |m| {
+            m.insert(name.to_owned(), Expected { manifest, limits });
+        });
+    }
+
+    /// Plugins expected to load, not loaded yet.
+    pub fn expected(&self) -> Map<Expected> {
+        self.expected.read().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// The route to plugin `name` (ordered if it is loaded and orders per key).
@@ -124,6 +162,9 @@ impl Registry {
         let name = plugin.name.clone();
         self.update(&self.plugins, |m| {
             m.insert(name.clone(), Arc::new(plugin));
+        });
+        self.update(&self.expected, |m| {
+            m.remove(&name);
         });
         self.update(&self.failures, |m| {
             m.remove(&name);
@@ -161,6 +202,11 @@ impl Registry {
     pub fn record_failure(&self, name: &str, failure: LoadFailure) {
         self.update(&self.failures, |m| {
             m.insert(name.to_owned(), failure);
+        });
+        // Nothing will serve it: stop routing to it (the deliveries already
+        // made wait, paused, for a version that loads).
+        self.update(&self.expected, |m| {
+            m.remove(name);
         });
     }
 
