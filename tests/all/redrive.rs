@@ -193,11 +193,14 @@ async fn the_operators_retry_policy_overrides_the_plugins_and_its_schedule_survi
         .await;
     let (_, answer) = host.post_json("test.retry", &json!({})).await;
     let id = answer["id"].as_str().expect("id").to_owned();
+    // The event's deliveries and attempts are read one after the other, so
+    // wait for both to show the first attempt recorded.
     let waiting = host
         .wait_event(&id, |e| {
-            e["deliveries"][0]["attempts"]
-                .as_array()
-                .is_some_and(|a| a.len() == 1)
+            e["deliveries"][0]["status"] == "pending"
+                && e["deliveries"][0]["attempts"]
+                    .as_array()
+                    .is_some_and(|a| a.len() == 1)
         })
         .await;
     let delivery = &waiting["deliveries"][0];
