@@ -115,18 +115,20 @@ pub async fn show_event(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let Some((record, body)) = core.store.event(id)? else {
+    // One consistent view: never a delivery still `running` beside the
+    // attempt that ended it.
+    let Some((record, body, view)) = core.store.event_view(id)? else {
         return Err(ApiError::NotFound(format!("no event {id}")));
     };
-    let deliveries = core.store.deliveries_of(id)?;
-    let mut shown = Vec::with_capacity(deliveries.len());
-    for d in &deliveries {
-        let attempts = core.store.attempts_of(d.id)?;
+    let mut shown = Vec::with_capacity(view.len());
+    let mut deliveries = Vec::with_capacity(view.len());
+    for (d, attempts) in view {
         // `attempts` becomes the list of records (its length is the count).
-        let mut value = serde_json::to_value(d).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut value = serde_json::to_value(&d).map_err(|e| ApiError::Internal(e.to_string()))?;
         value["attempts"] =
             serde_json::to_value(attempts).map_err(|e| ApiError::Internal(e.to_string()))?;
         shown.push(value);
+        deliveries.push(d);
     }
     Ok(Json(json!({
         "event": event_json(&record, &body),

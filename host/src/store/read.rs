@@ -103,6 +103,53 @@ impl Store {
         Ok(Some((record, body)))
     }
 
+    /// An event with its body, deliveries and their attempts, read in one
+    /// transaction: a view that no commit lands in the middle of.
+    #[allow(clippy::type_complexity)]
+    pub fn event_view(
+        &self,
+        id: Ulid,
+    ) -> Result<Option<(EventRecord, Vec<u8>, Vec<(Delivery, Vec<Attempt>)>)>, StoreError> {
+        use sled::Transactional as _;
+        use sled::transaction::ConflictableTransactionError as Tx;
+        let live = self.live()?;
+        let t = &live.t;
+        let key = keys::event(id);
+        let corrupt = |e: StoreError| Tx::Abort(e);
+        let result = (&t.events, &t.bodies, &t.deliveries, &t.attempts).transaction(
+            |(events, bodies, deliveries, attempts)| {
+                let Some(raw) = events.get(key)? else {
+                    return Ok(None);
+                };
+                let record: EventRecord = decode("events", &raw).map_err(corrupt)?;
+                let body = bodies.get(key)?.map(|b| b.to_vec()).unwrap_or_default();
+                // Delivery numbers run from 0 without gaps, attempt numbers
+                // from 1 to the delivery's count.
+                let mut shown = Vec::new();
+                for seq in 0u32.. {
+                    let d = DeliveryId { event: id, seq };
+                    let Some(raw) = deliveries.get(keys::delivery(d))? else {
+                        break;
+                    };
+                    let delivery: Delivery = decode("deliveries", &raw).map_err(corrupt)?;
+                    let mut list = Vec::new();
+                    for n in 1..=delivery.attempts {
+                        if let Some(raw) = attempts.get(keys::attempt(d, n))? {
+                            list.push(decode("attempts", &raw).map_err(corrupt)?);
+                        }
+                    }
+                    shown.push((delivery, list));
+                }
+                Ok(Some((record, body, shown)))
+            },
+        );
+        match result {
+            Ok(view) => Ok(view),
+            Err(sled::transaction::TransactionError::Abort(e)) => Err(e),
+            Err(sled::transaction::TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
     /// An event's deliveries, in order.
     pub fn deliveries_of(&self, event: Ulid) -> Result<Vec<Delivery>, StoreError> {
         self.live()?
