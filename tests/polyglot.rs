@@ -63,7 +63,16 @@ async fn post(host: &TestHost, topic: &str, body: &str) -> String {
 
 /// The attempts of the first delivery, once settled.
 async fn settled(host: &TestHost, id: &str) -> (String, Vec<Value>) {
-    let event = host.wait_settled(id).await;
+    settled_within(host, id, WAIT).await
+}
+
+/// [`settled`], waiting up to `wait` (longer for a plugin still compiling).
+async fn settled_within(host: &TestHost, id: &str, wait: Duration) -> (String, Vec<Value>) {
+    let event = host
+        .wait_event_within(id, wait, |e| {
+            e["status"] == "succeeded" || e["status"] == "dead"
+        })
+        .await;
     let attempts = event["deliveries"][0]["attempts"]
         .as_array()
         .cloned()
@@ -72,24 +81,6 @@ async fn settled(host: &TestHost, id: &str) -> (String, Vec<Value>) {
         event["status"].as_str().unwrap_or_default().to_owned(),
         attempts,
     )
-}
-
-/// [`settled`], waiting up to [`READY`]: for a plugin still compiling.
-async fn settled_within_ready(host: &TestHost, id: &str) -> (String, Vec<Value>) {
-    let deadline = tokio::time::Instant::now() + READY;
-    loop {
-        let (_, event) = host.get(&format!("/events/{id}")).await;
-        let status = event["status"].as_str().unwrap_or_default().to_owned();
-        if status == "succeeded" || status == "dead" {
-            let attempts = event["deliveries"][0]["attempts"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            return (status, attempts);
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{event:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Bodies of the events on `topic`, oldest first.
@@ -218,29 +209,6 @@ async fn the_javascript_example_runs_end_to_end() {
     .await;
 }
 
-/// A custom section: id 0, size, name, payload (sizes as LEB128).
-fn custom_section(name: &str, payload: &[u8]) -> Vec<u8> {
-    fn leb128(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    let mut body = Vec::new();
-    leb128(name.len(), &mut body);
-    body.extend_from_slice(name.as_bytes());
-    body.extend_from_slice(payload);
-    let mut section = vec![0u8];
-    leb128(body.len(), &mut section);
-    section.extend_from_slice(&body);
-    section
-}
-
 /// A probe that spins is stopped by fuel, and, given fuel enough, by the
 /// deadline; the host goes on serving. A new version compiling after a
 /// restart does not hold up ingest.
@@ -280,16 +248,19 @@ async fn limits_hold(guest: Guest, topic: &str) {
         s.fuel = Some(10_000_000_000_000);
         s.timeout_ms = Some(500);
     });
-    let mut bytes = std::fs::read(&path).expect("read component");
-    bytes.extend_from_slice(&custom_section("hookhost-test", b"a new version"));
-    std::fs::write(setup.plugin_path(name), &bytes).expect("write the new version");
+    let bytes = std::fs::read(&path).expect("read component");
+    std::fs::write(
+        setup.plugin_path(name),
+        hookhost_tests::variant(&bytes, "a new version"),
+    )
+    .expect("write the new version");
     let host = setup.ready_when_serving().start().await;
     let (_, plugins) = host.get("/plugins").await;
     assert_eq!(plugins["loading"], serde_json::json!([name]), "{plugins}");
     let id = post(&host, topic, r#"{"spin": true}"#).await;
     let (_, routed) = host.get(&format!("/events/{id}")).await;
     assert_eq!(routed["deliveries"][0]["plugin"], name, "{routed}");
-    let (_, attempts) = settled_within_ready(&host, &id).await;
+    let (_, attempts) = settled_within(&host, &id, READY).await;
     assert_eq!(attempts[0]["outcome"]["kind"], "deadline", "{attempts:#?}");
     let took_ms = attempts[0]["duration_us"].as_u64().expect("duration") / 1000;
     assert!(

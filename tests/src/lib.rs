@@ -224,7 +224,17 @@ impl TestHost {
 
     /// Polls `GET /events/{id}` until `done` holds for it, or fails after [`WAIT`].
     pub async fn wait_event(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.wait_event_within(id, WAIT, done).await
+    }
+
+    /// [`TestHost::wait_event`], failing after `wait` instead.
+    pub async fn wait_event_within(
+        &self,
+        id: &str,
+        wait: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let (status, event) = self.get(&format!("/events/{id}")).await;
             if status == 200 && done(&event) {

@@ -19,6 +19,7 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use hookhost_bench::body;
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,15 +67,6 @@ impl Driven {
     fn per_second(&self) -> f64 {
         self.acked as f64 / self.elapsed.as_secs_f64()
     }
-}
-
-fn body(size: usize) -> Vec<u8> {
-    let mut body = br#"{"amount": 1250, "currency": "eur", "note": ""#.to_vec();
-    while body.len() + 2 < size {
-        body.push(b'x');
-    }
-    body.extend_from_slice(b"\"}");
-    body
 }
 
 /// POSTs `body` to `url` from `connections` tasks until time or count runs out.

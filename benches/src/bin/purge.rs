@@ -19,6 +19,7 @@
 use clap::Parser;
 use hookhost::model::NewEvent;
 use hookhost::store::Store;
+use hookhost_bench::body;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,15 +48,6 @@ struct Args {
     /// Events examined per purge batch.
     #[arg(long, default_value_t = 200)]
     batch: usize,
-}
-
-fn body(size: usize) -> Vec<u8> {
-    let mut body = br#"{"amount": 1250, "currency": "eur", "note": ""#.to_vec();
-    while body.len() + 2 < size {
-        body.push(b'x');
-    }
-    body.extend_from_slice(b"\"}");
-    body
 }
 
 /// Bytes of every file under `dir`.
