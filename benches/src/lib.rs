@@ -1,4 +1,10 @@
-//! What the benchmark binaries share.
+//! What the benchmark binaries share: the body, the HTTP load driver, and
+//! readings of percentiles, RSS and Prometheus text.
+
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// A JSON body of `size` bytes, shaped like a small payment event.
 pub fn body(size: usize) -> Vec<u8> {
@@ -8,4 +14,219 @@ pub fn body(size: usize) -> Vec<u8> {
     }
     body.extend_from_slice(b"\"}");
     body
+}
+
+/// One load phase's shape.
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// Length of the phase.
+    pub seconds: u64,
+    /// Concurrent connections (one request in flight each).
+    pub connections: usize,
+    /// Requests at most.
+    pub max_events: u64,
+    /// Requests per second in all; 0 = as fast as the connections go.
+    pub rate: u64,
+    /// Body size in bytes.
+    pub body_bytes: usize,
+}
+
+/// What a load phase sustained.
+pub struct Driven {
+    pub acked: u64,
+    pub failed: u64,
+    pub elapsed: Duration,
+    /// Ids the host answered, for the latency sample.
+    pub ids: Vec<String>,
+    /// Request → answer time of each acknowledged request, in µs, sorted.
+    pub ack_us: Vec<u64>,
+}
+
+impl Driven {
+    pub fn per_second(&self) -> f64 {
+        self.acked as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// POSTs `body` to `url` from `connections` tasks until time or count runs out.
+pub async fn drive(url: &str, args: &Load, keep_ids: bool) -> Driven {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()
+        .expect("client");
+    let body = body(args.body_bytes);
+    let sent = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let per_task_gap = (args.rate > 0)
+        .then(|| Duration::from_secs_f64(args.connections as f64 / args.rate as f64));
+    let mut tasks = tokio::task::JoinSet::new();
+    let args_connections = args.connections;
+    for task in 0..args.connections {
+        let (client, url, body, sent) =
+            (client.clone(), url.to_owned(), body.clone(), sent.clone());
+        let (max, keep) = (args.max_events, keep_ids && task % 2 == 0);
+        tasks.spawn(async move {
+            let (mut acked, mut failed, mut ids, mut ack_us) =
+                (0u64, 0u64, Vec::new(), Vec::new());
+            // Staggered starts: paced tasks sending in step would turn a
+            // steady rate into bursts of `connections` requests.
+            let mut next = started
+                + per_task_gap.map_or(Duration::ZERO, |gap| {
+                    gap.mul_f64(task as f64 / args_connections as f64)
+                });
+            while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max {
+                if let Some(gap) = per_task_gap {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += gap;
+                }
+                let sent_at = Instant::now();
+                let answer = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match answer {
+                    Ok(r) if r.status().is_success() => {
+                        acked += 1;
+                        ack_us.push(sent_at.elapsed().as_micros() as u64);
+                        if keep
+                            && ids.len() < 10_000
+                            && let Ok(v) = r.json::<Value>().await
+                            && let Some(id) = v["id"].as_str()
+                        {
+                            ids.push(id.to_owned());
+                        }
+                    }
+                    _ => failed += 1,
+                }
+            }
+            (acked, failed, ids, ack_us)
+        });
+    }
+    let mut driven = Driven {
+        acked: 0,
+        failed: 0,
+        elapsed: Duration::ZERO,
+        ids: Vec::new(),
+        ack_us: Vec::new(),
+    };
+    while let Some(done) = tasks.join_next().await {
+        let (acked, failed, ids, ack_us) = done.expect("load task");
+        driven.acked += acked;
+        driven.failed += failed;
+        driven.ids.extend(ids);
+        driven.ack_us.extend(ack_us);
+    }
+    driven.elapsed = started.elapsed();
+    driven.ack_us.sort_unstable();
+    driven
+}
+
+
+/// The value at fraction `p` of `sorted` (0 when empty).
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+
+/// This process's peak resident memory so far, in MB.
+pub fn vm_hwm_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The sum of the Prometheus samples of `name` whose line contains `label`.
+pub fn metric(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+
+/// Ingest → attempt-recorded latency, in ms and sorted, of up to `sample`
+/// of the events `ids` (spread evenly), read back from the host at `base`.
+pub async fn recorded_latencies(
+    client: &reqwest::Client,
+    base: &str,
+    ids: &[String],
+    sample: usize,
+) -> Result<Vec<u64>, reqwest::Error> {
+    let mut latencies_ms = Vec::new();
+    let step = (ids.len() / sample.max(1)).max(1);
+    for id in ids.iter().step_by(step).take(sample) {
+        let event: Value = client
+            .get(format!("{base}/events/{id}"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let received = event["event"]["received_at_ms"].as_u64().unwrap_or(0);
+        if let Some(a) = event["deliveries"][0]["attempts"]
+            .as_array()
+            .and_then(|a| a.last())
+        {
+            let recorded = a["started_at_ms"].as_u64().unwrap_or(0)
+                + a["duration_us"].as_u64().unwrap_or(0) / 1000;
+            latencies_ms.push(recorded.saturating_sub(received));
+        }
+    }
+    latencies_ms.sort_unstable();
+    Ok(latencies_ms)
+}
+
+/// Peak and current resident memory, in MB, of process `pid` and every
+/// process under it (a runtime's helper processes count as its own).
+pub fn tree_rss_mb(pid: u32) -> (f64, f64) {
+    let mut pids = vec![pid];
+    let mut i = 0;
+    while i < pids.len() {
+        let parent = pids[i];
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for entry in dir.flatten() {
+                let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let ppid = std::fs::read_to_string(format!("/proc/{child}/stat"))
+                    .ok()
+                    .and_then(|s| {
+                        // The command name may hold spaces: fields follow the last ')'.
+                        let rest = &s[s.rfind(')')? + 2..];
+                        rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                    });
+                if ppid == Some(parent) && !pids.contains(&child) {
+                    pids.push(child);
+                }
+            }
+        }
+        i += 1;
+    }
+    let kb = |pid: u32, field: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(field))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    let peak: f64 = pids.iter().map(|&p| kb(p, "VmHWM:")).sum();
+    let now: f64 = pids.iter().map(|&p| kb(p, "VmRSS:")).sum();
+    (peak / 1024.0, now / 1024.0)
 }

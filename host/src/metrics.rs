@@ -19,6 +19,8 @@
 //! | `hookhost_purged_events_total` | counter | |
 //! | `hookhost_store_failures_total` | counter | |
 //! | `hookhost_store_writable` | gauge | (1 or 0) |
+//! | `hookhost_store_flush_duration_seconds` | histogram | |
+//! | `hookhost_store_flush_waiters` | histogram | |
 
 use crate::model::Attempt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -86,6 +88,15 @@ fn describe() {
         "hookhost_store_failures_total",
         "Times the store stopped taking writes"
     );
+    metrics::describe_histogram!(
+        "hookhost_store_flush_duration_seconds",
+        metrics::Unit::Seconds,
+        "Group-commit flushes to disk"
+    );
+    metrics::describe_histogram!(
+        "hookhost_store_flush_waiters",
+        "Writes one group-commit flush made durable at once"
+    );
     metrics::describe_gauge!(
         "hookhost_store_writable",
         "1 while the store takes writes, 0 while it is failed"
@@ -95,6 +106,12 @@ fn describe() {
 /// Events removed by a retention pass.
 pub fn purged(events: usize) {
     metrics::counter!("hookhost_purged_events_total").increment(events as u64);
+}
+
+/// One group-commit flush: how long it took and how many waiters it served.
+pub fn flushed(took: Duration, waiters: usize) {
+    metrics::histogram!("hookhost_store_flush_duration_seconds").record(took.as_secs_f64());
+    metrics::histogram!("hookhost_store_flush_waiters").record(waiters as f64);
 }
 
 /// The store stopped taking writes.

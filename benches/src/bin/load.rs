@@ -19,8 +19,9 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use hookhost_bench::body;
-use serde_json::Value;
+use hookhost_bench::{
+    Driven, Load, body, drive, metric, percentile, recorded_latencies, vm_hwm_mb,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -54,83 +55,16 @@ struct Args {
     drain_seconds: u64,
 }
 
-/// What a load phase sustained.
-struct Driven {
-    acked: u64,
-    failed: u64,
-    elapsed: Duration,
-    /// Ids the host answered, for the latency sample.
-    ids: Vec<String>,
-}
-
-impl Driven {
-    fn per_second(&self) -> f64 {
-        self.acked as f64 / self.elapsed.as_secs_f64()
+impl Args {
+    fn load(&self) -> Load {
+        Load {
+            seconds: self.seconds,
+            connections: self.connections,
+            max_events: self.max_events,
+            rate: self.rate,
+            body_bytes: self.body_bytes,
+        }
     }
-}
-
-/// POSTs `body` to `url` from `connections` tasks until time or count runs out.
-async fn drive(url: &str, args: &Args, keep_ids: bool) -> Driven {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .build()
-        .expect("client");
-    let body = body(args.body_bytes);
-    let sent = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.seconds);
-    let per_task_gap = (args.rate > 0)
-        .then(|| Duration::from_secs_f64(args.connections as f64 / args.rate as f64));
-    let mut tasks = tokio::task::JoinSet::new();
-    for task in 0..args.connections {
-        let (client, url, body, sent) =
-            (client.clone(), url.to_owned(), body.clone(), sent.clone());
-        let (max, keep) = (args.max_events, keep_ids && task % 2 == 0);
-        tasks.spawn(async move {
-            let (mut acked, mut failed, mut ids) = (0u64, 0u64, Vec::new());
-            let mut next = Instant::now();
-            while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max {
-                if let Some(gap) = per_task_gap {
-                    tokio::time::sleep_until(next.into()).await;
-                    next += gap;
-                }
-                let answer = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                match answer {
-                    Ok(r) if r.status().is_success() => {
-                        acked += 1;
-                        if keep
-                            && ids.len() < 10_000
-                            && let Ok(v) = r.json::<Value>().await
-                            && let Some(id) = v["id"].as_str()
-                        {
-                            ids.push(id.to_owned());
-                        }
-                    }
-                    _ => failed += 1,
-                }
-            }
-            (acked, failed, ids)
-        });
-    }
-    let mut driven = Driven {
-        acked: 0,
-        failed: 0,
-        elapsed: Duration::ZERO,
-        ids: Vec::new(),
-    };
-    while let Some(done) = tasks.join_next().await {
-        let (acked, failed, ids) = done.expect("load task");
-        driven.acked += acked;
-        driven.failed += failed;
-        driven.ids.extend(ids);
-    }
-    driven.elapsed = started.elapsed();
-    driven
 }
 
 /// Phase 1: a plain axum route answering 202.
@@ -142,7 +76,7 @@ async fn axum_ceiling(args: &Args) -> anyhow::Result<Driven> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/events/bench.noop", listener.local_addr()?);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let driven = drive(&url, args, false).await;
+    let driven = drive(&url, &args.load(), false).await;
     server.abort();
     Ok(driven)
 }
@@ -217,36 +151,24 @@ async fn sled_ceiling(args: &Args) -> anyhow::Result<Driven> {
         failed: 0,
         elapsed,
         ids: Vec::new(),
+        ack_us: Vec::new(),
     })
 }
 
 /// Phase 3 figures beyond the acks.
 struct HostFigures {
     handled_per_second: f64,
+    handled_during_load: f64,
+    /// Attempts per second after the load stopped, until the queue drained.
+    drain_per_second: f64,
     drained: bool,
     queue_at_stop: f64,
     latencies_ms: Vec<u64>,
     peak_rss_mb: f64,
     rss_before_mb: f64,
-}
-
-fn vm_hwm_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn metric(text: &str, name: &str, label: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    flushes: f64,
+    flush_mean_ms: f64,
+    flush_waiters: f64,
 }
 
 async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
@@ -286,7 +208,11 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     }
 
     let load_started = Instant::now();
-    let driven = drive(&format!("{base}/events/{}", args.topic), args, true).await;
+    let driven = drive(
+        &format!("{base}/events/{}", args.topic),
+        &args.load(),
+        true,
+    ).await;
     let scrape = || async {
         client
             .get(format!("{base}/metrics"))
@@ -297,7 +223,14 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
             .await
             .context("scrape text")
     };
-    let queue_at_stop = metric(&scrape().await?, "hookhost_queue_depth", "");
+    let at_stop = scrape().await?;
+    let load_took = load_started.elapsed();
+    let handled_at_stop = metric(&at_stop, "hookhost_attempts_total", "plugin=\"noop\"");
+    let queue_at_stop = metric(&at_stop, "hookhost_queue_depth", "");
+    let flushes = metric(&at_stop, "hookhost_store_flush_duration_seconds_count", "");
+    let flush_mean_ms =
+        metric(&at_stop, "hookhost_store_flush_duration_seconds_sum", "") * 1000.0 / flushes;
+    let flush_waiters = metric(&at_stop, "hookhost_store_flush_waiters_sum", "") / flushes;
     let drain_deadline = Instant::now() + Duration::from_secs(args.drain_seconds);
     let mut drained = false;
     let mut handled = 0.0;
@@ -311,27 +244,11 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let handled_per_second = handled / load_started.elapsed().as_secs_f64();
+    let drain_took = load_started.elapsed() - load_took;
+    let handled_during_load = handled_at_stop / load_took.as_secs_f64();
+    let drain_per_second = (handled - handled_at_stop) / drain_took.as_secs_f64();
 
-    let mut latencies_ms = Vec::new();
-    let step = (driven.ids.len() / args.latency_sample.max(1)).max(1);
-    for id in driven.ids.iter().step_by(step).take(args.latency_sample) {
-        let event: Value = client
-            .get(format!("{base}/events/{id}"))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let received = event["event"]["received_at_ms"].as_u64().unwrap_or(0);
-        if let Some(a) = event["deliveries"][0]["attempts"]
-            .as_array()
-            .and_then(|a| a.last())
-        {
-            let recorded = a["started_at_ms"].as_u64().unwrap_or(0)
-                + a["duration_us"].as_u64().unwrap_or(0) / 1000;
-            latencies_ms.push(recorded.saturating_sub(received));
-        }
-    }
-    latencies_ms.sort_unstable();
+    let latencies_ms = recorded_latencies(&client, &base, &driven.ids, args.latency_sample).await?;
     let peak_rss_mb = vm_hwm_mb();
     let _ = stop_tx.send(());
     server.await??;
@@ -339,21 +256,18 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
         driven,
         HostFigures {
             handled_per_second,
+            handled_during_load,
+            drain_per_second,
             drained,
             queue_at_stop,
             latencies_ms,
             peak_rss_mb,
             rss_before_mb,
+            flushes,
+            flush_mean_ms,
+            flush_waiters,
         },
     ))
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i]
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -387,6 +301,13 @@ async fn main() -> anyhow::Result<()> {
         host.failed
     );
     println!(
+        "host ack latency      p50 {:.1} ms, p99 {:.1} ms (axum alone: p50 {:.1} ms, p99 {:.1} ms)",
+        percentile(&host.ack_us, 0.50) as f64 / 1000.0,
+        percentile(&host.ack_us, 0.99) as f64 / 1000.0,
+        percentile(&axum.ack_us, 0.50) as f64 / 1000.0,
+        percentile(&axum.ack_us, 0.99) as f64 / 1000.0,
+    );
+    println!(
         "host handled          {:>10.0} events/s{}",
         figures.handled_per_second,
         if figures.drained {
@@ -394,6 +315,14 @@ async fn main() -> anyhow::Result<()> {
         } else {
             " (queue not drained in time)"
         }
+    );
+ println!(
+        "store flushes         {:>10.0} during the load, mean {:.2} ms, {:.1} waiters each",
+        figures.flushes, figures.flush_mean_ms, figures.flush_waiters
+    );
+ println!(
+        "  of which            {:>10.0} events/s during the load, {:.0} events/s draining after it",
+        figures.handled_during_load, figures.drain_per_second
     );
     println!("queue depth at stop   {:>10.0}", figures.queue_at_stop);
     let l = &figures.latencies_ms;

@@ -29,8 +29,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-/// Due entries read per scan.
+/// Due entries read per scan at most.
 const BATCH: usize = 256;
+/// Entries read beyond the free workers, for those skipped (blocked by
+/// ordering, or their plugin not loaded).
+const SKIP_MARGIN: usize = 8;
 /// Due entries examined per pass at most (blocked ones included).
 const SCAN_CAP: usize = 4096;
 /// Re-runs after kv conflicts before the attempt is retried later instead.
@@ -99,17 +102,29 @@ fn dispatch_due(
     tasks: &mut JoinSet<()>,
 ) -> Result<(), StoreError> {
     let now = now_ms();
+    let plugins = core.registry.snapshot();
+    // Plugins with no free slot this pass: once every loaded plugin is
+    // full, nothing further in the index can start, however long it is.
+    let mut full_plugins: Vec<&str> = Vec::new();
     let mut cursor: Option<DueEntry> = None;
     let mut scanned = 0;
     while scanned < SCAN_CAP {
-        let batch = core.store.due(now, cursor.as_ref(), BATCH)?;
-        let full = batch.len() == BATCH;
+        // Read about as many entries as there are free workers: when the
+        // queue is long and one attempt just ended, a full batch would be
+        // read to start one.
+        let free = global.available_permits();
+        if free == 0 {
+            return Ok(()); // all workers busy: an ending attempt wakes us
+        }
+        let limit = (free + SKIP_MARGIN).min(BATCH);
+        let batch = core.store.due(now, cursor.as_ref(), limit)?;
+        let full = batch.len() == limit;
         for entry in batch {
             scanned += 1;
             let Ok(worker) = global.clone().try_acquire_owned() else {
                 return Ok(()); // all workers busy: an ending attempt wakes us
             };
-            let Some(plugin) = core.registry.get(&entry.plugin) else {
+            let Some(plugin) = plugins.get(&entry.plugin).cloned() else {
                 if core.store.pause(&entry)? {
                     tracing::warn!(delivery = %entry.delivery, plugin = %entry.plugin, "plugin not loaded: delivery paused");
                 }
@@ -121,9 +136,17 @@ fn dispatch_due(
                 cursor = Some(entry);
                 continue;
             }
-            if let Ok(slot) = plugin.permits.clone().try_acquire_owned()
-                && let Some(claimed) = core.store.claim(&entry)?
-            {
+            let Ok(slot) = plugin.permits.clone().try_acquire_owned() else {
+                if !full_plugins.contains(&plugin.name.as_str()) {
+                    full_plugins.push(plugins.get_key_value(&entry.plugin).map_or("", |(k, _)| k));
+                    if full_plugins.len() >= plugins.len() {
+                        return Ok(());
+                    }
+                }
+                cursor = Some(entry);
+                continue;
+            };
+            if let Some(claimed) = core.store.claim(&entry)? {
                 let span = tracing::info_span!(
                     "attempt",
                     event = %claimed.event.id,

@@ -69,11 +69,13 @@ async fn flush_loop(db: sled::Db, mut rx: mpsc::UnboundedReceiver<Waiter>) {
             waiters.push(more);
         }
         let db = db.clone();
+        let started = std::time::Instant::now();
         let result = match tokio::task::spawn_blocking(move || db.flush()).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(format!("flush task failed: {e}")),
         };
+        crate::metrics::flushed(started.elapsed(), waiters.len());
         if let Err(e) = &result {
             tracing::error!(error = %e, waiters = waiters.len(), "flush failed: writes not acknowledged");
         }
