@@ -1,7 +1,10 @@
 //! What the benchmark binaries share: the body, the HTTP load driver, and
 //! readings of percentiles, RSS and Prometheus text.
 
+use anyhow::{Context as _, bail, ensure};
 use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -67,8 +70,7 @@ pub async fn drive(url: &str, args: &Load, keep_ids: bool) -> Driven {
             (client.clone(), url.to_owned(), body.clone(), sent.clone());
         let (max, keep) = (args.max_events, keep_ids && task % 2 == 0);
         tasks.spawn(async move {
-            let (mut acked, mut failed, mut ids, mut ack_us) =
-                (0u64, 0u64, Vec::new(), Vec::new());
+            let (mut acked, mut failed, mut ids, mut ack_us) = (0u64, 0u64, Vec::new(), Vec::new());
             // Staggered starts: paced tasks sending in step would turn a
             // steady rate into bursts of `connections` requests.
             let mut next = started
@@ -124,7 +126,6 @@ pub async fn drive(url: &str, args: &Load, keep_ids: bool) -> Driven {
     driven
 }
 
-
 /// The value at fraction `p` of `sorted` (0 when empty).
 pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -133,7 +134,6 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i]
 }
-
 
 /// This process's peak resident memory so far, in MB.
 pub fn vm_hwm_mb() -> f64 {
@@ -155,7 +155,6 @@ pub fn metric(text: &str, name: &str, label: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
-
 
 /// Ingest → attempt-recorded latency, in ms and sorted, of up to `sample`
 /// of the events `ids` (spread evenly), read back from the host at `base`.
@@ -197,7 +196,10 @@ pub fn tree_rss_mb(pid: u32) -> (f64, f64) {
         let parent = pids[i];
         if let Ok(dir) = std::fs::read_dir("/proc") {
             for entry in dir.flatten() {
-                let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok())
+                let Some(child) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
                 else {
                     continue;
                 };
@@ -229,4 +231,175 @@ pub fn tree_rss_mb(pid: u32) -> (f64, f64) {
     let peak: f64 = pids.iter().map(|&p| kb(p, "VmHWM:")).sum();
     let now: f64 = pids.iter().map(|&p| kb(p, "VmRSS:")).sum();
     (peak / 1024.0, now / 1024.0)
+}
+
+/// A child process killed (with its process group) when dropped.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // The tool's helpers (n8n's task runner) share its process group.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd` in its own process group, its output to `log`.
+pub fn spawn(mut cmd: Command, log: &Path) -> anyhow::Result<Running> {
+    use std::os::unix::process::CommandExt as _;
+    let out = std::fs::File::create(log)?;
+    cmd.stdout(out.try_clone()?)
+        .stderr(out)
+        .stdin(Stdio::null())
+        .process_group(0);
+    Ok(Running(
+        cmd.spawn().with_context(|| format!("starting {cmd:?}"))?,
+    ))
+}
+
+/// A port free on 127.0.0.1 now.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Polls `ready` until it holds, the process exits, or time runs out.
+pub async fn wait_ready<F, Fut>(
+    what: &str,
+    child: &mut Running,
+    log: &Path,
+    limit: Duration,
+    ready: F,
+) -> anyhow::Result<Duration>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if ready().await {
+            return Ok(started.elapsed());
+        }
+        if let Some(status) = child.0.try_wait()? {
+            bail!(
+                "{what} exited ({status}) before it was ready; its log, {}:\n{}",
+                log.display(),
+                tail(log)
+            );
+        }
+        ensure!(
+            started.elapsed() < limit,
+            "{what} was not ready within {limit:?}; its log, {}:\n{}",
+            log.display(),
+            tail(log)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The last lines of `log`.
+pub fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// The release `hookhost serve` as a child process on 127.0.0.1, in `work`,
+/// with the given plugin packages installed under the given names.
+pub struct Host {
+    pub process: Running,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub started_in: Duration,
+    pub log: std::path::PathBuf,
+}
+
+impl Host {
+    /// Builds the host (release) and the plugins, writes `config` as
+    /// `hookhost.toml`, starts the host, and waits until every plugin serves.
+    pub async fn start(
+        work: &Path,
+        plugins: &[(&str, &str)],
+        config: &str,
+        limit: Duration,
+    ) -> anyhow::Result<Self> {
+        let root = xtask::workspace_root();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(&root)
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "hookhost",
+                "--bin",
+                "hookhost",
+            ])
+            .status()?;
+        ensure!(status.success(), "building the host failed");
+        let packages: Vec<&str> = plugins.iter().map(|(p, _)| *p).collect();
+        let built = xtask::build_plugins(&packages).map_err(anyhow::Error::msg)?;
+        std::fs::create_dir_all(work.join("plugins"))?;
+        for (component, (_, name)) in built.iter().zip(plugins) {
+            std::fs::copy(component, work.join("plugins").join(format!("{name}.wasm")))?;
+        }
+        std::fs::write(work.join("hookhost.toml"), config)?;
+        let port = free_port()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let mut cmd = Command::new(root.join("target/release/hookhost"));
+        cmd.current_dir(work)
+            .args(["serve", "--config", "hookhost.toml", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--data", "data", "--plugins", "plugins"]);
+        let log = work.join("hookhost.log");
+        let mut process = spawn(cmd, &log)?;
+        let client = reqwest::Client::new();
+        let names: Vec<String> = plugins.iter().map(|(_, n)| (*n).to_owned()).collect();
+        let started_in = wait_ready("hookhost", &mut process, &log, limit, || {
+            let probe = client.get(format!("{base}/plugins")).send();
+            let names = names.clone();
+            async move {
+                let Ok(answer) = probe.await else {
+                    return false;
+                };
+                let Ok(listing) = answer.json::<Value>().await else {
+                    return false;
+                };
+                let text = listing.to_string();
+                names
+                    .iter()
+                    .all(|n| text.contains(&format!("\"name\":\"{n}\"")))
+                    && listing["loading"].as_array().is_none_or(|l| l.is_empty())
+            }
+        })
+        .await?;
+        Ok(Self {
+            process,
+            base,
+            client,
+            started_in,
+            log,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.0.id()
+    }
+
+    /// Scrapes `/metrics`.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .context("scrape")?
+            .text()
+            .await?)
+    }
 }

@@ -208,11 +208,7 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     }
 
     let load_started = Instant::now();
-    let driven = drive(
-        &format!("{base}/events/{}", args.topic),
-        &args.load(),
-        true,
-    ).await;
+    let driven = drive(&format!("{base}/events/{}", args.topic), &args.load(), true).await;
     let scrape = || async {
         client
             .get(format!("{base}/metrics"))
@@ -316,11 +312,11 @@ async fn main() -> anyhow::Result<()> {
             " (queue not drained in time)"
         }
     );
- println!(
+    println!(
         "store flushes         {:>10.0} during the load, mean {:.2} ms, {:.1} waiters each",
         figures.flushes, figures.flush_mean_ms, figures.flush_waiters
     );
- println!(
+    println!(
         "  of which            {:>10.0} events/s during the load, {:.0} events/s draining after it",
         figures.handled_during_load, figures.drain_per_second
     );

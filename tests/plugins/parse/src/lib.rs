@@ -14,7 +14,11 @@ impl Handler for Parse {
         let body: serde_json::Value = event
             .json()
             .map_err(|e| HandlerError::reject(format!("not JSON: {e}")))?;
-        if body.get("amount").and_then(serde_json::Value::as_i64).is_none() {
+        if body
+            .get("amount")
+            .and_then(serde_json::Value::as_i64)
+            .is_none()
+        {
             return Err(HandlerError::reject("no amount"));
         }
         Ok(())
