@@ -43,6 +43,8 @@ pub struct Driven {
     pub ids: Vec<String>,
     /// Request → answer time of each acknowledged request, in µs, sorted.
     pub ack_us: Vec<u64>,
+    /// What the first few failed requests got (status or error).
+    pub failures: Vec<String>,
 }
 
 impl Driven {
@@ -70,7 +72,8 @@ pub async fn drive(url: &str, args: &Load, keep_ids: bool) -> Driven {
             (client.clone(), url.to_owned(), body.clone(), sent.clone());
         let (max, keep) = (args.max_events, keep_ids && task % 2 == 0);
         tasks.spawn(async move {
-            let (mut acked, mut failed, mut ids, mut ack_us) = (0u64, 0u64, Vec::new(), Vec::new());
+            let (mut acked, mut failed, mut ids, mut ack_us, mut failures) =
+                (0u64, 0u64, Vec::new(), Vec::new(), Vec::new());
             // Staggered starts: paced tasks sending in step would turn a
             // steady rate into bursts of `connections` requests.
             let mut next = started
@@ -101,10 +104,18 @@ pub async fn drive(url: &str, args: &Load, keep_ids: bool) -> Driven {
                             ids.push(id.to_owned());
                         }
                     }
-                    _ => failed += 1,
+                    other => {
+                        failed += 1;
+                        if failures.len() < 3 {
+                            failures.push(match other {
+                                Ok(r) => format!("HTTP {}", r.status()),
+                                Err(e) => e.to_string(),
+                            });
+                        }
+                    }
                 }
             }
-            (acked, failed, ids, ack_us)
+            (acked, failed, ids, ack_us, failures)
         });
     }
     let mut driven = Driven {
@@ -113,9 +124,11 @@ pub async fn drive(url: &str, args: &Load, keep_ids: bool) -> Driven {
         elapsed: Duration::ZERO,
         ids: Vec::new(),
         ack_us: Vec::new(),
+        failures: Vec::new(),
     };
     while let Some(done) = tasks.join_next().await {
-        let (acked, failed, ids, ack_us) = done.expect("load task");
+        let (acked, failed, ids, ack_us, failures) = done.expect("load task");
+        driven.failures.extend(failures);
         driven.acked += acked;
         driven.failed += failed;
         driven.ids.extend(ids);

@@ -71,6 +71,10 @@ pub struct Config {
     /// Attempts that may run at once, across all plugins.
     #[serde(default = "defaults::workers")]
     pub workers: usize,
+    /// The embedded store's page cache in MB: the bound on how much of the
+    /// store stays in memory.
+    #[serde(default = "defaults::store_cache_mb")]
+    pub store_cache_mb: u64,
     /// Limits for plugins that have no `[plugins.<name>]` table of their own.
     #[serde(default)]
     pub defaults: PluginSettings,
@@ -299,6 +303,9 @@ mod defaults {
     pub fn workers() -> usize {
         32
     }
+    pub fn store_cache_mb() -> u64 {
+        crate::store::DEFAULT_CACHE_BYTES / (1024 * 1024)
+    }
     pub fn max_age() -> String {
         "30d".into()
     }
@@ -332,6 +339,7 @@ impl Default for Config {
             max_header_bytes: defaults::max_header_bytes(),
             max_queue_depth: defaults::max_queue_depth(),
             workers: defaults::workers(),
+            store_cache_mb: defaults::store_cache_mb(),
             defaults: PluginSettings::default(),
             plugins: BTreeMap::new(),
             sources: BTreeMap::new(),
@@ -389,6 +397,11 @@ impl Config {
         }
         if self.workers == 0 {
             return Err(ConfigError::Invalid("workers must be positive".into()));
+        }
+        if self.store_cache_mb == 0 {
+            return Err(ConfigError::Invalid(
+                "store_cache_mb must be positive".into(),
+            ));
         }
         self.retention.validate()?;
         for (name, settings) in std::iter::once(("defaults", &self.defaults))
@@ -572,6 +585,11 @@ mod tests {
         let c = Config::from_toml("").expect("empty config is valid");
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.body_limit_bytes, 1 << 20);
+        assert_eq!(c.store_cache_mb, 64);
+        assert!(
+            Config::from_toml("store_cache_mb = 0").is_err(),
+            "a store with no cache is refused"
+        );
         let l = c.limits_for("anything");
         assert_eq!(
             (l.fuel, l.timeout_ms, l.memory_bytes),

@@ -38,7 +38,7 @@ pub async fn run(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
     }
-    let store = Store::open(&config.data)
+    let store = Store::open_with_cache(&config.data, config.store_cache_mb * 1024 * 1024)
         .with_context(|| format!("cannot open the store in {}", config.data.display()))?;
     let requeued = store.requeue_running()?;
     if requeued > 0 {

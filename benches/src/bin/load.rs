@@ -152,6 +152,7 @@ async fn sled_ceiling(args: &Args) -> anyhow::Result<Driven> {
         elapsed,
         ids: Vec::new(),
         ack_us: Vec::new(),
+        failures: Vec::new(),
     })
 }
 
@@ -169,6 +170,31 @@ struct HostFigures {
     flushes: f64,
     flush_mean_ms: f64,
     flush_waiters: f64,
+    flush_p99_ms: f64,
+}
+
+/// The upper bound of the histogram bucket that holds quantile `q` of
+/// Prometheus histogram `name` (cumulative `_bucket{le=...}` lines).
+fn bucket_quantile(text: &str, name: &str, q: f64) -> f64 {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| {
+            let (le, count) = l.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= total * q)
+        .map_or(0.0, |b| b.0)
 }
 
 async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
@@ -227,6 +253,8 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     let flush_mean_ms =
         metric(&at_stop, "hookhost_store_flush_duration_seconds_sum", "") * 1000.0 / flushes;
     let flush_waiters = metric(&at_stop, "hookhost_store_flush_waiters_sum", "") / flushes;
+    let flush_p99_ms =
+        bucket_quantile(&at_stop, "hookhost_store_flush_duration_seconds", 0.99) * 1000.0;
     let drain_deadline = Instant::now() + Duration::from_secs(args.drain_seconds);
     let mut drained = false;
     let mut handled = 0.0;
@@ -262,6 +290,7 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
             flushes,
             flush_mean_ms,
             flush_waiters,
+            flush_p99_ms,
         },
     ))
 }
@@ -313,8 +342,8 @@ async fn main() -> anyhow::Result<()> {
         }
     );
     println!(
-        "store flushes         {:>10.0} during the load, mean {:.2} ms, {:.1} waiters each",
-        figures.flushes, figures.flush_mean_ms, figures.flush_waiters
+        "store flushes         {:>10.0} during the load, mean {:.2} ms, p99 ≤ {} ms, {:.1} waiters each",
+        figures.flushes, figures.flush_mean_ms, figures.flush_p99_ms, figures.flush_waiters
     );
     println!(
         "  of which            {:>10.0} events/s during the load, {:.0} events/s draining after it",

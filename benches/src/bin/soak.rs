@@ -121,6 +121,9 @@ async fn main() -> anyhow::Result<()> {
         driven.per_second(),
         driven.failed
     );
+    for failure in driven.failures.iter().take(3) {
+        println!("  a failed request: {failure}");
+    }
     match at_warmup {
         Some(base) if max_after > 0.0 => println!(
             "RSS after warm-up {base:.1} MB, largest later {max_after:.1} MB: growth {:+.1} %",

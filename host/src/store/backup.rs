@@ -255,7 +255,7 @@ pub fn restore(path: &Path, dir: &Path) -> Result<RestoreSummary, StoreError> {
 
 fn write_restore(path: &Path, dir: &Path) -> Result<RestoreSummary, StoreError> {
     std::fs::create_dir_all(dir).map_err(io)?;
-    let db = open_db(dir)?;
+    let db = open_db(dir, super::DEFAULT_CACHE_BYTES)?;
     let file = std::fs::File::open(path).map_err(io)?;
     let mut r = Reader::open(file)?;
     let mut trees: std::collections::BTreeMap<Vec<u8>, (sled::Tree, sled::Batch, usize)> =
