@@ -34,6 +34,21 @@ pub struct Load {
     pub body_bytes: usize,
 }
 
+impl Load {
+    /// One line: duration, connections, body size and rate.
+    pub fn describe(&self) -> String {
+        let rate = if self.rate == 0 {
+            "unbounded".to_owned()
+        } else {
+            format!("{}/s", self.rate)
+        };
+        format!(
+            "{} s, {} connections, {} B bodies, rate {rate}",
+            self.seconds, self.connections, self.body_bytes
+        )
+    }
+}
+
 /// What a load phase sustained.
 pub struct Driven {
     pub acked: u64,

@@ -298,17 +298,7 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    println!(
-        "load: {} s per phase, {} connections, {} B bodies, rate {}",
-        args.seconds,
-        args.connections,
-        args.body_bytes,
-        if args.rate == 0 {
-            "unbounded".to_owned()
-        } else {
-            format!("{}/s", args.rate)
-        }
-    );
+    println!("load, per phase: {}", args.load().describe());
     // The host first, so that the peak RSS read after it is the host's (with
     // the load generator's), not the ceilings'.
     let (host, figures) = host(&args).await?;

@@ -39,7 +39,7 @@ struct Args {
     /// The `n8n` executable (e.g. `target/n8n/node_modules/.bin/n8n`).
     #[arg(long)]
     n8n: Option<PathBuf>,
-    /// Install n8n into `target/n8n` first (npm; about 1 GB).
+    /// Install n8n into `target/n8n` first (npm; about 2.3 GB).
     #[arg(long)]
     install: bool,
     /// Length of each tool's load.
@@ -297,17 +297,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
     let work = tempfile::tempdir()?;
-    println!(
-        "versus: {} s per tool, {} connections, {} B bodies, rate {}",
-        args.seconds,
-        args.connections,
-        args.body_bytes,
-        if args.rate == 0 {
-            "unbounded".to_owned()
-        } else {
-            format!("{}/s", args.rate)
-        }
-    );
+    println!("versus, per tool: {}", args.load().describe());
     let ours = hookhost(&args, &work.path().join("hookhost")).await?;
     print("hookhost", &ours);
     let theirs = n8n(&args, &bin, &work.path().join("n8n")).await?;
