@@ -102,10 +102,10 @@ fn dispatch_due(
     tasks: &mut JoinSet<()>,
 ) -> Result<(), StoreError> {
     let now = now_ms();
-    let plugins = core.registry.snapshot();
+    let loaded = core.registry.snapshot().len();
     // Plugins with no free slot this pass: once every loaded plugin is
     // full, nothing further in the index can start, however long it is.
-    let mut full_plugins: Vec<&str> = Vec::new();
+    let mut full_plugins: Vec<String> = Vec::new();
     let mut cursor: Option<DueEntry> = None;
     let mut scanned = 0;
     while scanned < SCAN_CAP {
@@ -124,9 +124,15 @@ fn dispatch_due(
             let Ok(worker) = global.clone().try_acquire_owned() else {
                 return Ok(()); // all workers busy: an ending attempt wakes us
             };
-            let Some(plugin) = plugins.get(&entry.plugin).cloned() else {
+            let Some(plugin) = core.registry.get(&entry.plugin) else {
                 if core.store.pause(&entry)? {
                     tracing::warn!(delivery = %entry.delivery, plugin = %entry.plugin, "plugin not loaded: delivery paused");
+                    // The plugin may have loaded, and resumed its paused
+                    // deliveries, between the lookup and the pause.
+                    if core.registry.get(&entry.plugin).is_some() {
+                        core.store.resume_paused(&entry.plugin)?;
+                        core.wake.notify_one();
+                    }
                 }
                 continue;
             };
@@ -137,9 +143,9 @@ fn dispatch_due(
                 continue;
             }
             let Ok(slot) = plugin.permits.clone().try_acquire_owned() else {
-                if !full_plugins.contains(&plugin.name.as_str()) {
-                    full_plugins.push(plugins.get_key_value(&entry.plugin).map_or("", |(k, _)| k));
-                    if full_plugins.len() >= plugins.len() {
+                if !full_plugins.contains(&plugin.name) {
+                    full_plugins.push(plugin.name.clone());
+                    if full_plugins.len() >= loaded {
                         return Ok(());
                     }
                 }
