@@ -203,8 +203,14 @@ fn bench(c: &mut Criterion) {
             for ingested in futures::future::join_all(ingests).await {
                 ingested.expect("ingest");
             }
-            for due in core.store.due(u64::MAX, None, chunk).expect("due") {
-                claimed.push(core.store.claim(&due).expect("claim").expect("claimed"));
+            for due in core.store.due(u64::MAX, None, chunk).await.expect("due") {
+                claimed.push(
+                    core.store
+                        .claim(&due)
+                        .await
+                        .expect("claim")
+                        .expect("claimed"),
+                );
             }
         }
         claimed
@@ -226,7 +232,8 @@ fn bench(c: &mut Criterion) {
         let ran = start.elapsed();
         let done = core
             .store
-            .finish_attempt(&run.attempt, Next::Succeeded, Some(&run.effects));
+            .finish_attempt(&run.attempt, Next::Succeeded, Some(&run.effects))
+            .await;
         let elapsed = start.elapsed();
         assert_eq!(run.attempt.outcome, Outcome::Ok);
         assert_eq!(done.expect("finish"), Finish::Committed);

@@ -120,11 +120,16 @@ pub async fn fire_due(core: &Core, now: u64) -> Result<Option<u64>, crate::store
     let mut next: Option<u64> = None;
     for plugin in core.registry.snapshot().values() {
         for schedule in effective(plugin) {
-            let last = match core.store.schedule_last(&plugin.name, &schedule.name)? {
+            let last = match core
+                .store
+                .schedule_last(&plugin.name, &schedule.name)
+                .await?
+            {
                 Some(last) => last,
                 None => {
                     core.store
-                        .schedule_start(&plugin.name, &schedule.name, now)?;
+                        .schedule_start(&plugin.name, &schedule.name, now)
+                        .await?;
                     now
                 }
             };

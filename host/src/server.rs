@@ -40,7 +40,7 @@ pub async fn run(
     }
     let store = Store::open_with_cache(&config.data, config.store_cache_mb * 1024 * 1024)
         .with_context(|| format!("cannot open the store in {}", config.data.display()))?;
-    let requeued = store.requeue_running()?;
+    let requeued = store.requeue_running().await?;
     if requeued > 0 {
         tracing::warn!(
             deliveries = requeued,

@@ -134,7 +134,7 @@ pub async fn run(
         ..EventQuery::default()
     };
     'pages: loop {
-        let page = core.store.list_events(&query)?;
+        let page = core.store.list_events(&query).await?;
         for (record, deliveries) in &page.events {
             if filter.until_ms.is_some_and(|t| record.received_at_ms > t) {
                 continue;
@@ -150,7 +150,7 @@ pub async fn run(
             else {
                 continue;
             };
-            let Some(live) = core.store.attempts_of(delivery.id)?.pop() else {
+            let Some(live) = core.store.attempts_of(delivery.id).await?.pop() else {
                 continue;
             };
             if report.events == limit {
@@ -183,7 +183,8 @@ async fn compare(
 ) -> Result<EventResult, ShadowError> {
     let body = core
         .store
-        .event(record.id)?
+        .event(record.id)
+        .await?
         .map(|(_, body)| body)
         .unwrap_or_default();
     let snapshot: KvSnapshot = live

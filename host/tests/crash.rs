@@ -173,6 +173,7 @@ async fn acknowledged_events_survive_sigkill_and_their_effects_apply_once() {
     let store = Store::open(&data).expect("open store");
     let count: usize = store
         .kv_get("counter", "count")
+        .await
         .expect("kv")
         .map(|(_, v)| String::from_utf8_lossy(&v).parse().expect("number"))
         .unwrap_or(0);

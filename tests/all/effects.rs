@@ -98,6 +98,7 @@ async fn concurrent_increments_never_lose_an_update() {
     let store = Store::open(setup.data_dir()).expect("reopen store");
     let (_, count) = store
         .kv_get("counter", "count")
+        .await
         .expect("kv read")
         .expect("count stored");
     assert_eq!(String::from_utf8_lossy(&count), EVENTS.to_string());

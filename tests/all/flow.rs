@@ -144,13 +144,14 @@ async fn per_key_ordering_runs_one_key_in_ingest_order_and_other_keys_past_it() 
     );
     let setup = host.stop().await;
     let store = hookhost::store::Store::open(setup.data_dir()).expect("reopen store");
-    let seen = |key: &str| {
+    let seen = async |key: &str| {
         store
             .kv_get("seq", &format!("seen:{key}"))
+            .await
             .expect("kv read")
             .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
     };
-    assert_eq!(seen("a").as_deref(), Some("[1,2]"), "ingest order");
-    assert_eq!(seen("b").as_deref(), Some("[1]"));
+    assert_eq!(seen("a").await.as_deref(), Some("[1,2]"), "ingest order");
+    assert_eq!(seen("b").await.as_deref(), Some("[1]"));
     store.close().await.expect("close");
 }

@@ -84,20 +84,20 @@ async fn retention_purges_finished_events_and_keeps_dead_letters() {
 
 /// Everything a store holds that a user sees, in order: each event with its
 /// body, deliveries and attempts, and the counter plugin's kv count.
-fn contents(store: &hookhost::store::Store) -> (Vec<Value>, Option<i64>) {
+async fn contents(store: &hookhost::store::Store) -> (Vec<Value>, Option<i64>) {
     let mut out = Vec::new();
     let mut query = hookhost::store::EventQuery {
         limit: 1000,
         ..Default::default()
     };
     loop {
-        let page = store.list_events(&query).expect("list");
+        let page = store.list_events(&query).await.expect("list");
         for (record, deliveries) in &page.events {
-            let (_, body) = store.event(record.id).expect("read").expect("event");
-            let attempts: Vec<_> = deliveries
-                .iter()
-                .map(|d| store.attempts_of(d.id).expect("attempts"))
-                .collect();
+            let (_, body) = store.event(record.id).await.expect("read").expect("event");
+            let mut attempts = Vec::new();
+            for d in deliveries {
+                attempts.push(store.attempts_of(d.id).await.expect("attempts"));
+            }
             out.push(json!({
                 "event": record,
                 "body": String::from_utf8_lossy(&body),
@@ -112,6 +112,7 @@ fn contents(store: &hookhost::store::Store) -> (Vec<Value>, Option<i64>) {
     }
     let count = store
         .kv_get("counter", "count")
+        .await
         .expect("kv")
         .map(|(_, v)| serde_json::from_slice(&v).expect("a number"));
     (out, count)
@@ -180,9 +181,9 @@ async fn a_backup_under_live_traffic_restores_to_a_consistent_store() {
         let store = hookhost::store::Store::open(&restored_dir).expect("open restored");
         for id in &before {
             let id = id.parse().expect("ulid");
-            assert!(store.event(id).expect("read").is_some(), "{id} lost");
+            assert!(store.event(id).await.expect("read").is_some(), "{id} lost");
         }
-        let (events, count) = contents(&store);
+        let (events, count) = contents(&store).await;
         let succeeded = events
             .iter()
             .filter(|e| {
@@ -225,13 +226,13 @@ async fn a_backup_under_live_traffic_restores_to_a_consistent_store() {
     let host = std::sync::Arc::into_inner(host).expect("senders are done");
     let setup = host.stop().await;
     let source = hookhost::store::Store::open(setup.data_dir()).expect("open source");
-    let original = contents(&source);
+    let original = contents(&source).await;
     source.close().await.expect("close");
     drop(source);
     let copy_dir = scratch.path().join("copy");
     hookhost::store::restore(&quiet_file, &copy_dir).expect("restore");
     let copy = hookhost::store::Store::open(&copy_dir).expect("open copy");
-    let copied = contents(&copy);
+    let copied = contents(&copy).await;
     assert_eq!(copied.1, original.1, "kv count");
     assert_eq!(copied.0.len(), original.0.len(), "events");
     assert!(copied == original, "contents differ");

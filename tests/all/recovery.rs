@@ -21,9 +21,9 @@ async fn stored_counter_event(setup: &Setup, claimed: bool) -> String {
         .await
         .expect("ingest");
     if claimed {
-        let due = store.due(u64::MAX, None, 10).expect("due");
+        let due = store.due(u64::MAX, None, 10).await.expect("due");
         assert_eq!(due.len(), 1);
-        assert!(store.claim(&due[0]).expect("claim").is_some());
+        assert!(store.claim(&due[0]).await.expect("claim").is_some());
     }
     store.close().await.expect("close");
     ingested.id.to_string()

@@ -69,6 +69,7 @@ async fn ticks_missed_while_down_fire_once_and_never_again() {
     let store = hookhost::store::Store::open(setup.data_dir()).expect("store");
     store
         .schedule_start("clock", "new-year", two_years_ago)
+        .await
         .expect("preset");
     store.close().await.expect("close");
     drop(store);

@@ -106,6 +106,7 @@ async fn the_same_code_under_a_new_version_matches_the_live_runs_and_commits_not
     let store = hookhost::store::Store::open(setup.data_dir()).expect("reopen store");
     let (_, count) = store
         .kv_get("counter", "count")
+        .await
         .expect("kv read")
         .expect("count stored");
     assert_eq!(count, b"2");

@@ -49,24 +49,27 @@ pub async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
     let global = Arc::new(Semaphore::new(core.config.workers));
     let mut tasks = JoinSet::new();
     while !*stop.borrow() {
-        let pause = match dispatch_due(&core, &global, &mut tasks) {
+        let pause = match dispatch_due(&core, &global, &mut tasks).await {
             Ok(()) => None,
             Err(e) => {
                 tracing::error!(error = %e, "dispatch scan failed");
                 Some(ERROR_PAUSE)
             }
         };
-        let timer = pause.or_else(|| {
-            let now = now_ms();
-            match core.store.next_due_after(now) {
-                Ok(Some(at)) => Some(Duration::from_millis(at - now)),
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading the due index failed");
-                    Some(ERROR_PAUSE)
+        let timer = match pause {
+            Some(pause) => Some(pause),
+            None => {
+                let now = now_ms();
+                match core.store.next_due_after(now).await {
+                    Ok(Some(at)) => Some(Duration::from_millis(at - now)),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the due index failed");
+                        Some(ERROR_PAUSE)
+                    }
                 }
             }
-        });
+        };
         let sleep = async {
             match timer {
                 Some(d) => tokio::time::sleep(d).await,
@@ -96,7 +99,7 @@ fn log_panic(done: Result<(), tokio::task::JoinError>) {
 }
 
 /// Claims and starts every due delivery that permits allow.
-fn dispatch_due(
+async fn dispatch_due(
     core: &Arc<Core>,
     global: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
@@ -117,7 +120,7 @@ fn dispatch_due(
             return Ok(()); // all workers busy: an ending attempt wakes us
         }
         let limit = (free + SKIP_MARGIN).min(BATCH);
-        let batch = core.store.due(now, cursor.as_ref(), limit)?;
+        let batch = core.store.due(now, cursor.as_ref(), limit).await?;
         let full = batch.len() == limit;
         for entry in batch {
             scanned += 1;
@@ -125,18 +128,18 @@ fn dispatch_due(
                 return Ok(()); // all workers busy: an ending attempt wakes us
             };
             let Some(plugin) = core.registry.get(&entry.plugin) else {
-                if core.store.pause(&entry)? {
+                if core.store.pause(&entry).await? {
                     tracing::warn!(delivery = %entry.delivery, plugin = %entry.plugin, "plugin not loaded: delivery paused");
                     // The plugin may have loaded, and resumed its paused
                     // deliveries, between the lookup and the pause.
                     if core.registry.get(&entry.plugin).is_some() {
-                        core.store.resume_paused(&entry.plugin)?;
+                        core.store.resume_paused(&entry.plugin).await?;
                         core.wake.notify_one();
                     }
                 }
                 continue;
             };
-            if plugin.limits.order_by.is_some() && core.store.blocked(&entry)? {
+            if plugin.limits.order_by.is_some() && core.store.blocked(&entry).await? {
                 // An earlier delivery with its key has not ended yet; that
                 // one's end wakes the dispatcher.
                 cursor = Some(entry);
@@ -152,7 +155,7 @@ fn dispatch_due(
                 cursor = Some(entry);
                 continue;
             };
-            if let Some(claimed) = core.store.claim(&entry)? {
+            if let Some(claimed) = core.store.claim(&entry).await? {
                 let span = tracing::info_span!(
                     "attempt",
                     event = %claimed.event.id,
@@ -319,7 +322,7 @@ async fn finish_with_retries(
     let mut pause = Duration::from_millis(100);
     let mut tries = 1;
     loop {
-        match core.store.finish_attempt(attempt, next, effects) {
+        match core.store.finish_attempt(attempt, next, effects).await {
             Err(e) if tries < FINISH_TRIES => {
                 tracing::warn!(error = %e, tries, "recording the attempt failed; trying again");
                 tokio::time::sleep(pause).await;

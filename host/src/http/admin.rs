@@ -79,7 +79,7 @@ pub async fn list_events(
     Query(params): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     let query = event_query(params, 50)?;
-    let page = core.store.list_events(&query)?;
+    let page = core.store.list_events(&query).await?;
     let events: Vec<Value> = page
         .events
         .iter()
@@ -117,7 +117,7 @@ pub async fn show_event(
     let id = parse_id(&id)?;
     // One consistent view: never a delivery still `running` beside the
     // attempt that ended it.
-    let Some((record, body, view)) = core.store.event_view(id)? else {
+    let Some((record, body, view)) = core.store.event_view(id).await? else {
         return Err(ApiError::NotFound(format!("no event {id}")));
     };
     let mut shown = Vec::with_capacity(view.len());
@@ -191,7 +191,7 @@ pub async fn show_plugin(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let failure = core.registry.failures().get(&name).map(|f| json!(f));
-    let history = core.store.versions(&name)?;
+    let history = core.store.versions(&name).await?;
     let mut shown = match core.registry.get(&name) {
         Some(plugin) => plugin_json(&plugin, failure),
         None if failure.is_some() || !history.is_empty() => {
@@ -359,7 +359,7 @@ pub async fn export_events(
         let core = core.clone();
         async move {
             let mut query = query?;
-            let page = match core.store.list_events(&query) {
+            let page = match core.store.list_events(&query).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::error!(error = %e, "export stopped: store read failed");
@@ -368,7 +368,7 @@ pub async fn export_events(
             };
             let mut chunk = Vec::new();
             for (record, deliveries) in &page.events {
-                let body = match core.store.event(record.id) {
+                let body = match core.store.event(record.id).await {
                     Ok(Some((_, body))) => body,
                     _ => Vec::new(),
                 };

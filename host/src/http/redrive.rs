@@ -31,7 +31,7 @@ pub async fn replay_event(
     super::ingest::check_queue(&core)?;
     let id = super::admin::parse_id(&id)?;
     let ReplayBody { plugin, version } = body.map(|Json(b)| b).unwrap_or_default();
-    let Some((record, body)) = core.store.event(id)? else {
+    let Some((record, body)) = core.store.event(id).await? else {
         return Err(ApiError::NotFound(format!("no event {id}")));
     };
     let key = record.idempotency_key.as_deref();
@@ -39,7 +39,7 @@ pub async fn replay_event(
         (None, Some(_)) => return Err(ApiError::BadRequest("a version needs a plugin".into())),
         (None, None) => core.registry.routes(&record.topic, key, &body),
         (Some(name), version) => {
-            let history = core.store.versions(name)?;
+            let history = core.store.versions(name).await?;
             if history.is_empty() && core.registry.get(name).is_none() {
                 return Err(ApiError::NotFound(format!("no plugin {name:?}")));
             }
@@ -61,7 +61,8 @@ pub async fn replay_event(
     }
     let ids = core
         .store
-        .replay(id, &plugins, version.as_deref())?
+        .replay(id, &plugins, version.as_deref())
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
     core.wake.notify_one();
     Ok((StatusCode::ACCEPTED, Json(json!({ "deliveries": ids }))))
@@ -97,7 +98,7 @@ pub async fn replay_many(
     };
     let (mut events, mut deliveries) = (0usize, 0usize);
     'pages: loop {
-        let page = core.store.list_events(&query)?;
+        let page = core.store.list_events(&query).await?;
         for (record, _) in &page.events {
             if filter
                 .until_ms
@@ -114,7 +115,7 @@ pub async fn replay_many(
             if events == limit {
                 break 'pages;
             }
-            let Some((_, body)) = core.store.event(record.id)? else {
+            let Some((_, body)) = core.store.event(record.id).await? else {
                 continue;
             };
             let key = record.idempotency_key.as_deref();
@@ -127,7 +128,8 @@ pub async fn replay_many(
             }
             deliveries += core
                 .store
-                .replay(record.id, &plugins, None)?
+                .replay(record.id, &plugins, None)
+                .await?
                 .map_or(0, |ids| ids.len());
             events += 1;
         }
@@ -160,12 +162,13 @@ pub async fn list_dead(
         .filter(|c| !c.is_empty())
         .map(|c| parse_delivery(&c))
         .transpose()?;
-    let page =
-        core.store
-            .dead_letters(params.plugin.as_deref(), after, params.limit.unwrap_or(50))?;
+    let page = core
+        .store
+        .dead_letters(params.plugin.as_deref(), after, params.limit.unwrap_or(50))
+        .await?;
     let mut letters = Vec::with_capacity(page.deliveries.len());
     for d in &page.deliveries {
-        let topic = core.store.event(d.id.event)?.map(|(e, _)| e.topic);
+        let topic = core.store.event(d.id.event).await?.map(|(e, _)| e.topic);
         letters.push(json!({
             "delivery": d.id,
             "event": d.id.event.to_string(),
@@ -189,13 +192,13 @@ pub async fn retry_dead(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = parse_delivery(&delivery)?;
     super::ingest::check_queue(&core)?;
-    if core.store.retry_dead(id)? {
+    if core.store.retry_dead(id).await? {
         core.wake.notify_one();
         Ok((
             StatusCode::ACCEPTED,
             Json(json!({ "delivery": id, "status": "pending" })),
         ))
-    } else if core.store.delivery(id)?.is_some() {
+    } else if core.store.delivery(id).await?.is_some() {
         Err(ApiError::Conflict(format!(
             "delivery {id} is not a dead letter"
         )))
@@ -222,12 +225,13 @@ pub async fn retry_all_dead(
     loop {
         let page = core
             .store
-            .dead_letters(filter.plugin.as_deref(), after, 1000)?;
+            .dead_letters(filter.plugin.as_deref(), after, 1000)
+            .await?;
         for d in &page.deliveries {
             if retried == BULK_CAP {
                 break;
             }
-            if core.store.retry_dead(d.id)? {
+            if core.store.retry_dead(d.id).await? {
                 retried += 1;
             }
         }
@@ -265,7 +269,7 @@ pub async fn list_quarantine(
         .map(|c| super::admin::parse_id(&c))
         .transpose()?;
     let limit = params.limit.unwrap_or(50).clamp(1, 1000);
-    let items = core.store.quarantined(before, limit)?;
+    let items = core.store.quarantined(before, limit).await?;
     let next_cursor = (items.len() == limit)
         .then(|| items.last().map(|q| q.id.to_string()))
         .flatten();
@@ -296,7 +300,7 @@ pub async fn reingest(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse as _;
     let id = super::admin::parse_id(&id)?;
-    let Some(record) = core.store.quarantined_one(id)? else {
+    let Some(record) = core.store.quarantined_one(id).await? else {
         return Err(ApiError::NotFound(format!("nothing quarantined as {id}")));
     };
     if let Err(violation) = core.contracts.check(&record.topic, &record.body) {
@@ -307,6 +311,6 @@ pub async fn reingest(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response());
     }
     let response = super::ingest::store_event(&core, record.to_event()).await?;
-    core.store.release(id)?;
+    core.store.release(id).await?;
     Ok(response)
 }

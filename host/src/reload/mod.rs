@@ -44,10 +44,13 @@ pub async fn load_at_start(core: &Arc<Core>) -> (usize, tokio::task::JoinHandle<
     });
     let (mut now, mut later) = (Vec::new(), Vec::new());
     for path in files {
-        let last = plugin_name(&path).and_then(|name| {
-            let version = core.store.versions(&name).ok()?.pop()?;
-            Some((name, version))
-        });
+        let last = match plugin_name(&path) {
+            Some(name) => match core.store.versions(&name).await {
+                Ok(mut history) => history.pop().map(|version| (name, version)),
+                Err(_) => None,
+            },
+            None => None,
+        };
         match last {
             Some((name, version)) => {
                 core.registry
@@ -170,16 +173,17 @@ async fn install_bytes(
         subscriptions = ?plugin.manifest.subscriptions,
         "plugin loaded"
     );
-    record_version(core, &plugin, source);
+    record_version(core, &plugin, source).await;
     core.registry.install(plugin);
-    resume(core, name);
+    resume(core, name).await;
     Ok(Loaded::Installed)
 }
 
-fn record_version(core: &Core, plugin: &Plugin, source: &str) {
+async fn record_version(core: &Core, plugin: &Plugin, source: &str) {
     let known = core
         .store
         .versions(&plugin.name)
+        .await
         .map(|history| history.last().is_some_and(|v| v.sha256 == plugin.version))
         .unwrap_or(false);
     if known {
@@ -192,13 +196,13 @@ fn record_version(core: &Core, plugin: &Plugin, source: &str) {
         manifest: plugin.manifest.clone(),
         source: source.to_owned(),
     };
-    if let Err(e) = core.store.record_version(&plugin.name, &version) {
+    if let Err(e) = core.store.record_version(&plugin.name, &version).await {
         tracing::error!(plugin = %plugin.name, error = %e, "cannot record the plugin version");
     }
 }
 
-fn resume(core: &Core, name: &str) {
-    match core.store.resume_paused(name) {
+async fn resume(core: &Core, name: &str) {
+    match core.store.resume_paused(name).await {
         Ok(0) => {}
         Ok(n) => {
             tracing::info!(plugin = %name, deliveries = n, "resumed paused deliveries");
@@ -325,7 +329,7 @@ pub async fn rollback(
     name: &str,
     sha256: Option<&str>,
 ) -> Result<Arc<Plugin>, RollbackError> {
-    let history = core.store.versions(name)?;
+    let history = core.store.versions(name).await?;
     if history.is_empty() {
         return Err(RollbackError::NoHistory(name.to_owned()));
     }

@@ -59,7 +59,7 @@ impl log::Host for HostState {
 }
 
 impl kv::Host for HostState {
-    fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
         check_key(&key)?;
         let call = &mut self.call;
         if let Some(buffered) = call.writes.get(&key) {
@@ -72,6 +72,7 @@ impl kv::Host for HostState {
             Some(value) => (0, value.clone()),
             None => match store
                 .kv_get(&call.plugin, &key)
+                .await
                 .map_err(|e| wasmtime::format_err!("kv read failed: {e}"))?
             {
                 Some((version, value)) => (version, Some(value)),

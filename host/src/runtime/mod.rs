@@ -42,7 +42,8 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "handler",
-        imports: { default: trappable },
+        // kv reads go to the store, which may be across the network.
+        imports: { "hookhost:plugin/kv.get": async | trappable, default: trappable },
         exports: { default: async },
     });
 }

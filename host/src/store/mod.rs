@@ -1,66 +1,41 @@
-//! The durable store: the only module that names sled.
+//! The durable store: events, deliveries, attempts, kv, and the rest of what
+//! the host keeps. The only module that names a database.
 //!
-//! # Trees
-//! | tree         | key                          | value                         |
-//! |--------------|------------------------------|-------------------------------|
-//! | `events`     | event ULID                   | `EventRecord` as JSON       |
-//! | `bodies`     | event ULID                   | raw body bytes                |
-//! | `idempotency`| idempotency key              | event ULID                    |
-//! | `deliveries` | event ULID + seq             | `Delivery` as JSON            |
-//! | `due`        | due ms + delivery            | plugin name (pending only)    |
-//! | `running`    | delivery                     | empty (claimed, in flight)    |
-//! | `paused`     | plugin \0 delivery           | empty (plugin not loaded)     |
-//! | `dead`       | delivery                     | empty (dead letters)          |
-//! | `attempts`   | delivery + attempt number    | `Attempt` as JSON             |
-//! | `kv`         | plugin \0 key                | version (8 bytes) + value     |
-//! | `quarantine` | ULID                         | `Quarantined` as JSON         |
-//! | `versions`   | plugin \0 loaded ms + sha    | `PluginVersion` as JSON       |
-//! | `schedules`  | plugin \0 schedule name       | last tick fired (ms, 8 bytes) |
-//! | `ordered`    | plugin \0 key hash + delivery | empty (per-key, unfinished)   |
+//! [`Store`] is the boundary the rest of the host sees: every method is the
+//! same whichever backend holds the data, with the same guarantees:
+//! - an event, its idempotency key and its deliveries appear together or
+//!   not at all, and [`Store::ingest`] returns only once they are durable;
+//! - an attempt's record, its delivery's next state and, on success, its kv
+//!   writes (checked against the versions it read) and emitted events commit
+//!   together or not at all;
+//! - a delivery is claimed by one attempt at a time.
 //!
-//! # Invariants
-//! - Every multi-key change is one sled transaction: an event, its
-//!   idempotency key and its deliveries appear together or not at all; an
-//!   attempt's record, its delivery's new state and its kv writes and emitted
-//!   events commit together or not at all.
-//! - A delivery is in exactly one of `due`, `running`, `paused`, `dead`, or
-//!   none (succeeded), matching its `status`.
-//! - A delivery with an `order_key` is in `ordered` from its creation until
-//!   it succeeds or dies, changed in the same transactions; only the first
-//!   entry under its key may run.
-//! - [`Store::ingest`] returns only after the write is flushed to disk; many
-//!   concurrent ingests share one flush (group commit).
-//! - Every write holds the write gate shared; a backup holds it alone, so a
-//!   backup sees no transaction half done.
-//! - Once sled fails a write it refuses all later ones (its error is
-//!   sticky): the store then marks itself failed, every write answers
-//!   [`StoreError::Unavailable`], and [`Store::recover`] closes sled and
-//!   opens it again from what reached the disk.
+//! The backend is `embedded/` (sled, in the data directory: one host).
 
-mod backup;
-mod batch;
-mod commit;
-mod keys;
-mod purge;
-mod read;
-mod write;
+mod embedded;
+mod types;
 
-pub use backup::{BackupSummary, RestoreSummary, restore, verify_backup};
-pub use purge::PurgeReport;
+pub use embedded::{BackupSummary, RestoreSummary, restore, verify_backup};
+pub use types::{
+    Claimed, DeadPage, DueEntry, Effects, Emitted, EventPage, EventQuery, Finish, Ingested, Next,
+    PurgeReport, Route,
+};
 
-pub use read::{DeadPage, EventPage, EventQuery};
-pub use write::{Claimed, DueEntry, Effects, Emitted, Finish, Ingested, Next, Route};
+use crate::model::{
+    Attempt, Delivery, DeliveryId, EventRecord, NewEvent, PluginVersion, Quarantined,
+};
+use std::path::Path;
+use std::sync::Arc;
+use ulid::Ulid;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+/// sled's page cache unless configured (`store_cache_mb`).
+pub const DEFAULT_CACHE_BYTES: u64 = embedded::DEFAULT_CACHE_BYTES;
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage error: {}", describe(.0))]
-    Sled(#[from] sled::Error),
+    #[error("storage error: {}", embedded::describe(.0))]
+    Sled(#[from] ::sled::Error),
     #[error("corrupt record in {tree}: {message}")]
     Corrupt { tree: &'static str, message: String },
     #[error("store is closed")]
@@ -73,459 +48,362 @@ pub enum StoreError {
     Backup(String),
 }
 
-/// The embedded sled store.
+/// The host's store.
 pub struct Store {
-    dir: PathBuf,
-    /// sled's page cache, in bytes.
-    cache_bytes: u64,
-    /// The open database; `None` while it is being reopened.
-    live: RwLock<Option<Arc<Live>>>,
-    /// Writers hold it shared, a backup alone.
-    gate: Arc<RwLock<()>>,
-    /// Why the last write failed, until the store recovers.
-    failure: Arc<Mutex<Option<String>>>,
-    /// Monotonic ULIDs: ids made in the same millisecond still sort in the
-    /// order they were made, so "newest first" is exact.
-    ids: std::sync::Mutex<ulid::Generator>,
-    /// Deliveries waiting or running (in `due` or `running`): the queue depth
-    /// ingest's backpressure reads. Counted at open, then kept by every
-    /// committed change that adds or ends such a delivery. Signed: a delivery
-    /// may end (and be subtracted) before the ingest that added it has
-    /// counted it, so the sum may dip below zero for a moment.
-    queued: Arc<std::sync::atomic::AtomicI64>,
+    backend: Backend,
 }
 
-/// One opening of the sled database.
-struct Live {
-    db: sled::Db,
-    t: Trees,
-    commit: Arc<commit::GroupCommit>,
-    batcher: batch::Batcher,
+enum Backend {
+    Embedded(Arc<embedded::SledStore>),
 }
 
-/// The open database for a write, with the write gate held shared: hold it
-/// only around synchronous work, never across an await.
-struct Writing<'a> {
-    _gate: std::sync::RwLockReadGuard<'a, ()>,
-    live: Arc<Live>,
-}
-
-impl std::ops::Deref for Writing<'_> {
-    type Target = Live;
-    fn deref(&self) -> &Live {
-        &self.live
-    }
-}
-
-#[derive(Clone)]
-struct Trees {
-    events: sled::Tree,
-    bodies: sled::Tree,
-    idempotency: sled::Tree,
-    deliveries: sled::Tree,
-    due: sled::Tree,
-    running: sled::Tree,
-    paused: sled::Tree,
-    dead: sled::Tree,
-    attempts: sled::Tree,
-    kv: sled::Tree,
-    versions: sled::Tree,
-    quarantine: sled::Tree,
-    ordered: sled::Tree,
-    schedules: sled::Tree,
-}
+/// An event with its body, and each of its deliveries with their attempts.
+pub type EventView = (EventRecord, Vec<u8>, Vec<(Delivery, Vec<Attempt>)>);
 
 impl Store {
-    /// Opens (or creates) the store in `dir`. Must be called inside a tokio
-    /// runtime: it starts the group-commit task.
+    /// Opens (or creates) the embedded store in `dir`. Must be called inside
+    /// a tokio runtime: it starts the group-commit task.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
     }
 
     /// [`Store::open`] with sled's page cache bounded to `cache_bytes`.
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let gate = Arc::new(RwLock::new(()));
-        let failure = Arc::new(Mutex::new(None));
-        let queued = Arc::new(std::sync::atomic::AtomicI64::new(0));
-        let live = Live::open(dir, cache_bytes, &gate, &failure, &queued)?;
-        queued.store(
-            (live.t.due.len() + live.t.running.len()) as i64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
         Ok(Self {
-            dir: dir.to_owned(),
-            cache_bytes,
-            live: RwLock::new(Some(Arc::new(live))),
-            gate,
-            failure,
-            ids: std::sync::Mutex::new(ulid::Generator::new()),
-            queued,
-        })
-    }
-
-    /// The open database, for reading.
-    fn live(&self) -> Result<Arc<Live>, StoreError> {
-        let live = match self.live.read() {
-            Ok(l) => l.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        live.ok_or_else(|| StoreError::Unavailable(self.failure().unwrap_or_default()))
-    }
-
-    /// The open database, for writing: refused while the store is failed.
-    fn writing(&self) -> Result<Writing<'_>, StoreError> {
-        if let Some(reason) = self.failure() {
-            return Err(StoreError::Unavailable(reason));
-        }
-        let gate = match self.gate.read() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        Ok(Writing {
-            _gate: gate,
-            live: self.live()?,
+            backend: Backend::Embedded(Arc::new(embedded::SledStore::open_with_cache(
+                dir,
+                cache_bytes,
+            )?)),
         })
     }
 
     /// Why writes are refused, if they are.
     pub fn failure(&self) -> Option<String> {
-        match self.failure.lock() {
-            Ok(f) => f.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+        match &self.backend {
+            Backend::Embedded(s) => s.failure(),
         }
     }
 
-    /// Passes an error through, marking the store failed if sled could not
-    /// write: sled refuses every write after its first I/O error.
-    fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        if let Err(StoreError::Sled(e)) = &result {
-            note_failure(&self.failure, e);
-        }
-        result
-    }
-
-    /// Closes sled and opens it again from what reached the disk, then
-    /// checks that it can write. On success, clears the failure and makes
-    /// the deliveries left `running` due again (their results may not have
-    /// reached the disk). Waits for operations in flight to let go first.
+    /// Reopens a failed store from what reached the disk, then makes the
+    /// deliveries left running due again.
     pub async fn recover(&self) -> Result<(), StoreError> {
-        let old = match self.live.write() {
-            Ok(mut l) => l.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
-        if let Some(old) = old {
-            old.batcher.stop().await;
-            old.commit.stop().await;
-            let give_up = std::time::Instant::now() + LOCK_WAIT;
-            while Arc::strong_count(&old) > 1 && std::time::Instant::now() < give_up {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-            drop(old);
+        match &self.backend {
+            Backend::Embedded(s) => s.recover().await,
         }
-        let (dir, cache_bytes) = (self.dir.clone(), self.cache_bytes);
-        let (gate, failure, queued) =
-            (self.gate.clone(), self.failure.clone(), self.queued.clone());
-        let opened = tokio::task::spawn_blocking(move || {
-            let live = Live::open(&dir, cache_bytes, &gate, &failure, &queued)?;
-            live.probe()?;
-            Ok::<_, StoreError>(live)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("reopening failed: {e}")))?;
-        let live = match opened {
-            Ok(live) => live,
-            Err(e) => {
-                // Stay closed: the next try opens it again.
-                return Err(e);
-            }
-        };
-        let queued = (live.t.due.len() + live.t.running.len()) as i64;
-        self.queued
-            .store(queued, std::sync::atomic::Ordering::Relaxed);
-        match self.live.write() {
-            Ok(mut l) => *l = Some(Arc::new(live)),
-            Err(poisoned) => *poisoned.into_inner() = Some(Arc::new(live)),
-        }
-        match self.failure.lock() {
-            Ok(mut f) => *f = None,
-            Err(poisoned) => *poisoned.into_inner() = None,
-        }
-        let requeued = self.requeue_running()?;
-        tracing::info!(requeued, "the store recovered and accepts writes again");
-        Ok(())
-    }
-}
-
-/// Marks the store failed after sled could not write (once: the first
-/// reason stands until it recovers).
-fn note_failure(failure: &Mutex<Option<String>>, e: &sled::Error) {
-    let mut failure = match failure.lock() {
-        Ok(f) => f,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    if failure.is_none() {
-        tracing::error!(error = %e, "the store cannot write; refusing writes until it recovers");
-        *failure = Some(describe(e));
-    }
-}
-
-impl Live {
-    fn open(
-        dir: &Path,
-        cache_bytes: u64,
-        gate: &Arc<RwLock<()>>,
-        failure: &Arc<Mutex<Option<String>>>,
-        queued: &Arc<std::sync::atomic::AtomicI64>,
-    ) -> Result<Self, StoreError> {
-        let db = open_db(dir, cache_bytes)?;
-        let tree = |name: &str| db.open_tree(name);
-        let t = Trees {
-            events: tree("events")?,
-            bodies: tree("bodies")?,
-            idempotency: tree("idempotency")?,
-            deliveries: tree("deliveries")?,
-            due: tree("due")?,
-            running: tree("running")?,
-            paused: tree("paused")?,
-            dead: tree("dead")?,
-            attempts: tree("attempts")?,
-            kv: tree("kv")?,
-            versions: tree("versions")?,
-            quarantine: tree("quarantine")?,
-            ordered: tree("ordered")?,
-            schedules: tree("schedules")?,
-        };
-        let commit = Arc::new(commit::GroupCommit::start(db.clone()));
-        let batcher = batch::Batcher::start(batch::Shared {
-            trees: t.clone(),
-            commit: commit.clone(),
-            gate: gate.clone(),
-            failure: failure.clone(),
-            queued: queued.clone(),
-        });
-        Ok(Self {
-            db,
-            t,
-            commit,
-            batcher,
-        })
     }
 
-    /// Writes and flushes one small record: whether the disk takes writes.
-    fn probe(&self) -> Result<(), StoreError> {
-        self.db
-            .insert("probe", &crate::model::now_ms().to_be_bytes())?;
-        self.db.flush()?;
-        Ok(())
-    }
-}
-
-impl Store {
     /// Deliveries pending (due now or later) or running.
     pub fn queue_depth(&self) -> u64 {
-        self.queued
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .max(0) as u64
-    }
-
-    fn queued_add(&self, n: usize) {
-        self.queued
-            .fetch_add(n as i64, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn queued_sub(&self, n: usize) {
-        self.queued
-            .fetch_sub(n as i64, std::sync::atomic::Ordering::Relaxed);
+        match &self.backend {
+            Backend::Embedded(s) => s.queue_depth(),
+        }
     }
 
     /// A new id, greater than every id this store made before.
-    pub fn new_id(&self) -> ulid::Ulid {
-        self.ids
-            .lock()
-            .ok()
-            .and_then(|mut g| g.generate().ok())
-            .unwrap_or_else(|| ulid::Ulid::from_datetime(std::time::SystemTime::now()))
+    pub fn new_id(&self) -> Ulid {
+        match &self.backend {
+            Backend::Embedded(s) => s.new_id(),
+        }
     }
 
-    /// Waits until everything written so far is on disk, sharing the flush
-    /// with every other caller waiting at the same time.
+    /// Waits until everything written so far is durable.
     pub async fn durable(&self) -> Result<(), StoreError> {
-        let live = self.live()?;
-        let result = live.commit.wait().await;
-        self.noted(result)
+        match &self.backend {
+            Backend::Embedded(s) => s.durable().await,
+        }
     }
 
-    /// Flushes and stops the group-commit task. Writes after this fail.
+    /// Makes everything durable and stops background work. Writes after
+    /// this fail.
     pub async fn close(&self) -> Result<(), StoreError> {
-        let live = self.live()?;
-        live.batcher.stop().await;
-        live.commit.stop().await;
-        live.db.flush_async().await?;
-        Ok(())
+        match &self.backend {
+            Backend::Embedded(s) => s.close().await,
+        }
     }
 
     /// The version and value of `key` in `plugin`'s kv space.
-    pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        match self.live()?.t.kv.get(keys::kv(plugin, key))? {
-            None => Ok(None),
-            Some(raw) => {
-                let (version, value) = keys::parse_kv_value(&raw).ok_or(StoreError::Corrupt {
-                    tree: "kv",
-                    message: "value shorter than its version".into(),
-                })?;
-                Ok(Some((version, value.to_vec())))
-            }
+    pub async fn kv_get(
+        &self,
+        plugin: &str,
+        key: &str,
+    ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.kv_get(plugin, key),
         }
     }
 
     /// Appends a loaded version to a plugin's history.
-    pub fn record_version(
+    pub async fn record_version(
         &self,
         plugin: &str,
-        version: &crate::model::PluginVersion,
+        version: &PluginVersion,
     ) -> Result<(), StoreError> {
-        let mut key = keys::plugin_prefix(plugin);
-        key.extend_from_slice(&version.loaded_at_ms.to_be_bytes());
-        key.extend_from_slice(version.sha256.as_bytes());
-        let s = self.writing()?;
-        let result = s.t.versions.insert(key, encode(version));
-        self.noted(result.map(drop).map_err(Into::into))
+        match &self.backend {
+            Backend::Embedded(s) => s.record_version(plugin, version),
+        }
     }
 
     /// A plugin's loaded versions, oldest first.
-    pub fn versions(&self, plugin: &str) -> Result<Vec<crate::model::PluginVersion>, StoreError> {
-        self.live()?
-            .t
-            .versions
-            .scan_prefix(keys::plugin_prefix(plugin))
-            .map(|item| decode("versions", &item?.1))
-            .collect()
+    pub async fn versions(&self, plugin: &str) -> Result<Vec<PluginVersion>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.versions(plugin),
+        }
     }
 
-    /// Keeps a refused body (flushed, like an ingest).
-    pub async fn quarantine(&self, record: &crate::model::Quarantined) -> Result<(), StoreError> {
-        {
-            let s = self.writing()?;
-            let result =
-                s.t.quarantine
-                    .insert(keys::event(record.id), encode(record));
-            self.noted(result.map_err(Into::into))?;
+    /// Keeps a refused body, durably.
+    pub async fn quarantine(&self, record: &Quarantined) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.quarantine(record).await,
         }
-        self.durable().await
     }
 
     /// Quarantined bodies, newest first, older than `before`, at most `limit`.
-    pub fn quarantined(
+    pub async fn quarantined(
         &self,
-        before: Option<ulid::Ulid>,
+        before: Option<Ulid>,
         limit: usize,
-    ) -> Result<Vec<crate::model::Quarantined>, StoreError> {
-        let live = self.live()?;
-        let range = match before {
-            Some(b) => live.t.quarantine.range(..keys::event(b).to_vec()),
-            None => live.t.quarantine.range::<Vec<u8>, _>(..),
-        };
-        range
-            .rev()
-            .take(limit.clamp(1, 1000))
-            .map(|item| decode("quarantine", &item?.1))
-            .collect()
+    ) -> Result<Vec<Quarantined>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.quarantined(before, limit),
+        }
     }
 
     /// One quarantined body.
-    pub fn quarantined_one(
-        &self,
-        id: ulid::Ulid,
-    ) -> Result<Option<crate::model::Quarantined>, StoreError> {
-        self.live()?
-            .t
-            .quarantine
-            .get(keys::event(id))?
-            .map(|raw| decode("quarantine", &raw))
-            .transpose()
+    pub async fn quarantined_one(&self, id: Ulid) -> Result<Option<Quarantined>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.quarantined_one(id),
+        }
     }
 
     /// Forgets a quarantined body (it was re-ingested).
-    pub fn release(&self, id: ulid::Ulid) -> Result<(), StoreError> {
-        let s = self.writing()?;
-        let result = s.t.quarantine.remove(keys::event(id));
-        self.noted(result.map(drop).map_err(Into::into))
+    pub async fn release(&self, id: Ulid) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.release(id),
+        }
     }
 
     /// Bytes the store occupies on disk.
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.live()?.db.size_on_disk()?)
+    pub async fn size_on_disk(&self) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.size_on_disk(),
+        }
     }
-}
 
-/// How long [`Store::open`] waits for a previous holder of the store's
-/// lock to let go: sled releases it from background threads shortly after
-/// the last handle is dropped, so a quick restart in the same process (or
-/// right after the old process exits) may find it still held.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+    /// Writes a consistent snapshot of the embedded store to `out`. Blocks:
+    /// call it on the blocking pool.
+    pub fn backup(&self, out: impl std::io::Write) -> Result<BackupSummary, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.backup(out),
+        }
+    }
 
-/// sled's page cache unless configured (`store_cache_mb`). sled's own
-/// default, 1 GiB, lets a long-running host's RSS grow with its store
-/// (about 2.6 KB per stored event, measured by the `soak` benchmark);
-/// events are mostly read back within seconds of being written, and the
-/// OS page cache holds the rest.
-pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
-
-fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
-    let give_up = std::time::Instant::now() + LOCK_WAIT;
-    loop {
-        match sled::Config::new()
-            .path(dir)
-            .flush_every_ms(Some(200))
-            .cache_capacity(cache_bytes)
-            .open()
-        {
-            Ok(db) => return Ok(db),
-            // sled reports a held lock only as text in an I/O error.
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < give_up =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
+    /// Removes the finished events received before `cutoff_ms`, examining
+    /// at most `limit` events from just after `after` (or the oldest).
+    pub async fn purge(
+        &self,
+        cutoff_ms: u64,
+        after: Option<Ulid>,
+        limit: usize,
+    ) -> Result<PurgeReport, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.purge(cutoff_ms, after, limit))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("purge stopped: {e}")))?
             }
-            Err(e) => return Err(e.into()),
+        }
+    }
+
+    /// Dead letters, optionally of one plugin, after `after`, at most `limit`.
+    pub async fn dead_letters(
+        &self,
+        plugin: Option<&str>,
+        after: Option<DeliveryId>,
+        limit: usize,
+    ) -> Result<DeadPage, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.dead_letters(plugin, after, limit),
+        }
+    }
+
+    /// An event's metadata and body.
+    pub async fn event(&self, id: Ulid) -> Result<Option<(EventRecord, Vec<u8>)>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.event(id),
+        }
+    }
+
+    /// An event with its body, deliveries and their attempts, as of one
+    /// moment: no commit lands in the middle of the view.
+    pub async fn event_view(&self, id: Ulid) -> Result<Option<EventView>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.event_view(id),
+        }
+    }
+
+    /// An event's deliveries, in order.
+    pub async fn deliveries_of(&self, event: Ulid) -> Result<Vec<Delivery>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.deliveries_of(event),
+        }
+    }
+
+    /// One delivery.
+    pub async fn delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.delivery(id),
+        }
+    }
+
+    /// A delivery's attempts, first to last.
+    pub async fn attempts_of(&self, delivery: DeliveryId) -> Result<Vec<Attempt>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.attempts_of(delivery),
+        }
+    }
+
+    /// Events newest first, filtered and paged.
+    pub async fn list_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.list_events(query),
+        }
+    }
+
+    /// Stores an event and one delivery per route, atomically, and returns
+    /// once it is durable.
+    pub async fn ingest(&self, event: NewEvent, routes: &[Route]) -> Result<Ingested, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.ingest(event, routes).await,
+        }
+    }
+
+    /// The last tick fired of a plugin's schedule, if it was ever seen.
+    pub async fn schedule_last(&self, plugin: &str, name: &str) -> Result<Option<u64>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.schedule_last(plugin, name),
+        }
+    }
+
+    /// Starts a schedule seen for the first time at `at`: ticks before it
+    /// never fire. A concurrent start's time stands.
+    pub async fn schedule_start(
+        &self,
+        plugin: &str,
+        name: &str,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.schedule_start(plugin, name, at),
+        }
+    }
+
+    /// Stores a schedule's event for `tick` and marks the tick fired, in one
+    /// transaction, unless a tick at or after it already fired. Returns
+    /// whether it fired, once it is durable.
+    pub async fn fire_schedule(
+        &self,
+        plugin: &str,
+        name: &str,
+        tick: u64,
+        event: NewEvent,
+        routes: &[Route],
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.fire_schedule(plugin, name, tick, event, routes).await,
+        }
+    }
+
+    /// Pending deliveries due at or before `now_ms`, earliest first,
+    /// starting after `after` (the last entry of the previous batch).
+    pub async fn due(
+        &self,
+        now_ms: u64,
+        after: Option<&DueEntry>,
+        limit: usize,
+    ) -> Result<Vec<DueEntry>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.due(now_ms, after, limit),
+        }
+    }
+
+    /// When the first pending delivery due strictly after `now_ms` is due.
+    pub async fn next_due_after(&self, now_ms: u64) -> Result<Option<u64>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.next_due_after(now_ms),
+        }
+    }
+
+    /// Whether a due delivery must wait for an earlier one with its ordering
+    /// key to end.
+    pub async fn blocked(&self, entry: &DueEntry) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.blocked(entry),
+        }
+    }
+
+    /// Claims a due delivery for an attempt and returns it with its event,
+    /// or `None` if it is no longer due (claimed or changed meanwhile).
+    pub async fn claim(&self, entry: &DueEntry) -> Result<Option<Claimed>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.claim(entry),
+        }
+    }
+
+    /// Records an attempt and moves its delivery on, committing a successful
+    /// attempt's effects in the same transaction.
+    pub async fn finish_attempt(
+        &self,
+        attempt: &Attempt,
+        next: Next,
+        effects: Option<&Effects>,
+    ) -> Result<Finish, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.finish_attempt(attempt, next, effects),
+        }
+    }
+
+    /// Adds a pending delivery of stored event `event` for each route,
+    /// optionally pinned to a version; returns their ids, or `None` if there
+    /// is no such event.
+    pub async fn replay(
+        &self,
+        event: Ulid,
+        routes: &[Route],
+        pinned_version: Option<&str>,
+    ) -> Result<Option<Vec<DeliveryId>>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.replay(event, routes, pinned_version),
+        }
+    }
+
+    /// Sends a dead letter back to the queue, due now, with the retry
+    /// policy's full budget. Returns false if it is not a dead letter.
+    pub async fn retry_dead(&self, id: DeliveryId) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.retry_dead(id),
+        }
+    }
+
+    /// Parks a due delivery whose plugin is not loaded.
+    pub async fn pause(&self, entry: &DueEntry) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.pause(entry),
+        }
+    }
+
+    /// Makes every paused delivery of `plugin` due now; returns how many.
+    pub async fn resume_paused(&self, plugin: &str) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.resume_paused(plugin),
+        }
+    }
+
+    /// Makes the deliveries left running by an unclean stop due again;
+    /// returns how many. Call at startup, before any worker runs.
+    pub async fn requeue_running(&self) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.requeue_running(),
         }
     }
 }
-
-/// A sled error in words: an I/O error as the OS says it ("No space left
-/// on device (os error 28)"), not sled's nested debug form.
-fn describe(e: &sled::Error) -> String {
-    fn io(e: &std::io::Error) -> String {
-        if let Some(code) = e.raw_os_error() {
-            return std::io::Error::from_raw_os_error(code).to_string();
-        }
-        match e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<std::io::Error>())
-        {
-            Some(inner) => io(inner),
-            None => e.to_string(),
-        }
-    }
-    match e {
-        sled::Error::Io(e) => io(e),
-        other => other.to_string(),
-    }
-}
-
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Our records are plain structs of strings and numbers: serialising them
-    // to JSON cannot fail.
-    serde_json::to_vec(value).unwrap_or_default()
-}
-
-fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        tree,
-        message: e.to_string(),
-    })
-}
-
-#[cfg(test)]
-mod tests;

@@ -13,12 +13,12 @@
 //! stay unique and increasing.
 //!
 //! # Consistency
-//! [`Store::backup`] holds the write gate alone while it reads: every
+//! [`SledStore::backup`] holds the write gate alone while it reads: every
 //! transaction is either wholly in the file or not at all, and the file is
 //! the store as it was at one moment. Writers wait meanwhile (ingest's
 //! acknowledgements are delayed, not refused); readers do not.
 
-use super::{Store, StoreError, open_db};
+use super::{SledStore, StoreError, open_db};
 use sha2::{Digest, Sha256};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -70,7 +70,7 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Writes a consistent snapshot of every tree to `out`.
     pub fn backup(&self, out: impl Write) -> Result<BackupSummary, StoreError> {
         let mut w = Hashing {

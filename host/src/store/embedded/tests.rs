@@ -1,5 +1,6 @@
 //! The store against real sled in a temp dir.
 
+use super::super::types::*;
 use super::*;
 use crate::model::{Attempt, NewEvent, Outcome, now_ms};
 
@@ -34,12 +35,12 @@ fn attempt(claimed: &Claimed, outcome: Outcome) -> Attempt {
 }
 
 /// What the counter must equal: the indexes it summarises, counted.
-fn counted(store: &Store) -> u64 {
+fn counted(store: &SledStore) -> u64 {
     let live = store.live().expect("open");
     (live.t.due.len() + live.t.running.len()) as u64
 }
 
-fn claim_next(store: &Store) -> Claimed {
+fn claim_next(store: &SledStore) -> Claimed {
     let entry = store
         .due(now_ms() + 1, None, 1)
         .expect("due")
@@ -51,7 +52,7 @@ fn claim_next(store: &Store) -> Claimed {
 #[tokio::test]
 async fn queue_depth_follows_every_change_and_survives_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
+    let store = SledStore::open(dir.path()).expect("open");
     let plugins = [Route::new("a"), Route::new("b")];
     for n in 0..3 {
         store
@@ -126,7 +127,7 @@ async fn queue_depth_follows_every_change_and_survives_reopen() {
     let _running = claim_next(&store);
     store.close().await.expect("close");
     drop(store);
-    let store = Store::open(dir.path()).expect("reopen");
+    let store = SledStore::open(dir.path()).expect("reopen");
     assert_eq!(store.queue_depth(), 8, "a running delivery still counts");
     assert_eq!(store.queue_depth(), counted(&store));
 }
@@ -134,7 +135,7 @@ async fn queue_depth_follows_every_change_and_survives_reopen() {
 #[tokio::test]
 async fn only_the_first_unfinished_delivery_of_a_key_may_run() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
+    let store = SledStore::open(dir.path()).expect("open");
     let keyed = |key: &str| Route {
         plugin: "p".into(),
         order_key: Some(key.into()),
@@ -194,7 +195,7 @@ async fn only_the_first_unfinished_delivery_of_a_key_may_run() {
 #[tokio::test]
 async fn a_schedule_tick_fires_once_and_never_before_the_last() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
+    let store = SledStore::open(dir.path()).expect("open");
     assert_eq!(store.schedule_last("p", "nightly").expect("read"), None);
     store.schedule_start("p", "nightly", 1_000).expect("start");
     store
@@ -235,7 +236,7 @@ async fn a_schedule_tick_fires_once_and_never_before_the_last() {
 #[tokio::test]
 async fn the_queue_depth_survives_an_end_counted_before_its_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
+    let store = SledStore::open(dir.path()).expect("open");
     // The dispatcher may finish a delivery before the ingest that created it
     // has added it to the count: the sum must still come back to zero.
     store.queued_sub(1);
@@ -247,7 +248,7 @@ async fn the_queue_depth_survives_an_end_counted_before_its_start() {
 }
 
 /// Every tree's length, by name.
-fn sizes(store: &Store) -> Vec<(&'static str, usize)> {
+fn sizes(store: &SledStore) -> Vec<(&'static str, usize)> {
     let t = store.live().expect("open").t.clone();
     vec![
         ("events", t.events.len()),
@@ -261,7 +262,7 @@ fn sizes(store: &Store) -> Vec<(&'static str, usize)> {
 #[tokio::test]
 async fn purge_removes_only_finished_events_before_the_cutoff_with_everything_they_hold() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
+    let store = SledStore::open(dir.path()).expect("open");
     let plugin = [Route::new("p")];
     // 0: succeeded; 1: dead letter; 2: pending; 3: no subscriber.
     let done = store.ingest(event("done"), &plugin).await.expect("ingest");
@@ -337,7 +338,7 @@ async fn purge_removes_only_finished_events_before_the_cutoff_with_everything_th
 #[tokio::test]
 async fn a_replayed_event_is_not_purged_while_its_new_delivery_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
+    let store = SledStore::open(dir.path()).expect("open");
     let plugin = [Route::new("p")];
     let ingested = store.ingest(event("k"), &plugin).await.expect("ingest");
     let claimed = claim_next(&store);

@@ -1,90 +1,11 @@
 //! Every change to the store: ingest, claim, finish, pause, resume, requeue.
 
-use super::{Store, StoreError, decode, encode, keys};
+use super::super::types::{Claimed, DueEntry, Effects, Finish, Ingested, Next, Route};
+use super::{SledStore, StoreError, decode, encode, keys};
 use crate::model::{Attempt, Delivery, DeliveryId, DeliveryStatus, EventRecord, NewEvent, now_ms};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use ulid::Ulid;
-
-/// The answer to an ingest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ingested {
-    pub id: Ulid,
-    /// True when the idempotency key was seen before: `id` is the original
-    /// event's and nothing new was stored.
-    pub duplicate: bool,
-}
-
-/// A pending delivery whose time has come.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DueEntry {
-    pub at_ms: u64,
-    pub delivery: DeliveryId,
-    pub plugin: String,
-}
-
-/// A delivery claimed for an attempt, with what the attempt needs.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub delivery: Delivery,
-    pub event: EventRecord,
-    pub body: Vec<u8>,
-}
-
-/// Where an event goes: one plugin, and for a plugin with per-key ordering
-/// the key its delivery is ordered by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub plugin: String,
-    pub order_key: Option<String>,
-}
-
-impl Route {
-    /// A route without ordering.
-    pub fn new(plugin: impl Into<String>) -> Self {
-        Self {
-            plugin: plugin.into(),
-            order_key: None,
-        }
-    }
-}
-
-/// An event a plugin emitted, with the plugins subscribed to its topic.
-#[derive(Debug, Clone)]
-pub struct Emitted {
-    pub event: NewEvent,
-    pub subscribers: Vec<Route>,
-}
-
-/// A successful attempt's buffered effects.
-#[derive(Debug, Clone, Default)]
-pub struct Effects {
-    /// Every kv key the attempt read from the store, with the version it saw
-    /// (0 for absent).
-    pub reads: Vec<(String, u64)>,
-    /// The last write to each key: `None` deletes it.
-    pub writes: Vec<(String, Option<Vec<u8>>)>,
-    pub emitted: Vec<Emitted>,
-}
-
-/// What happens to a delivery after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    Succeeded,
-    RetryAt(u64),
-    Dead,
-}
-
-/// The result of [`Store::finish_attempt`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Finish {
-    Committed,
-    /// A kv key the attempt read changed meanwhile: nothing was written, the
-    /// attempt must be run again.
-    Conflict,
-    /// The delivery is no longer running (it was requeued): nothing written.
-    Stale,
-}
 
 pub(super) enum Abort {
     Conflict,
@@ -276,7 +197,7 @@ pub(super) fn finish_tx<T>(
     }
 }
 
-impl Store {
+impl SledStore {
     /// Stores an event and one delivery per subscribed plugin, atomically,
     /// and returns once it is on disk.
     pub async fn ingest(&self, event: NewEvent, routes: &[Route]) -> Result<Ingested, StoreError> {
@@ -347,7 +268,7 @@ impl Store {
         Ok(fired)
     }
 
-    /// The transaction of [`Store::fire_schedule`].
+    /// The transaction of [`SledStore::fire_schedule`].
     fn fire_schedule_tx(
         &self,
         plugin: &str,

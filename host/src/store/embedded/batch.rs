@@ -1,6 +1,6 @@
 //! Ingest batching: concurrent ingests share one transaction.
 //!
-//! [`Store::ingest`](super::Store::ingest) queues its event here. One task
+//! [`SledStore::ingest`](super::SledStore::ingest) queues its event here. One task
 //! per open database takes everything queued (up to [`MAX_BATCH`]) and
 //! inserts it in one sled transaction on the blocking pool; then the batch
 //! waits for group commit as one waiter and answers each caller once its
@@ -9,8 +9,9 @@
 //! event is what lets ingest scale: sled's cost is mostly per transaction,
 //! not per key.
 
+use super::super::types::Route;
 use super::commit::GroupCommit;
-use super::write::{EventTx, Route, TxResult, finish_tx};
+use super::write::{EventTx, TxResult, finish_tx};
 use super::{StoreError, Trees, note_failure};
 use crate::model::EventRecord;
 use sled::Transactional;

@@ -1,46 +1,15 @@
 //! Queries for the admin API.
 
-use super::{Store, StoreError, decode, keys};
+use super::super::types::{DeadPage, EventPage, EventQuery};
+use super::{SledStore, StoreError, decode, keys};
 use crate::model::{Attempt, Delivery, DeliveryId, EventRecord, EventStatus};
 use ulid::Ulid;
-
-/// A filter and page for [`Store::list_events`].
-#[derive(Debug, Clone, Default)]
-pub struct EventQuery {
-    /// Only events whose topic matches this pattern.
-    pub topic: Option<String>,
-    pub status: Option<EventStatus>,
-    /// Only events with a delivery to this plugin.
-    pub plugin: Option<String>,
-    /// Only events received at or after / at or before these times (ms).
-    pub since_ms: Option<u64>,
-    pub until_ms: Option<u64>,
-    /// Only events older than this id (the previous page's `next_cursor`).
-    pub before: Option<Ulid>,
-    pub limit: usize,
-}
-
-/// One page of events, newest first.
-#[derive(Debug, Clone)]
-pub struct EventPage {
-    pub events: Vec<(EventRecord, Vec<Delivery>)>,
-    /// Pass as `before` for the next page; `None` on the last page.
-    pub next_cursor: Option<Ulid>,
-}
 
 /// Events examined per page at most, so a filter that matches little cannot
 /// make one request scan the whole store.
 const SCAN_LIMIT: usize = 10_000;
 
-/// One page of dead letters, oldest event first.
-#[derive(Debug, Clone)]
-pub struct DeadPage {
-    pub deliveries: Vec<Delivery>,
-    /// Pass as `after` for the next page; `None` on the last page.
-    pub next_cursor: Option<DeliveryId>,
-}
-
-impl Store {
+impl SledStore {
     /// Dead letters, optionally of one plugin, after `after`, at most `limit`.
     pub fn dead_letters(
         &self,

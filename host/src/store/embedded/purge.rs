@@ -8,7 +8,8 @@
 //! idempotency key, so a purge holds the write gate only for one small
 //! transaction at a time and ingest interleaves with it.
 
-use super::{Store, StoreError, decode, keys};
+use super::super::types::PurgeReport;
+use super::{SledStore, StoreError, decode, keys};
 use crate::model::{Delivery, DeliveryId, DeliveryStatus, EventRecord};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
@@ -18,18 +19,6 @@ use ulid::Ulid;
 /// than one each, and each is still short enough not to hold up ingest.
 pub const PER_TRANSACTION: usize = 50;
 
-/// What one [`Store::purge`] pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PurgeReport {
-    /// Events older than the cutoff looked at.
-    pub examined: usize,
-    /// Of those, removed.
-    pub purged: usize,
-    /// Where the next pass starts; `None` when this pass reached the cutoff
-    /// (the next one starts again from the oldest event).
-    pub resume_after: Option<Ulid>,
-}
-
 /// An event's records as read before its transaction.
 pub(super) struct Doomed {
     record: EventRecord,
@@ -37,7 +26,7 @@ pub(super) struct Doomed {
     attempts: Vec<sled::IVec>,
 }
 
-impl Store {
+impl SledStore {
     /// Removes the finished events received before `cutoff_ms`, examining
     /// at most `limit` events from just after `after` (or the oldest).
     /// Unfinished events (pending, running, paused, dead letters) are left

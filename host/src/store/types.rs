@@ -1,0 +1,128 @@
+//! What the store takes and answers, whichever backend holds the data.
+
+use crate::model::{Delivery, DeliveryId, EventRecord, EventStatus, NewEvent};
+use ulid::Ulid;
+
+/// The answer to an ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ingested {
+    pub id: Ulid,
+    /// True when the idempotency key was seen before: `id` is the original
+    /// event's and nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// A pending delivery whose time has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueEntry {
+    pub at_ms: u64,
+    pub delivery: DeliveryId,
+    pub plugin: String,
+}
+
+/// A delivery claimed for an attempt, with what the attempt needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    pub event: EventRecord,
+    pub body: Vec<u8>,
+}
+
+/// Where an event goes: one plugin, and for a plugin with per-key ordering
+/// the key its delivery is ordered by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub plugin: String,
+    pub order_key: Option<String>,
+}
+
+impl Route {
+    /// A route without ordering.
+    pub fn new(plugin: impl Into<String>) -> Self {
+        Self {
+            plugin: plugin.into(),
+            order_key: None,
+        }
+    }
+}
+
+/// An event a plugin emitted, with the plugins subscribed to its topic.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    pub event: NewEvent,
+    pub subscribers: Vec<Route>,
+}
+
+/// A successful attempt's buffered effects.
+#[derive(Debug, Clone, Default)]
+pub struct Effects {
+    /// Every kv key the attempt read from the store, with the version it saw
+    /// (0 for absent).
+    pub reads: Vec<(String, u64)>,
+    /// The last write to each key: `None` deletes it.
+    pub writes: Vec<(String, Option<Vec<u8>>)>,
+    pub emitted: Vec<Emitted>,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Succeeded,
+    RetryAt(u64),
+    Dead,
+}
+
+/// The result of [`Store::finish_attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Committed,
+    /// A kv key the attempt read changed meanwhile: nothing was written, the
+    /// attempt must be run again.
+    Conflict,
+    /// The delivery is no longer running (it was requeued): nothing written.
+    Stale,
+}
+
+/// A filter and page for [`Store::list_events`].
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Only events whose topic matches this pattern.
+    pub topic: Option<String>,
+    pub status: Option<EventStatus>,
+    /// Only events with a delivery to this plugin.
+    pub plugin: Option<String>,
+    /// Only events received at or after / at or before these times (ms).
+    pub since_ms: Option<u64>,
+    pub until_ms: Option<u64>,
+    /// Only events older than this id (the previous page's `next_cursor`).
+    pub before: Option<Ulid>,
+    pub limit: usize,
+}
+
+/// One page of events, newest first.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    pub events: Vec<(EventRecord, Vec<Delivery>)>,
+    /// Pass as `before` for the next page; `None` on the last page.
+    pub next_cursor: Option<Ulid>,
+}
+
+/// One page of dead letters, oldest event first.
+#[derive(Debug, Clone)]
+pub struct DeadPage {
+    pub deliveries: Vec<Delivery>,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next_cursor: Option<DeliveryId>,
+}
+
+/// What one [`Store::purge`] pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Events older than the cutoff looked at.
+    pub examined: usize,
+    /// Of those, removed.
+    pub purged: usize,
+    /// Where the next pass starts; `None` when this pass reached the cutoff
+    /// (the next one starts again from the oldest event).
+    pub resume_after: Option<Ulid>,
+}
