@@ -75,6 +75,13 @@ pub struct Config {
     /// store stays in memory.
     #[serde(default = "defaults::store_cache_mb")]
     pub store_cache_mb: u64,
+    /// Where events live: `sled` (embedded in `data`, one host) or
+    /// `postgres` (a database several hosts share, see `[postgres]`).
+    #[serde(default)]
+    pub store: StoreKind,
+    /// The PostgreSQL store, when `store = "postgres"`.
+    #[serde(default)]
+    pub postgres: Postgres,
     /// Limits for plugins that have no `[plugins.<name>]` table of their own.
     #[serde(default)]
     pub defaults: PluginSettings,
@@ -90,6 +97,65 @@ pub struct Config {
     /// How long finished events are kept.
     #[serde(default)]
     pub retention: Retention,
+}
+
+/// Which store holds the host's data.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Sled,
+    Postgres,
+}
+
+/// `[postgres]`: how to reach the shared database.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Postgres {
+    /// The environment variable holding the connection URL
+    /// (`postgres://user:password@host:5432/database`): a password stays
+    /// out of the configuration file.
+    #[serde(default = "defaults::postgres_url_env")]
+    pub url_env: String,
+    /// Connections per host at most.
+    #[serde(default = "defaults::postgres_pool")]
+    pub pool_size: usize,
+    /// How long a host holds a delivery it claimed. When a host dies
+    /// mid-attempt, another runs the delivery once the lease runs out; it
+    /// must outlast every plugin's `timeout_ms`.
+    #[serde(default = "defaults::postgres_lease")]
+    pub lease: String,
+}
+
+impl Default for Postgres {
+    fn default() -> Self {
+        Self {
+            url_env: defaults::postgres_url_env(),
+            pool_size: defaults::postgres_pool(),
+            lease: defaults::postgres_lease(),
+        }
+    }
+}
+
+impl Postgres {
+    /// The connection settings, the URL read with `env`.
+    pub fn options(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<crate::store::PgOptions, ConfigError> {
+        let url = env(&self.url_env).filter(|u| !u.is_empty()).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "store = \"postgres\" needs the database URL in ${} (postgres://user:password@host:5432/database)",
+                self.url_env
+            ))
+        })?;
+        Ok(crate::store::PgOptions {
+            url,
+            pool_size: self.pool_size,
+            lease: parse_duration(&self.lease)
+                .map_err(|e| ConfigError::Invalid(format!("[postgres] lease: {e}")))?,
+        })
+    }
 }
 
 /// `[retention]`: finished events (every delivery succeeded) older than
@@ -309,6 +375,15 @@ mod defaults {
     pub fn max_age() -> String {
         "30d".into()
     }
+    pub fn postgres_url_env() -> String {
+        "HOOKHOST_DATABASE_URL".into()
+    }
+    pub fn postgres_pool() -> usize {
+        16
+    }
+    pub fn postgres_lease() -> String {
+        "60s".into()
+    }
     pub fn purge_every() -> String {
         "1m".into()
     }
@@ -340,6 +415,8 @@ impl Default for Config {
             max_queue_depth: defaults::max_queue_depth(),
             workers: defaults::workers(),
             store_cache_mb: defaults::store_cache_mb(),
+            store: StoreKind::default(),
+            postgres: Postgres::default(),
             defaults: PluginSettings::default(),
             plugins: BTreeMap::new(),
             sources: BTreeMap::new(),
@@ -377,6 +454,33 @@ impl Config {
         Ok(config)
     }
 
+    /// A lease shorter than an attempt may run would let a second host run
+    /// a delivery while the first still is.
+    fn validate_postgres(&self) -> Result<(), ConfigError> {
+        let p = &self.postgres;
+        let lease = parse_duration(&p.lease)
+            .map_err(|e| ConfigError::Invalid(format!("[postgres] lease: {e}")))?;
+        if p.pool_size == 0 || p.url_env.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[postgres] pool_size must be positive and url_env not empty".into(),
+            ));
+        }
+        if self.store == StoreKind::Postgres {
+            let longest = std::iter::once(&self.defaults)
+                .chain(self.plugins.values())
+                .map(|s| s.timeout_ms.unwrap_or(defaults::TIMEOUT_MS))
+                .max()
+                .unwrap_or(defaults::TIMEOUT_MS);
+            if lease.as_millis() as u64 <= longest {
+                return Err(ConfigError::Invalid(format!(
+                    "[postgres] lease ({}) must be longer than the longest plugin timeout_ms ({longest} ms)",
+                    p.lease
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.body_limit_bytes == 0 {
@@ -404,6 +508,7 @@ impl Config {
             ));
         }
         self.retention.validate()?;
+        self.validate_postgres()?;
         for (name, settings) in std::iter::once(("defaults", &self.defaults))
             .chain(self.plugins.iter().map(|(n, s)| (n.as_str(), s)))
         {

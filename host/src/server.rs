@@ -2,6 +2,7 @@
 //! dispatcher and the HTTP server, and shut all of it down in order.
 
 use crate::config::Config;
+use crate::config::StoreKind;
 use crate::core::Core;
 use crate::runtime::Runtime;
 use crate::store::Store;
@@ -38,8 +39,18 @@ pub async fn run(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
     }
-    let store = Store::open_with_cache(&config.data, config.store_cache_mb * 1024 * 1024)
-        .with_context(|| format!("cannot open the store in {}", config.data.display()))?;
+    let store = match config.store {
+        StoreKind::Sled => {
+            Store::open_with_cache(&config.data, config.store_cache_mb * 1024 * 1024)
+                .with_context(|| format!("cannot open the store in {}", config.data.display()))?
+        }
+        StoreKind::Postgres => {
+            let options = config.postgres.options(|var| std::env::var(var).ok())?;
+            Store::connect(&options)
+                .await
+                .context("cannot connect to the PostgreSQL store")?
+        }
+    };
     let requeued = store.requeue_running().await?;
     if requeued > 0 {
         tracing::warn!(

@@ -40,6 +40,9 @@ const SCAN_CAP: usize = 4096;
 const MAX_CONFLICT_RERUNS: u32 = 100;
 /// Tries to record an attempt before leaving it to the restart's requeue.
 const FINISH_TRIES: u32 = 5;
+/// How often a host sharing its store with others looks for due deliveries
+/// it was not woken for.
+const SHARED_POLL: Duration = Duration::from_millis(200);
 /// Wait after a store error before scanning again.
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
 
@@ -69,6 +72,12 @@ pub async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
                     }
                 }
             }
+        };
+        // Other hosts add deliveries this one is not woken for.
+        let timer = match (timer, core.store.shared()) {
+            (Some(t), true) => Some(t.min(SHARED_POLL)),
+            (None, true) => Some(SHARED_POLL),
+            (t, false) => t,
         };
         let sleep = async {
             match timer {

@@ -17,7 +17,7 @@ use ulid::Ulid;
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) | StoreError::Sled(_) => {
+            StoreError::Unavailable(_) | StoreError::Sled(_) | StoreError::Database(_) => {
                 ApiError::Unavailable(e.to_string())
             }
             other => ApiError::Internal(other.to_string()),

@@ -12,10 +12,16 @@
 //!
 //! The backend is `embedded/` (sled, in the data directory: one host).
 
+#[cfg(test)]
+mod contract;
 mod embedded;
+mod postgres;
 mod types;
 
 pub use embedded::{BackupSummary, RestoreSummary, restore, verify_backup};
+pub use postgres::PgOptions;
+#[doc(hidden)]
+pub use postgres::testing;
 pub use types::{
     Claimed, DeadPage, DueEntry, Effects, Emitted, EventPage, EventQuery, Finish, Ingested, Next,
     PurgeReport, Route,
@@ -46,6 +52,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("backup: {0}")]
     Backup(String),
+    /// The database refused a statement.
+    #[error("database error: {0}")]
+    Database(String),
 }
 
 /// The host's store.
@@ -55,6 +64,7 @@ pub struct Store {
 
 enum Backend {
     Embedded(Arc<embedded::SledStore>),
+    Postgres(postgres::PgStore),
 }
 
 /// An event with its body, and each of its deliveries with their attempts.
@@ -65,6 +75,20 @@ impl Store {
     /// a tokio runtime: it starts the group-commit task.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Connects to a PostgreSQL database shared with other hosts, creating
+    /// or migrating its schema.
+    pub async fn connect(options: &PgOptions) -> Result<Self, StoreError> {
+        Ok(Self {
+            backend: Backend::Postgres(postgres::PgStore::connect(options).await?),
+        })
+    }
+
+    /// Whether other hosts may change the store: the dispatcher then looks
+    /// for due deliveries every so often, not only when this host wakes it.
+    pub fn shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// [`Store::open`] with sled's page cache bounded to `cache_bytes`.
@@ -81,6 +105,7 @@ impl Store {
     pub fn failure(&self) -> Option<String> {
         match &self.backend {
             Backend::Embedded(s) => s.failure(),
+            Backend::Postgres(_) => None,
         }
     }
 
@@ -89,6 +114,7 @@ impl Store {
     pub async fn recover(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.recover().await,
+            Backend::Postgres(_) => Ok(()),
         }
     }
 
@@ -96,6 +122,7 @@ impl Store {
     pub fn queue_depth(&self) -> u64 {
         match &self.backend {
             Backend::Embedded(s) => s.queue_depth(),
+            Backend::Postgres(p) => p.queue_depth(),
         }
     }
 
@@ -103,6 +130,7 @@ impl Store {
     pub fn new_id(&self) -> Ulid {
         match &self.backend {
             Backend::Embedded(s) => s.new_id(),
+            Backend::Postgres(p) => p.new_id(),
         }
     }
 
@@ -110,6 +138,8 @@ impl Store {
     pub async fn durable(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.durable().await,
+            // Every PostgreSQL commit is durable when it returns.
+            Backend::Postgres(_) => Ok(()),
         }
     }
 
@@ -118,6 +148,7 @@ impl Store {
     pub async fn close(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.close().await,
+            Backend::Postgres(p) => p.close().await,
         }
     }
 
@@ -129,6 +160,7 @@ impl Store {
     ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.kv_get(plugin, key),
+            Backend::Postgres(p) => p.kv_get(plugin, key).await,
         }
     }
 
@@ -140,6 +172,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.record_version(plugin, version),
+            Backend::Postgres(p) => p.record_version(plugin, version).await,
         }
     }
 
@@ -147,6 +180,7 @@ impl Store {
     pub async fn versions(&self, plugin: &str) -> Result<Vec<PluginVersion>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.versions(plugin),
+            Backend::Postgres(p) => p.versions(plugin).await,
         }
     }
 
@@ -154,6 +188,7 @@ impl Store {
     pub async fn quarantine(&self, record: &Quarantined) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.quarantine(record).await,
+            Backend::Postgres(p) => p.quarantine(record).await,
         }
     }
 
@@ -165,6 +200,7 @@ impl Store {
     ) -> Result<Vec<Quarantined>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.quarantined(before, limit),
+            Backend::Postgres(p) => p.quarantined(before, limit).await,
         }
     }
 
@@ -172,6 +208,7 @@ impl Store {
     pub async fn quarantined_one(&self, id: Ulid) -> Result<Option<Quarantined>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.quarantined_one(id),
+            Backend::Postgres(p) => p.quarantined_one(id).await,
         }
     }
 
@@ -179,6 +216,7 @@ impl Store {
     pub async fn release(&self, id: Ulid) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.release(id),
+            Backend::Postgres(p) => p.release(id).await,
         }
     }
 
@@ -186,6 +224,7 @@ impl Store {
     pub async fn size_on_disk(&self) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.size_on_disk(),
+            Backend::Postgres(p) => p.size_on_disk().await,
         }
     }
 
@@ -194,6 +233,9 @@ impl Store {
     pub fn backup(&self, out: impl std::io::Write) -> Result<BackupSummary, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.backup(out),
+            Backend::Postgres(_) => Err(StoreError::Backup(
+                "a PostgreSQL store is backed up with the database's own tools (pg_dump)".into(),
+            )),
         }
     }
 
@@ -212,6 +254,7 @@ impl Store {
                     .await
                     .map_err(|e| StoreError::Unavailable(format!("purge stopped: {e}")))?
             }
+            Backend::Postgres(p) => p.purge(cutoff_ms, after, limit).await,
         }
     }
 
@@ -224,6 +267,7 @@ impl Store {
     ) -> Result<DeadPage, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.dead_letters(plugin, after, limit),
+            Backend::Postgres(p) => p.dead_letters(plugin, after, limit).await,
         }
     }
 
@@ -231,6 +275,7 @@ impl Store {
     pub async fn event(&self, id: Ulid) -> Result<Option<(EventRecord, Vec<u8>)>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.event(id),
+            Backend::Postgres(p) => p.event(id).await,
         }
     }
 
@@ -239,6 +284,7 @@ impl Store {
     pub async fn event_view(&self, id: Ulid) -> Result<Option<EventView>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.event_view(id),
+            Backend::Postgres(p) => p.event_view(id).await,
         }
     }
 
@@ -246,6 +292,7 @@ impl Store {
     pub async fn deliveries_of(&self, event: Ulid) -> Result<Vec<Delivery>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.deliveries_of(event),
+            Backend::Postgres(p) => p.deliveries_of(event).await,
         }
     }
 
@@ -253,6 +300,7 @@ impl Store {
     pub async fn delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.delivery(id),
+            Backend::Postgres(p) => p.delivery(id).await,
         }
     }
 
@@ -260,6 +308,7 @@ impl Store {
     pub async fn attempts_of(&self, delivery: DeliveryId) -> Result<Vec<Attempt>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.attempts_of(delivery),
+            Backend::Postgres(p) => p.attempts_of(delivery).await,
         }
     }
 
@@ -267,6 +316,7 @@ impl Store {
     pub async fn list_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.list_events(query),
+            Backend::Postgres(p) => p.list_events(query).await,
         }
     }
 
@@ -275,6 +325,7 @@ impl Store {
     pub async fn ingest(&self, event: NewEvent, routes: &[Route]) -> Result<Ingested, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.ingest(event, routes).await,
+            Backend::Postgres(p) => p.ingest(event, routes).await,
         }
     }
 
@@ -282,6 +333,7 @@ impl Store {
     pub async fn schedule_last(&self, plugin: &str, name: &str) -> Result<Option<u64>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.schedule_last(plugin, name),
+            Backend::Postgres(p) => p.schedule_last(plugin, name).await,
         }
     }
 
@@ -295,6 +347,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.schedule_start(plugin, name, at),
+            Backend::Postgres(p) => p.schedule_start(plugin, name, at).await,
         }
     }
 
@@ -311,6 +364,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.fire_schedule(plugin, name, tick, event, routes).await,
+            Backend::Postgres(p) => p.fire_schedule(plugin, name, tick, event, routes).await,
         }
     }
 
@@ -324,6 +378,7 @@ impl Store {
     ) -> Result<Vec<DueEntry>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.due(now_ms, after, limit),
+            Backend::Postgres(p) => p.due(now_ms, after, limit).await,
         }
     }
 
@@ -331,6 +386,7 @@ impl Store {
     pub async fn next_due_after(&self, now_ms: u64) -> Result<Option<u64>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.next_due_after(now_ms),
+            Backend::Postgres(p) => p.next_due_after(now_ms).await,
         }
     }
 
@@ -339,6 +395,7 @@ impl Store {
     pub async fn blocked(&self, entry: &DueEntry) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.blocked(entry),
+            Backend::Postgres(p) => p.blocked(entry).await,
         }
     }
 
@@ -347,6 +404,7 @@ impl Store {
     pub async fn claim(&self, entry: &DueEntry) -> Result<Option<Claimed>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.claim(entry),
+            Backend::Postgres(p) => p.claim(entry).await,
         }
     }
 
@@ -360,6 +418,7 @@ impl Store {
     ) -> Result<Finish, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.finish_attempt(attempt, next, effects),
+            Backend::Postgres(p) => p.finish_attempt(attempt, next, effects).await,
         }
     }
 
@@ -374,6 +433,7 @@ impl Store {
     ) -> Result<Option<Vec<DeliveryId>>, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.replay(event, routes, pinned_version),
+            Backend::Postgres(p) => p.replay(event, routes, pinned_version).await,
         }
     }
 
@@ -382,6 +442,7 @@ impl Store {
     pub async fn retry_dead(&self, id: DeliveryId) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.retry_dead(id),
+            Backend::Postgres(p) => p.retry_dead(id).await,
         }
     }
 
@@ -389,6 +450,7 @@ impl Store {
     pub async fn pause(&self, entry: &DueEntry) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.pause(entry),
+            Backend::Postgres(p) => p.pause(entry).await,
         }
     }
 
@@ -396,6 +458,7 @@ impl Store {
     pub async fn resume_paused(&self, plugin: &str) -> Result<usize, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.resume_paused(plugin),
+            Backend::Postgres(p) => p.resume_paused(plugin).await,
         }
     }
 
@@ -404,6 +467,7 @@ impl Store {
     pub async fn requeue_running(&self) -> Result<usize, StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.requeue_running(),
+            Backend::Postgres(p) => p.requeue_running().await,
         }
     }
 }

@@ -1,0 +1,251 @@
+//! What only a shared store must do: several hosts on one database.
+
+use super::super::contract::{attempt, event};
+use super::super::types::*;
+use super::testing::TestDatabase;
+use super::*;
+use crate::model::Outcome;
+use std::collections::HashSet;
+
+async fn host(url: &str, lease: Duration) -> PgStore {
+    PgStore::connect(&PgOptions {
+        url: url.to_owned(),
+        pool_size: 4,
+        lease,
+    })
+    .await
+    .expect("connect")
+}
+
+/// Claims and finishes every due delivery it can until none is left.
+async fn work(store: &PgStore) -> Vec<DeliveryId> {
+    let mut done = Vec::new();
+    loop {
+        let due = store.due(now_ms() + 1, None, 8).await.expect("due");
+        if due.is_empty() {
+            return done;
+        }
+        for entry in due {
+            if let Some(claimed) = store.claim(&entry).await.expect("claim") {
+                let a = attempt(&claimed, Outcome::Ok);
+                assert_eq!(
+                    store
+                        .finish_attempt(&a, Next::Succeeded, None)
+                        .await
+                        .expect("finish"),
+                    Finish::Committed
+                );
+                done.push(claimed.delivery.id);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_sharing_a_database_never_run_one_delivery_twice() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let hosts = [
+        host(&db.url, Duration::from_secs(60)).await,
+        host(&db.url, Duration::from_secs(60)).await,
+        host(&db.url, Duration::from_secs(60)).await,
+    ];
+    let mut ids = HashSet::new();
+    for n in 0..60 {
+        let routes = [Route::new("a"), Route::new("b")];
+        let stored = hosts[n % 3]
+            .ingest(event(&format!("k{n}")), &routes)
+            .await
+            .expect("ingest");
+        ids.insert(stored.id);
+    }
+    let (x, y, z) = tokio::join!(work(&hosts[0]), work(&hosts[1]), work(&hosts[2]));
+    let all: Vec<DeliveryId> = x.iter().chain(&y).chain(&z).copied().collect();
+    let distinct: HashSet<DeliveryId> = all.iter().copied().collect();
+    assert_eq!(all.len(), 120, "every delivery ran");
+    assert_eq!(distinct.len(), 120, "none ran twice");
+    assert!(distinct.iter().all(|d| ids.contains(&d.event)));
+    for h in &hosts {
+        h.close().await.expect("close");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_goes_to_another_host_and_the_late_result_is_refused() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    // The first host's lease runs out at once, as if it had died.
+    let (dying, live) = (
+        host(&db.url, Duration::from_millis(1)).await,
+        host(&db.url, Duration::from_secs(60)).await,
+    );
+    let stored = dying
+        .ingest(event("lease"), &[Route::new("a")])
+        .await
+        .expect("ingest");
+    let entry = dying
+        .due(now_ms() + 1, None, 1)
+        .await
+        .expect("due")
+        .remove(0);
+    let first = dying.claim(&entry).await.expect("claim").expect("claimed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while live.requeue_running().await.expect("reap") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired lease was never reaped"
+        );
+        tokio::task::yield_now().await;
+    }
+    let entry = live
+        .due(now_ms() + 1, None, 1)
+        .await
+        .expect("due")
+        .remove(0);
+    let second = live.claim(&entry).await.expect("claim").expect("claimed");
+    assert_eq!(second.delivery.id, first.delivery.id);
+    let effects = |value: &[u8]| Effects {
+        reads: vec![("count".into(), 0)],
+        writes: vec![("count".into(), Some(value.to_vec()))],
+        emitted: Vec::new(),
+    };
+    let by_live = attempt(&second, Outcome::Ok);
+    assert_eq!(
+        live.finish_attempt(&by_live, Next::Succeeded, Some(&effects(b"live")))
+            .await
+            .expect("finish"),
+        Finish::Committed
+    );
+    let late = attempt(&first, Outcome::Ok);
+    assert_eq!(
+        dying
+            .finish_attempt(&late, Next::Succeeded, Some(&effects(b"late")))
+            .await
+            .expect("finish"),
+        Finish::Stale,
+        "the host that lost its lease commits nothing"
+    );
+    let (_, value) = live.kv_get("a", "count").await.expect("kv").expect("kv");
+    assert_eq!(value, b"live");
+    let attempts = live.attempts_of(first.delivery.id).await.expect("attempts");
+    assert_eq!(attempts.len(), 1);
+    let d = live
+        .delivery(first.delivery.id)
+        .await
+        .expect("read")
+        .expect("delivery");
+    assert_eq!(d.status, DeliveryStatus::Succeeded);
+    assert_eq!(d.id.event, stored.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_attempts_that_read_a_key_one_commits_and_one_conflicts() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let (x, y) = (
+        host(&db.url, Duration::from_secs(60)).await,
+        host(&db.url, Duration::from_secs(60)).await,
+    );
+    for key in ["c1", "c2"] {
+        x.ingest(event(key), &[Route::new("a")])
+            .await
+            .expect("ingest");
+    }
+    let due = x.due(now_ms() + 1, None, 2).await.expect("due");
+    let cx = x.claim(&due[0]).await.expect("claim").expect("claimed");
+    let cy = y.claim(&due[1]).await.expect("claim").expect("claimed");
+    let effects = Effects {
+        reads: vec![("count".into(), 0)],
+        writes: vec![("count".into(), Some(b"1".to_vec()))],
+        emitted: Vec::new(),
+    };
+    let (ax, ay) = (attempt(&cx, Outcome::Ok), attempt(&cy, Outcome::Ok));
+    let (fx, fy) = tokio::join!(
+        x.finish_attempt(&ax, Next::Succeeded, Some(&effects)),
+        y.finish_attempt(&ay, Next::Succeeded, Some(&effects)),
+    );
+    let mut outcomes = [fx.expect("finish"), fy.expect("finish")];
+    outcomes.sort_by_key(|f| format!("{f:?}"));
+    assert_eq!(outcomes, [Finish::Committed, Finish::Conflict]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_starting_together_migrate_the_schema_once() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let (a, b, c) = tokio::join!(
+        host(&db.url, Duration::from_secs(60)),
+        host(&db.url, Duration::from_secs(60)),
+        host(&db.url, Duration::from_secs(60)),
+    );
+    let client = a.pool.get().await.expect("connection");
+    let versions: Vec<i32> = client
+        .query(
+            "SELECT version FROM hookhost_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .expect("migrations")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let known: Vec<i32> = schema::MIGRATIONS.iter().map(|(v, _)| *v).collect();
+    assert_eq!(versions, known);
+    // A database from a newer host is refused, not misread.
+    client
+        .execute(
+            "INSERT INTO hookhost_migrations (version, applied_ms) VALUES (9999, 0)",
+            &[],
+        )
+        .await
+        .expect("insert");
+    let Err(e) = PgStore::connect(&PgOptions {
+        url: db.url.clone(),
+        pool_size: 2,
+        lease: Duration::from_secs(60),
+    })
+    .await
+    else {
+        panic!("a newer schema must be refused");
+    };
+    assert!(e.to_string().contains("9999"), "{e}");
+    for h in [a, b, c] {
+        h.close().await.expect("close");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_bodies_are_queryable_and_other_bodies_are_kept_as_bytes() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let store = host(&db.url, Duration::from_secs(60)).await;
+    let json = store.ingest(event("j"), &[]).await.expect("ingest").id;
+    let raw = store
+        .ingest(
+            NewEvent {
+                body: b"\x00\x01binary".to_vec(),
+                content_type: None,
+                ..event("r")
+            },
+            &[],
+        )
+        .await
+        .expect("ingest")
+        .id;
+    let client = store.pool.get().await.expect("connection");
+    let found: Vec<Vec<u8>> = client
+        .query("SELECT id FROM events WHERE body_json->>'key' = 'j'", &[])
+        .await
+        .expect("query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(found, vec![id_bytes(json)]);
+    let (_, body) = store.event(raw).await.expect("read").expect("event");
+    assert_eq!(body, b"\x00\x01binary");
+}
