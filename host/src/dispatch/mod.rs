@@ -11,7 +11,10 @@
 //!   and its outcome is recorded in the same transaction that moves it on, so
 //!   a crash at any point leaves it `running`, to be requeued at startup:
 //!   at-least-once execution.
-//! - A kv conflict re-runs the attempt at once without counting it.
+//! - A kv conflict re-runs the attempt without counting it: at once the
+//!   first times, then after a short random pause that grows with the
+//!   conflicts, so attempts contending for one key (many hosts on one
+//!   database) take turns instead of invalidating each other forever.
 //! - On shutdown no new attempt starts; running ones finish or hit their
 //!   deadline before [`run`] returns.
 
@@ -278,6 +281,9 @@ async fn deliver(
             Ok(Finish::Conflict) => {
                 conflicts += 1;
                 tracing::debug!(conflicts, "kv conflict: re-running attempt");
+                if let Some(pause) = conflict_pause(conflicts, rand::random()) {
+                    tokio::time::sleep(pause).await;
+                }
             }
             Ok(Finish::Stale) => {
                 tracing::warn!("delivery changed while its attempt ran; result dropped");
@@ -292,6 +298,17 @@ async fn deliver(
             }
         }
     }
+}
+
+/// The pause before re-running an attempt after its `conflicts`-th kv
+/// conflict: none for the first two, then up to 2^n ms (at most 64 ms),
+/// scaled by `jitter` in [0, 1).
+fn conflict_pause(conflicts: u32, jitter: f64) -> Option<Duration> {
+    if conflicts <= 2 {
+        return None;
+    }
+    let cap = (1u64 << conflicts.min(6)) as f64;
+    Some(Duration::from_micros((cap * 1000.0 * jitter) as u64))
 }
 
 /// The record of an attempt that could not start: its pinned version is gone.
@@ -340,5 +357,20 @@ async fn finish_with_retries(
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_reruns_start_at_once_then_back_off_up_to_a_cap() {
+        assert_eq!(conflict_pause(1, 0.99), None);
+        assert_eq!(conflict_pause(2, 0.99), None);
+        assert_eq!(conflict_pause(3, 0.5), Some(Duration::from_millis(4)));
+        assert_eq!(conflict_pause(5, 0.5), Some(Duration::from_millis(16)));
+        assert_eq!(conflict_pause(60, 0.5), Some(Duration::from_millis(32)));
+        assert_eq!(conflict_pause(60, 0.0), Some(Duration::ZERO));
     }
 }

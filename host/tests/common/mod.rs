@@ -20,7 +20,21 @@ pub fn start(data: &Path, plugins: &Path) -> Running {
 
 /// [`start`], with more environment for the child.
 pub fn start_with(data: &Path, plugins: &Path, env: &[(&str, &str)]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookhost"))
+    start_configured(data, plugins, None, env)
+}
+
+/// [`start_with`], reading a configuration file too.
+pub fn start_configured(
+    data: &Path,
+    plugins: &Path,
+    config: Option<&Path>,
+    env: &[(&str, &str)],
+) -> Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookhost"));
+    if let Some(config) = config {
+        command.env("HOOKHOST_CONFIG", config);
+    }
+    let mut child = command
         .envs(env.iter().copied())
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)

@@ -1,0 +1,237 @@
+//! Scale-out, proven: three `hookhost` processes share one PostgreSQL
+//! database under concurrent load, and one of them is SIGKILLed mid-load.
+//! Afterwards every acknowledged event exists, every event was counted
+//! exactly once in effect (the counter plugin's kv count equals the number
+//! of distinct events, and it emitted one event per event), and no schedule
+//! tick fired twice.
+//!
+//! Needs a PostgreSQL server (see `hookhost::store::testing`); the figures
+//! are printed at the end (`cargo test -p hookhost --test cluster --
+//! --nocapture`).
+
+#![allow(clippy::print_stdout)]
+
+mod common;
+
+use common::start_configured;
+use hookhost::store::testing::TestDatabase;
+use hookhost::store::{PgOptions, Store};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+const HOSTS: usize = 3;
+const CLIENTS_PER_HOST: usize = 3;
+const POSTS_PER_CLIENT: usize = 120;
+
+/// Posts up to [`POSTS_PER_CLIENT`] events, stopping at the first failure
+/// (its host died); returns (idempotency key, event id) for every post
+/// answered 2xx.
+async fn post_all(base: String, client_no: usize) -> Vec<(String, String)> {
+    let client = reqwest::Client::new();
+    let mut acked = Vec::new();
+    for n in 0..POSTS_PER_CLIENT {
+        let key = format!("k{client_no}-{n}");
+        let sent = client
+            .post(format!("{base}/events/test.count"))
+            .header("idempotency-key", &key)
+            .header("content-type", "application/json")
+            .body("{}")
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        let Ok(response) = sent else { break };
+        if !response.status().is_success() {
+            break;
+        }
+        let Ok(answer) = response.json::<Value>().await else {
+            break;
+        };
+        acked.push((key, answer["id"].as_str().expect("id").to_owned()));
+    }
+    acked
+}
+
+async fn get(base: &str, path: &str) -> Value {
+    reqwest::get(format!("{base}{path}"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Every event whose topic matches `topic`, paging through the API.
+async fn all_events(base: &str, topic: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = get(
+            base,
+            &format!("/events?topic={topic}&limit=1000&cursor={cursor}"),
+        )
+        .await;
+        events.extend(page["events"].as_array().expect("events").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return events,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hosts_on_one_database_lose_one_and_nothing_is_lost_or_doubled() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let built = xtask::build_plugins(&["test-counter", "test-clock"]).expect("build the plugins");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    std::fs::copy(&built[0], plugins.join("counter.wasm")).expect("install counter");
+    std::fs::copy(&built[1], plugins.join("clock.wasm")).expect("install clock");
+    // A short lease, so the dead host's deliveries move on soon; it must
+    // outlast an attempt's deadline.
+    let config = dir.path().join("hookhost.toml");
+    std::fs::write(
+        &config,
+        "store = \"postgres\"\n\n[postgres]\nlease = \"3s\"\npool_size = 8\n\n[defaults]\ntimeout_ms = 2000\n",
+    )
+    .expect("config");
+    let env = [("HOOKHOST_DATABASE_URL", db.url.as_str())];
+    let mut hosts: Vec<_> = (0..HOSTS)
+        .map(|n| {
+            start_configured(
+                &dir.path().join(format!("data-{n}")),
+                &plugins,
+                Some(&config),
+                &env,
+            )
+        })
+        .collect();
+
+    let clients: Vec<_> = (0..HOSTS * CLIENTS_PER_HOST)
+        .map(|c| tokio::spawn(post_all(hosts[c % HOSTS].base.clone(), c)))
+        .collect();
+    let kill_after = Duration::from_millis(300 + rand::random::<u64>() % 500);
+    tokio::time::sleep(kill_after).await;
+    hosts[0].child.kill().expect("SIGKILL");
+    hosts[0].child.wait().expect("reap");
+    let killed_at = Instant::now();
+    let mut acked: BTreeMap<String, String> = BTreeMap::new();
+    for client in clients {
+        acked.extend(client.await.expect("client"));
+    }
+    let survivors = &hosts[1..];
+    assert!(
+        acked.len() >= (HOSTS - 1) * CLIENTS_PER_HOST * POSTS_PER_CLIENT,
+        "the surviving hosts took every post: {} acknowledged",
+        acked.len()
+    );
+
+    let base = survivors[0].base.clone();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let events = loop {
+        let events = all_events(&base, "test.count").await;
+        if events.len() >= acked.len() && events.iter().all(|e| e["status"] == "succeeded") {
+            break events;
+        }
+        if Instant::now() > deadline {
+            let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+            for e in &events {
+                let d = &e["deliveries"][0];
+                *by_status
+                    .entry(format!("{} {}", d["status"], d["last_outcome"]))
+                    .or_default() += 1;
+            }
+            panic!(
+                "deliveries did not settle: {} of {} acknowledged events stored, by status {by_status:?}",
+                events.len(),
+                acked.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let settled_after = killed_at.elapsed();
+    let stored: BTreeMap<String, String> = events
+        .iter()
+        .map(|e| {
+            (
+                e["idempotency_key"].as_str().expect("key").to_owned(),
+                e["id"].as_str().expect("id").to_owned(),
+            )
+        })
+        .collect();
+    let lost = acked
+        .iter()
+        .filter(|(key, id)| stored.get(*key) != Some(*id))
+        .count();
+    assert_eq!(lost, 0, "acknowledged events were lost");
+
+    // An acknowledged key posted to another host answers the original id.
+    let client = reqwest::Client::new();
+    for (n, (key, id)) in acked.iter().take(30).enumerate() {
+        let again: Value = client
+            .post(format!(
+                "{}/events/test.count",
+                survivors[n % survivors.len()].base
+            ))
+            .header("idempotency-key", key)
+            .body("{}")
+            .send()
+            .await
+            .expect("post")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            (again["id"].as_str(), again["duplicate"].as_bool()),
+            (Some(id.as_str()), Some(true))
+        );
+    }
+
+    let emitted = all_events(&base, "test.counted").await.len();
+    let ticks: Vec<u64> = all_events(&base, "schedule.every-second")
+        .await
+        .iter()
+        .map(|e| {
+            e["idempotency_key"]
+                .as_str()
+                .and_then(|k| k.rsplit(':').next())
+                .and_then(|t| t.parse().ok())
+                .expect("a schedule key ends in its tick")
+        })
+        .collect();
+    let distinct_ticks: BTreeSet<u64> = ticks.iter().copied().collect();
+    assert!(!ticks.is_empty(), "the schedule fired");
+    assert_eq!(ticks.len(), distinct_ticks.len(), "a tick fired twice");
+
+    let store = Store::connect(&PgOptions {
+        url: db.url.clone(),
+        pool_size: 2,
+        lease: Duration::from_secs(60),
+    })
+    .await
+    .expect("connect");
+    let count: usize = store
+        .kv_get("counter", "count")
+        .await
+        .expect("kv")
+        .map(|(_, v)| String::from_utf8_lossy(&v).parse().expect("number"))
+        .unwrap_or(0);
+    store.close().await.expect("close");
+    println!(
+        "cluster test: {HOSTS} hosts, one SIGKILLed after {} ms; {} events acknowledged, {} stored, {lost} lost, counter {count}, {emitted} emitted, {} schedule ticks (none twice), settled {:.1} s after the kill",
+        kill_after.as_millis(),
+        acked.len(),
+        stored.len(),
+        ticks.len(),
+        settled_after.as_secs_f64()
+    );
+    assert_eq!(
+        count,
+        stored.len(),
+        "the counter must equal the number of distinct events"
+    );
+    assert_eq!(emitted, stored.len(), "one emitted event per event");
+}
