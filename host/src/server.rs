@@ -63,6 +63,16 @@ pub async fn run(
     let core = Arc::new(Core::new(
         config, store, runtime, sources, contracts, secrets,
     ));
+    // With a shared store, what the other hosts run comes first: a local
+    // file then replaces it only if it is newer.
+    let mut applied = reload::Applied::new();
+    if core.store.shared() {
+        let n = reload::follow_once(&core, &mut applied).await;
+        tracing::info!(
+            plugins = n,
+            "serving the plugin versions the shared store holds"
+        );
+    }
     let (loaded, background) = reload::load_at_start(&core).await;
     tracing::info!(
         plugins = loaded,
@@ -98,6 +108,10 @@ pub async fn run(
     let schedules = tokio::spawn(crate::schedule::run(core.clone(), stopped.clone()));
     let retention = tokio::spawn(crate::lifecycle::retention(core.clone(), stopped.clone()));
     let healer = tokio::spawn(crate::lifecycle::heal(core.clone(), stopped.clone()));
+    let follower = core
+        .store
+        .shared()
+        .then(|| tokio::spawn(reload::follow(core.clone(), applied, stopped.clone())));
     let hangups = tokio::spawn(reload_on_hangup(core.clone(), stopped));
     let app = http::router(core.clone(), admin_token);
     tracing::info!(addr = %listener.local_addr()?, data = %core.config.data.display(), "hookhost listening");
@@ -115,6 +129,11 @@ pub async fn run(
         tracing::error!(error = %e, "plugin watcher failed");
     }
     hangups.abort();
+    if let Some(follower) = follower
+        && let Err(e) = follower.await
+    {
+        tracing::error!(error = %e, "plugin version follower failed");
+    }
     for task in [retention, healer] {
         if let Err(e) = task.await {
             tracing::error!(error = %e, "store care task failed");

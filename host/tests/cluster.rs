@@ -235,3 +235,113 @@ async fn three_hosts_on_one_database_lose_one_and_nothing_is_lost_or_doubled() {
     );
     assert_eq!(emitted, stored.len(), "one emitted event per event");
 }
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Waits until `host` serves `version` of the counter plugin (`None`: does
+/// not serve it at all).
+async fn wait_serving(base: &str, version: Option<&str>) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let plugin = get(base, "/plugins/counter").await;
+        let serving = (plugin["loaded"] == true).then(|| plugin["version"].as_str().unwrap_or(""));
+        if serving == version {
+            return plugin;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{base} serves {serving:?}, not {version:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn install(dir: &std::path::Path, bytes: &[u8]) {
+    let tmp = dir.join(".counter.wasm.tmp");
+    std::fs::write(&tmp, bytes).expect("write");
+    std::fs::rename(&tmp, dir.join("counter.wasm")).expect("rename");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_loaded_on_one_host_runs_on_every_host() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let built = xtask::build_plugins(&["test-counter"]).expect("build the counter plugin");
+    let v1 = std::fs::read(&built[0]).expect("read");
+    let v2 = xtask::variant(&v1, "v2");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hookhost.toml");
+    std::fs::write(&config, "store = \"postgres\"\n").expect("config");
+    let env = [("HOOKHOST_DATABASE_URL", db.url.as_str())];
+    // Each host its own plugins directory: only the store connects them.
+    let plugins: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|h| {
+            let p = dir.path().join(h).join("plugins");
+            std::fs::create_dir_all(&p).expect("plugins dir");
+            p
+        })
+        .collect();
+    install(&plugins[0], &v1);
+    let start = |n: usize| {
+        start_configured(
+            &dir.path().join(format!("data-{n}")),
+            &plugins[n],
+            Some(&config),
+            &env,
+        )
+    };
+    let a = start(0);
+    let b = start(1);
+    wait_serving(&b.base, Some(&sha256_hex(&v1))).await;
+    assert_eq!(
+        std::fs::read(plugins[1].join("counter.wasm")).expect("b's file"),
+        v1,
+        "a restart of b serves it too"
+    );
+
+    // A hot reload on one host rolls out to the others.
+    install(&plugins[0], &v2);
+    wait_serving(&a.base, Some(&sha256_hex(&v2))).await;
+    wait_serving(&b.base, Some(&sha256_hex(&v2))).await;
+    let posted: Value = reqwest::Client::new()
+        .post(format!("{}/events/test.count", b.base))
+        .body("{}")
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let id = posted["id"].as_str().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let event = loop {
+        let event = get(&b.base, &format!("/events/{id}")).await;
+        if event["status"] == "succeeded" {
+            break event;
+        }
+        assert!(Instant::now() < deadline, "the event was not handled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        event["deliveries"][0]["attempts"][0]["version"],
+        sha256_hex(&v2),
+        "the attempt records the version that ran"
+    );
+
+    // A host joining later serves the current version as soon as it listens.
+    let c = start(2);
+    let plugin = get(&c.base, "/plugins/counter").await;
+    assert_eq!(plugin["version"], sha256_hex(&v2));
+
+    // Removing the file on one host removes the plugin everywhere.
+    std::fs::remove_file(plugins[0].join("counter.wasm")).expect("remove");
+    wait_serving(&b.base, None).await;
+    wait_serving(&c.base, None).await;
+    assert!(!plugins[2].join("counter.wasm").exists());
+    drop((a, b, c));
+}

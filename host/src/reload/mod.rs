@@ -143,7 +143,28 @@ async fn load_checked(core: &Arc<Core>, name: &str, path: &Path) -> Result<Loade
     let bytes = tokio::fs::read(path)
         .await
         .map_err(|e| LoadError::Read(e.to_string()))?;
-    install_bytes(core, name, bytes, "file").await
+    // Shared with other hosts unless the shared version is newer than the
+    // file (changed while this host was down, say).
+    let modified = modified_ms(path).await.unwrap_or_else(now_ms);
+    install_bytes(core, name, bytes, "file", Publish::UnlessSince(modified)).await
+}
+
+/// When a file was last changed, in ms since the epoch.
+async fn modified_ms(path: &Path) -> Option<u64> {
+    let modified = tokio::fs::metadata(path).await.ok()?.modified().ok()?;
+    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(since.as_millis() as u64)
+}
+
+/// Whether a version installed on this host becomes the one every host
+/// sharing the store runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Publish {
+    Always,
+    /// Unless the shared version changed at or after this time (ms).
+    UnlessSince(u64),
+    /// It came from the store.
+    Never,
 }
 
 /// Compiles (or takes from the cache), describes and installs `bytes` as
@@ -153,6 +174,7 @@ async fn install_bytes(
     name: &str,
     bytes: Vec<u8>,
     source: &str,
+    publish: Publish,
 ) -> Result<Loaded, LoadError> {
     let sha256 = load::sha256_hex(&bytes);
     if core.registry.get(name).is_some_and(|p| p.version == sha256) {
@@ -160,6 +182,7 @@ async fn install_bytes(
         core.registry.clear_failure(name);
         return Ok(Loaded::Unchanged);
     }
+    let shared = (publish != Publish::Never && core.store.shared()).then(|| bytes.clone());
     let compiler = core.clone();
     let compiled = tokio::task::spawn_blocking(move || load::compile(&compiler.runtime, &bytes))
         .await
@@ -176,6 +199,25 @@ async fn install_bytes(
     record_version(core, &plugin, source).await;
     core.registry.install(plugin);
     resume(core, name).await;
+    if let Some(bytes) = shared {
+        let unless_since = match publish {
+            Publish::UnlessSince(t) => Some(t),
+            _ => None,
+        };
+        match core
+            .store
+            .publish_plugin(name, &sha256, &bytes, unless_since)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(plugin = %name, version = %sha256, "version published to every host")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(plugin = %name, error = %e, "cannot publish the version to the other hosts")
+            }
+        }
+    }
     Ok(Loaded::Installed)
 }
 
@@ -295,10 +337,17 @@ pub fn reload_config(core: &Core) -> Result<usize, ConfigReloadError> {
 
 /// Takes plugin `name` out of service (its file is gone). Attempts in
 /// flight finish; its pending deliveries pause until it returns.
-pub fn unload(core: &Core, name: &str) {
+pub async fn unload(core: &Core, name: &str) {
     core.registry.clear_failure(name);
     if let Some(plugin) = core.registry.remove(name) {
         tracing::warn!(plugin = %name, version = %plugin.version, "plugin file removed: plugin unloaded");
+    }
+    match core.store.unpublish_plugin(name).await {
+        Ok(true) => tracing::info!(plugin = %name, "plugin removed on every host"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(plugin = %name, error = %e, "cannot remove the plugin on the other hosts")
+        }
     }
 }
 
@@ -345,25 +394,135 @@ pub async fn rollback(
             .find(|v| Some(&v.sha256) != current.as_ref())
             .ok_or_else(|| RollbackError::NoEarlierVersion(name.to_owned()))?,
     };
-    let bytes = core
-        .runtime
-        .component_bytes(&target.sha256)
-        .ok_or_else(|| RollbackError::Missing(target.sha256.clone()))?;
-    let file = core.config.plugins_dir.join(format!("{name}.wasm"));
-    let tmp = core
-        .config
-        .plugins_dir
-        .join(format!(".{name}.wasm.rollback"));
-    install_bytes(core, name, bytes.clone(), "rollback").await?;
-    // The watcher sees the new file and finds its version already serving.
-    let written = match tokio::fs::write(&tmp, &bytes).await {
-        Ok(()) => tokio::fs::rename(&tmp, &file).await,
-        Err(e) => Err(e),
+    let bytes = match core.runtime.component_bytes(&target.sha256) {
+        Some(bytes) => bytes,
+        // Loaded on another host sharing the store.
+        None => core
+            .store
+            .plugin_blob(&target.sha256)
+            .await?
+            .ok_or_else(|| RollbackError::Missing(target.sha256.clone()))?,
     };
-    written.map_err(|e| RollbackError::Write(e.to_string()))?;
+    install_bytes(core, name, bytes.clone(), "rollback", Publish::Always).await?;
+    write_plugin_file(core, name, &bytes, "rollback")
+        .await
+        .map_err(|e| RollbackError::Write(e.to_string()))?;
     core.registry
         .get(name)
         .ok_or_else(|| RollbackError::Missing(target.sha256.clone()))
+}
+
+/// Writes `bytes` as plugin `name`'s file, atomically, so a restart serves
+/// what is serving now. The watcher sees the new file and finds its version
+/// already serving.
+async fn write_plugin_file(
+    core: &Core,
+    name: &str,
+    bytes: &[u8],
+    why: &str,
+) -> std::io::Result<()> {
+    let dir = &core.config.plugins_dir;
+    let tmp = dir.join(format!(".{name}.wasm.{why}"));
+    tokio::fs::write(&tmp, bytes).await?;
+    tokio::fs::rename(&tmp, dir.join(format!("{name}.wasm"))).await
+}
+
+/// How often a host sharing its store looks for versions published by the
+/// others.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The last change to each plugin this host applied: `seq` of
+/// [`crate::store::Published`].
+pub type Applied = std::collections::HashMap<String, u64>;
+
+/// Runs what the shared store says is current, once: installs each plugin
+/// version published since `applied` (writing its file, so a restart serves
+/// it too) and unloads the plugins removed. Returns how many changed here.
+pub async fn follow_once(core: &Arc<Core>, applied: &mut Applied) -> usize {
+    let published = match core.store.published_plugins().await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the plugin versions other hosts published");
+            return 0;
+        }
+    };
+    let mut changed = 0;
+    for p in published {
+        if applied.get(&p.plugin).is_some_and(|seq| *seq >= p.seq) {
+            continue;
+        }
+        applied.insert(p.plugin.clone(), p.seq);
+        let serving = core.registry.get(&p.plugin).map(|c| c.version.clone());
+        let file = core.config.plugins_dir.join(format!("{}.wasm", p.plugin));
+        if modified_ms(&file).await.is_some_and(|m| m > p.changed_ms) {
+            // Changed here after the shared change (while this host was
+            // down, say): the file wins, and its load publishes it.
+            continue;
+        }
+        match &p.sha256 {
+            Some(sha) if serving.as_ref() != Some(sha) => {
+                let bytes = match core.store.plugin_blob(sha).await {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) => {
+                        tracing::error!(plugin = %p.plugin, version = %sha, "a published version has no bytes");
+                        continue;
+                    }
+                    Err(e) => {
+                        // Try again on the next pass.
+                        applied.remove(&p.plugin);
+                        tracing::warn!(plugin = %p.plugin, error = %e, "cannot read a published version");
+                        continue;
+                    }
+                };
+                match install_bytes(core, &p.plugin, bytes.clone(), "store", Publish::Never).await {
+                    Ok(_) => {
+                        changed += 1;
+                        tracing::info!(plugin = %p.plugin, version = %sha, "serving the version another host published");
+                        if let Err(e) = write_plugin_file(core, &p.plugin, &bytes, "store").await {
+                            tracing::warn!(plugin = %p.plugin, error = %e, "cannot write the plugin file");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(plugin = %p.plugin, version = %sha, error = %e, "a published version failed to load here");
+                        core.registry.record_failure(
+                            &p.plugin,
+                            LoadFailure {
+                                file: format!("published version {sha}"),
+                                error: e.to_string(),
+                                at_ms: now_ms(),
+                            },
+                        );
+                    }
+                }
+            }
+            None if serving.is_some() || file.exists() => {
+                changed += 1;
+                if let Err(e) = tokio::fs::remove_file(&file).await
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(plugin = %p.plugin, error = %e, "cannot remove the plugin file");
+                }
+                unload(core, &p.plugin).await;
+            }
+            _ => {}
+        }
+    }
+    changed
+}
+
+/// [`follow_once`] every [`FOLLOW_EVERY`] until `stop` turns true.
+pub async fn follow(
+    core: Arc<Core>,
+    mut applied: Applied,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        follow_once(&core, &mut applied).await;
+    }
 }
 
 /// Top-level `*.wasm` files of `dir`, sorted.

@@ -96,7 +96,7 @@ async fn run(
                                 name
                             });
                         } else {
-                            unload(&core, &name);
+                            unload(&core, &name).await;
                         }
                     }
                 }

@@ -24,7 +24,7 @@ pub use postgres::PgOptions;
 pub use postgres::testing;
 pub use types::{
     Claimed, DeadPage, DueEntry, Effects, Emitted, EventPage, EventQuery, Finish, Ingested, Next,
-    PurgeReport, Route,
+    Published, PurgeReport, Route,
 };
 
 use crate::model::{
@@ -173,6 +173,47 @@ impl Store {
         match &self.backend {
             Backend::Embedded(s) => s.record_version(plugin, version),
             Backend::Postgres(p) => p.record_version(plugin, version).await,
+        }
+    }
+
+    /// Makes `sha256` (whose bytes are `bytes`) the version of `plugin` that
+    /// every host sharing the store runs, unless it already is, or (with
+    /// `unless_since`) the shared version changed at or after that time.
+    /// Returns whether it changed; a store of one host keeps nothing.
+    pub async fn publish_plugin(
+        &self,
+        plugin: &str,
+        sha256: &str,
+        bytes: &[u8],
+        unless_since: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Embedded(_) => Ok(false),
+            Backend::Postgres(p) => p.publish_plugin(plugin, sha256, bytes, unless_since).await,
+        }
+    }
+
+    /// Marks `plugin` removed for every host sharing the store.
+    pub async fn unpublish_plugin(&self, plugin: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Embedded(_) => Ok(false),
+            Backend::Postgres(p) => p.unpublish_plugin(plugin).await,
+        }
+    }
+
+    /// Every plugin's shared current version (none for a store of one host).
+    pub async fn published_plugins(&self) -> Result<Vec<Published>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(_) => Ok(Vec::new()),
+            Backend::Postgres(p) => p.published_plugins().await,
+        }
+    }
+
+    /// The bytes of a published version.
+    pub async fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(_) => Ok(None),
+            Backend::Postgres(p) => p.plugin_blob(sha256).await,
         }
     }
 

@@ -126,3 +126,15 @@ pub struct PurgeReport {
     /// (the next one starts again from the oldest event).
     pub resume_after: Option<Ulid>,
 }
+
+/// A plugin's current version as a shared store has it: what every host
+/// sharing the store should run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub plugin: String,
+    /// `None` once the plugin was removed.
+    pub sha256: Option<String>,
+    pub changed_ms: u64,
+    /// Grows with every change to any plugin.
+    pub seq: u64,
+}

@@ -26,7 +26,7 @@ mod tests;
 
 use super::StoreError;
 use super::types::{
-    Claimed, DeadPage, DueEntry, Effects, EventPage, EventQuery, Finish, Ingested, Next,
+    Claimed, DeadPage, DueEntry, Effects, EventPage, EventQuery, Finish, Ingested, Next, Published,
     PurgeReport, Route,
 };
 use crate::model::{
@@ -154,7 +154,12 @@ fn record_of(id: Ulid, event: &NewEvent, at: u64) -> EventRecord {
     }
 }
 
-/// Writes a delivery's record and indexed columns.
+/// The database's clock in ms: leases are reckoned by it, so hosts whose
+/// clocks disagree still agree on when a lease ran out.
+const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// Writes a delivery's record and indexed columns; `lease` (ms, holder)
+/// leases it from now by the database's clock.
 async fn put_delivery(
     tx: &impl GenericClient,
     d: &Delivery,
@@ -163,7 +168,7 @@ async fn put_delivery(
     let st = tx
         .prepare_cached(
             "INSERT INTO deliveries (event, seq, plugin, status, due_ms, lease_until, leased_by, order_key, record)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::json)
+             VALUES ($1, $2, $3, $4, $5, (extract(epoch from clock_timestamp()) * 1000)::bigint + $6, $7, $8, $9::text::json)
              ON CONFLICT (event, seq) DO UPDATE SET status = EXCLUDED.status, due_ms = EXCLUDED.due_ms,
                  lease_until = EXCLUDED.lease_until, leased_by = EXCLUDED.leased_by, record = EXCLUDED.record",
         )
@@ -389,6 +394,100 @@ impl PgStore {
         .iter()
         .map(|row| decode("plugin_versions", row.get(0)))
         .collect()
+    }
+
+    /// Makes `sha256` the current version of `plugin` for every host,
+    /// keeping its bytes, unless it already is, or (with `unless_since`) the
+    /// current version changed at or after that time. Returns whether it
+    /// changed.
+    pub async fn publish_plugin(
+        &self,
+        plugin: &str,
+        sha256: &str,
+        bytes: &[u8],
+        unless_since: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // Serialises publications of one plugin (the row may not exist yet).
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('plugin'), hashtext($1))",
+            &[&plugin],
+        )
+        .await?;
+        let current = tx
+            .query_opt(
+                "SELECT sha256, changed_ms FROM plugin_current WHERE plugin = $1",
+                &[&plugin],
+            )
+            .await?;
+        if let Some(row) = &current {
+            let (sha, changed): (Option<String>, i64) = (row.get(0), row.get(1));
+            if sha.as_deref() == Some(sha256)
+                || unless_since.is_some_and(|since| ms(since) <= changed)
+            {
+                return Ok(false);
+            }
+        }
+        tx.execute(
+            "INSERT INTO plugin_blobs (sha256, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&sha256, &bytes],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO plugin_current (plugin, sha256, changed_ms, seq)
+             VALUES ($1, $2, $3, nextval('plugin_changes'))
+             ON CONFLICT (plugin) DO UPDATE SET sha256 = EXCLUDED.sha256,
+                 changed_ms = EXCLUDED.changed_ms, seq = EXCLUDED.seq",
+            &[&plugin, &sha256, &ms(now_ms())],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Marks `plugin` removed for every host; returns whether it was there.
+    pub async fn unpublish_plugin(&self, plugin: &str) -> Result<bool, StoreError> {
+        let c = self.pool.get().await?;
+        let n = c
+            .execute(
+                "UPDATE plugin_current SET sha256 = NULL, changed_ms = $2, seq = nextval('plugin_changes')
+                 WHERE plugin = $1 AND sha256 IS NOT NULL",
+                &[&plugin, &ms(now_ms())],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Every plugin's current version.
+    pub async fn published_plugins(&self) -> Result<Vec<Published>, StoreError> {
+        let c = self.pool.get().await?;
+        let st = c
+            .prepare_cached(
+                "SELECT plugin, sha256, changed_ms, seq FROM plugin_current ORDER BY plugin",
+            )
+            .await?;
+        Ok(c.query(&st, &[])
+            .await?
+            .iter()
+            .map(|row| Published {
+                plugin: row.get(0),
+                sha256: row.get(1),
+                changed_ms: row.get::<_, i64>(2).max(0) as u64,
+                seq: row.get::<_, i64>(3).max(0) as u64,
+            })
+            .collect())
+    }
+
+    /// The bytes of a published version.
+    pub async fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let c = self.pool.get().await?;
+        Ok(c.query_opt(
+            "SELECT bytes FROM plugin_blobs WHERE sha256 = $1",
+            &[&sha256],
+        )
+        .await?
+        .map(|row| row.get(0)))
     }
 
     pub async fn quarantine(&self, record: &Quarantined) -> Result<(), StoreError> {
@@ -851,7 +950,7 @@ impl PgStore {
         let now = now_ms();
         d.status = DeliveryStatus::Running;
         d.updated_at_ms = now;
-        put_delivery(&tx, &d, Some((now + self.lease_ms, &self.me))).await?;
+        put_delivery(&tx, &d, Some((self.lease_ms, &self.me))).await?;
         let Some((event, body)) = event_of(&tx, d.id.event).await? else {
             return Err(StoreError::Corrupt {
                 tree: "events",
@@ -1171,8 +1270,8 @@ async fn make_due(
 
 /// Makes due again every delivery whose lease ran out.
 async fn reap(pool: &Pool) -> Result<usize, StoreError> {
-    let now = ms(now_ms());
-    let n = make_due(pool, "status = 'running' AND lease_until < $1", &[&now]).await?;
+    let filter = format!("status = 'running' AND lease_until < {DB_NOW_MS}");
+    let n = make_due(pool, &filter, &[]).await?;
     if n > 0 {
         tracing::warn!(
             deliveries = n,

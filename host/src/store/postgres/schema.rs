@@ -6,7 +6,7 @@
 //! released migration is never edited: changes go in a new one.
 
 /// `(version, SQL)`, in order.
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
+pub const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
 
 /// Taken for the duration of a migration run.
 pub const MIGRATION_LOCK: i64 = 0x686f_6f6b_686f_7374; // "hookhost"
@@ -92,5 +92,24 @@ CREATE TABLE schedules (
     name    text NOT NULL,
     last_ms bigint NOT NULL,
     PRIMARY KEY (plugin, name)
+);
+"#;
+
+/// Plugin versions shared by every host: the bytes of each version
+/// published, and which version is current for each plugin (`NULL`: the
+/// plugin was removed). `seq` grows with every change, so a host knows
+/// which changes it has not applied yet.
+const V2: &str = r#"
+CREATE TABLE plugin_blobs (
+    sha256 text PRIMARY KEY,
+    bytes  bytea NOT NULL
+);
+
+CREATE SEQUENCE plugin_changes;
+CREATE TABLE plugin_current (
+    plugin     text PRIMARY KEY,
+    sha256     text REFERENCES plugin_blobs (sha256),
+    changed_ms bigint NOT NULL,
+    seq        bigint NOT NULL
 );
 "#;
