@@ -105,7 +105,7 @@ impl Store {
     pub fn failure(&self) -> Option<String> {
         match &self.backend {
             Backend::Embedded(s) => s.failure(),
-            Backend::Postgres(_) => None,
+            Backend::Postgres(p) => p.failure(),
         }
     }
 
@@ -114,7 +114,7 @@ impl Store {
     pub async fn recover(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Embedded(s) => s.recover().await,
-            Backend::Postgres(_) => Ok(()),
+            Backend::Postgres(p) => p.recover().await,
         }
     }
 

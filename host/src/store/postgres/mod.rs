@@ -64,6 +64,9 @@ pub struct PgStore {
     ids: std::sync::Mutex<ulid::Generator>,
     /// Deliveries pending or running across every host, as last counted.
     queued: Arc<AtomicI64>,
+    /// Why the database could not be reached at the last housekeeping
+    /// pass, until it can again.
+    failure: Arc<std::sync::Mutex<Option<String>>>,
     background: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -87,8 +90,12 @@ impl From<tokio_postgres::Error> for StoreError {
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
+        // No connection to be had, whatever the reason.
         match e {
-            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            deadpool_postgres::PoolError::Backend(e) => match e.as_db_error() {
+                Some(db) => StoreError::Unavailable(format!("database: {}", db.message())),
+                None => StoreError::Unavailable(format!("database: {e}")),
+            },
             other => StoreError::Unavailable(format!("database: {other}")),
         }
     }
@@ -314,12 +321,14 @@ impl PgStore {
             lease_ms: options.lease.as_millis() as u64,
             ids: std::sync::Mutex::new(ulid::Generator::new()),
             queued: Arc::new(AtomicI64::new(0)),
+            failure: Arc::new(std::sync::Mutex::new(None)),
             background: std::sync::Mutex::new(None),
         };
         store.count_queue().await?;
         let task = tokio::spawn(housekeeping(
             store.pool.clone(),
             store.queued.clone(),
+            store.failure.clone(),
             store.lease_ms,
         ));
         if let Ok(mut bg) = store.background.lock() {
@@ -331,6 +340,22 @@ impl PgStore {
     async fn count_queue(&self) -> Result<(), StoreError> {
         let n = count_queue(&self.pool).await?;
         self.queued.store(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Why the database cannot be reached, if it could not be at the last
+    /// look (every half second).
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Whether the database can be reached again: clears the failure if so.
+    pub async fn recover(&self) -> Result<(), StoreError> {
+        let n = count_queue(&self.pool).await?;
+        self.queued.store(n, Ordering::Relaxed);
+        if let Ok(mut f) = self.failure.lock() {
+            *f = None;
+        }
         Ok(())
     }
 
@@ -1294,14 +1319,30 @@ async fn count_queue(pool: &Pool) -> Result<i64, StoreError> {
 
 /// Counts the queue (every host's deliveries) and reaps expired leases,
 /// until the store closes.
-async fn housekeeping(pool: Pool, queued: Arc<AtomicI64>, lease_ms: u64) {
+async fn housekeeping(
+    pool: Pool,
+    queued: Arc<AtomicI64>,
+    failure: Arc<std::sync::Mutex<Option<String>>>,
+    lease_ms: u64,
+) {
     let reap_every = Duration::from_millis((lease_ms / 4).clamp(100, 5_000));
     let mut last_reap = std::time::Instant::now();
     loop {
         tokio::time::sleep(HOUSEKEEPING).await;
-        match count_queue(&pool).await {
-            Ok(n) => queued.store(n, Ordering::Relaxed),
-            Err(e) => tracing::warn!(error = %e, "counting the queue failed"),
+        let reason = match count_queue(&pool).await {
+            Ok(n) => {
+                queued.store(n, Ordering::Relaxed);
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        if let Ok(mut f) = failure.lock() {
+            match (&*f, &reason) {
+                (None, Some(r)) => tracing::error!(error = %r, "the database cannot be reached"),
+                (Some(_), None) => tracing::info!("the database can be reached again"),
+                _ => {}
+            }
+            *f = reason;
         }
         if last_reap.elapsed() >= reap_every {
             last_reap = std::time::Instant::now();

@@ -10,8 +10,10 @@ const DEFAULT_SERVER: &str = "postgres://hookhost:hookhost@127.0.0.1:5432/postgr
 
 /// A fresh, empty database, dropped (with its connections) when this is.
 pub struct TestDatabase {
-    server: String,
-    name: String,
+    /// The server's URL, as given.
+    pub server: String,
+    /// The database's name.
+    pub name: String,
     /// Its connection URL.
     pub url: String,
 }
@@ -53,7 +55,8 @@ impl TestDatabase {
     }
 }
 
-async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+/// A plain connection, for what a test does around the store.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     Ok(client)

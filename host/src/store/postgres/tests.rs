@@ -249,3 +249,47 @@ async fn json_bodies_are_queryable_and_other_bodies_are_kept_as_bytes() {
     let (_, body) = store.event(raw).await.expect("read").expect("event");
     assert_eq!(body, b"\x00\x01binary");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_reported_until_it_is_back() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let store = host(&db.url, Duration::from_secs(60)).await;
+    assert_eq!(store.failure(), None);
+    let admin = super::testing::connect(&db.server).await.expect("admin");
+    let shut = |allow: bool| format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}", db.name);
+    admin.batch_execute(&shut(false)).await.expect("refuse");
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&db.name],
+        )
+        .await
+        .expect("terminate");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.failure().is_none() {
+        assert!(std::time::Instant::now() < deadline, "never noticed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(matches!(
+        store.ingest(event("down"), &[]).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(store.recover().await.is_err());
+
+    admin.batch_execute(&shut(true)).await.expect("allow");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.recover().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.failure(), None);
+    assert!(
+        !store
+            .ingest(event("up"), &[])
+            .await
+            .expect("ingest")
+            .duplicate
+    );
+}
