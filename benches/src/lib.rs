@@ -355,6 +355,17 @@ impl Host {
         config: &str,
         limit: Duration,
     ) -> anyhow::Result<Self> {
+        Self::start_with_env(work, plugins, config, limit, &[]).await
+    }
+
+    /// [`Host::start`] with more environment for the host.
+    pub async fn start_with_env(
+        work: &Path,
+        plugins: &[(&str, &str)],
+        config: &str,
+        limit: Duration,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let root = xtask::workspace_root();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
@@ -381,6 +392,7 @@ impl Host {
         let base = format!("http://127.0.0.1:{port}");
         let mut cmd = Command::new(root.join("target/release/hookhost"));
         cmd.current_dir(work)
+            .envs(env.iter().copied())
             .args(["serve", "--config", "hookhost.toml", "--listen"])
             .arg(format!("127.0.0.1:{port}"))
             .args(["--data", "data", "--plugins", "plugins"]);

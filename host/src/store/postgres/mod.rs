@@ -56,7 +56,11 @@ pub struct PgOptions {
 
 /// The PostgreSQL store.
 pub struct PgStore {
+    /// Connections for ingest, reads and the rest.
     pool: Pool,
+    /// Connections for the dispatcher and its attempts (due, claim, kv
+    /// reads, finish): a flood of ingests never starves the work.
+    work: Pool,
     /// This process, in `leased_by`: unique per start, so a restarted host
     /// never mistakes its predecessor's leases for its own.
     me: String,
@@ -165,19 +169,15 @@ fn record_of(id: Ulid, event: &NewEvent, at: u64) -> EventRecord {
 /// clocks disagree still agree on when a lease ran out.
 const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
-/// Writes a delivery's record and indexed columns; `lease` (ms, holder)
-/// leases it from now by the database's clock.
-async fn put_delivery(
-    tx: &impl GenericClient,
-    d: &Delivery,
-    lease: Option<(u64, &str)>,
-) -> Result<(), StoreError> {
+/// Writes a delivery's record and indexed columns, in any state but
+/// running (a claim changes the columns alone), with no lease.
+async fn put_delivery(tx: &impl GenericClient, d: &Delivery) -> Result<(), StoreError> {
     let st = tx
         .prepare_cached(
-            "INSERT INTO deliveries (event, seq, plugin, status, due_ms, lease_until, leased_by, order_key, record)
-             VALUES ($1, $2, $3, $4, $5, (extract(epoch from clock_timestamp()) * 1000)::bigint + $6, $7, $8, $9::text::json)
+            "INSERT INTO deliveries (event, seq, plugin, status, due_ms, order_key, record)
+             VALUES ($1, $2, $3, $4, $5, $6, $7::text::json)
              ON CONFLICT (event, seq) DO UPDATE SET status = EXCLUDED.status, due_ms = EXCLUDED.due_ms,
-                 lease_until = EXCLUDED.lease_until, leased_by = EXCLUDED.leased_by, record = EXCLUDED.record",
+                 lease_until = NULL, leased_by = NULL, record = EXCLUDED.record",
         )
         .await?;
     let due = match d.status {
@@ -192,8 +192,6 @@ async fn put_delivery(
             &d.plugin,
             &status_name(d.status),
             &due,
-            &lease.map(|(until, _)| ms(until)),
-            &lease.map(|(_, by)| by),
             &d.order_key,
             &encode(d),
         ],
@@ -260,9 +258,22 @@ async fn insert_event(
         };
         let mut d = Delivery::pending(did, &route.plugin, record.received_at_ms, None);
         d.order_key = route.order_key.clone();
-        put_delivery(tx, &d, None).await?;
+        put_delivery(tx, &d).await?;
     }
     Ok(None)
+}
+
+/// A delivery from its row: `record`, `status`, `claimed_ms` from column
+/// `at` on. A claim changes only the columns, so they override the record.
+fn delivery_row(row: &Row, at: usize) -> Result<Delivery, StoreError> {
+    let mut d: Delivery = decode("deliveries", row.get(at))?;
+    if row.get::<_, &str>(at + 1) == "running" {
+        d.status = DeliveryStatus::Running;
+        if let Some(claimed) = row.get::<_, Option<i64>>(at + 2) {
+            d.updated_at_ms = claimed.max(0) as u64;
+        }
+    }
+    Ok(d)
 }
 
 /// The delivery `id`, locked for this transaction, if its status is one of
@@ -274,7 +285,7 @@ async fn locked_delivery(
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Option<Delivery>, StoreError> {
     let sql = format!(
-        "SELECT record::text FROM deliveries WHERE event = $1 AND seq = $2 AND {extra} FOR UPDATE"
+        "SELECT record::text, status, claimed_ms FROM deliveries WHERE event = $1 AND seq = $2 AND {extra} FOR UPDATE"
     );
     let st = tx.prepare_cached(&sql).await?;
     let event = id_bytes(id.event);
@@ -282,7 +293,7 @@ async fn locked_delivery(
     let mut all: Vec<&(dyn ToSql + Sync)> = vec![&event, &seq];
     all.extend_from_slice(params);
     match tx.query_opt(&st, &all).await? {
-        Some(row) => Ok(Some(decode("deliveries", row.get(0))?)),
+        Some(row) => Ok(Some(delivery_row(&row, 0)?)),
         None => Ok(None),
     }
 }
@@ -300,23 +311,12 @@ impl PgStore {
             .url
             .parse()
             .map_err(|e| StoreError::Unavailable(format!("bad database URL: {e}")))?;
-        let manager = deadpool_postgres::Manager::from_config(
-            pg,
-            tokio_postgres::NoTls,
-            deadpool_postgres::ManagerConfig {
-                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(2))
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(Duration::from_secs(10)))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("database pool: {e}")))?;
+        let pool = build_pool(&pg, options.pool_size)?;
+        let work = build_pool(&pg, options.pool_size)?;
         migrate(&pool).await?;
         let store = Self {
             pool,
+            work,
             me: format!("{}", Ulid::new()),
             lease_ms: options.lease.as_millis() as u64,
             ids: std::sync::Mutex::new(ulid::Generator::new()),
@@ -377,6 +377,7 @@ impl PgStore {
             task.abort();
         }
         self.pool.close();
+        self.work.close();
         Ok(())
     }
 
@@ -385,7 +386,7 @@ impl PgStore {
         plugin: &str,
         key: &str,
     ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        let c = self.pool.get().await?;
+        let c = self.work.get().await?;
         let st = c
             .prepare_cached("SELECT version, value FROM kv WHERE plugin = $1 AND key = $2")
             .await?;
@@ -628,14 +629,14 @@ impl PgStore {
         let (event, seq) = after.map_or((Vec::new(), -1), |d| (id_bytes(d.event), d.seq as i32));
         let rows = c
             .query(
-                "SELECT record::text FROM deliveries WHERE status = 'dead' AND (event, seq) > ($1, $2)
+                "SELECT record::text, status, claimed_ms FROM deliveries WHERE status = 'dead' AND (event, seq) > ($1, $2)
                    AND ($3::text IS NULL OR plugin = $3) ORDER BY event, seq LIMIT $4",
                 &[&event, &seq, &plugin, &(limit as i64)],
             )
             .await?;
         let deliveries: Vec<Delivery> = rows
             .iter()
-            .map(|r| decode("deliveries", r.get(0)))
+            .map(|r| delivery_row(r, 0))
             .collect::<Result<_, _>>()?;
         let next_cursor = if deliveries.len() == limit {
             deliveries.last().map(|d| d.id)
@@ -689,13 +690,15 @@ impl PgStore {
     }
 
     pub async fn delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
-        let c = self.pool.get().await?;
+        let c = self.work.get().await?;
         let st = c
-            .prepare_cached("SELECT record::text FROM deliveries WHERE event = $1 AND seq = $2")
+            .prepare_cached(
+                "SELECT record::text, status, claimed_ms FROM deliveries WHERE event = $1 AND seq = $2",
+            )
             .await?;
         c.query_opt(&st, &[&id_bytes(id.event), &(id.seq as i32)])
             .await?
-            .map(|row| decode("deliveries", row.get(0)))
+            .map(|row| delivery_row(&row, 0))
             .transpose()
     }
 
@@ -739,7 +742,7 @@ impl PgStore {
                 std::collections::HashMap::new();
             for row in c
                 .query(
-                    "SELECT event, record::text FROM deliveries WHERE event = ANY($1) ORDER BY event, seq",
+                    "SELECT event, record::text, status, claimed_ms FROM deliveries WHERE event = ANY($1) ORDER BY event, seq",
                     &[&ids],
                 )
                 .await?
@@ -747,7 +750,7 @@ impl PgStore {
                 by_event
                     .entry(row.get(0))
                     .or_default()
-                    .push(decode("deliveries", row.get(1))?);
+                    .push(delivery_row(&row, 1)?);
             }
             for row in &rows {
                 if events.len() == limit || scanned == SCAN_LIMIT {
@@ -878,7 +881,7 @@ impl PgStore {
         after: Option<&DueEntry>,
         limit: usize,
     ) -> Result<Vec<DueEntry>, StoreError> {
-        let c = self.pool.get().await?;
+        let c = self.work.get().await?;
         let (at, event, seq) = match after {
             Some(e) => (
                 ms(e.at_ms),
@@ -911,7 +914,7 @@ impl PgStore {
     }
 
     pub async fn next_due_after(&self, now_ms: u64) -> Result<Option<u64>, StoreError> {
-        let c = self.pool.get().await?;
+        let c = self.work.get().await?;
         let st = c
             .prepare_cached(
                 "SELECT min(due_ms) FROM deliveries WHERE status = 'pending' AND due_ms > $1",
@@ -928,7 +931,7 @@ impl PgStore {
         let Some(key) = &d.order_key else {
             return Ok(false);
         };
-        let c = self.pool.get().await?;
+        let c = self.work.get().await?;
         let head = c
             .query_opt(
                 "SELECT event, seq FROM deliveries WHERE plugin = $1 AND order_key = $2
@@ -949,44 +952,45 @@ impl PgStore {
     }
 
     pub async fn claim(&self, entry: &DueEntry) -> Result<Option<Claimed>, StoreError> {
-        let mut c = self.pool.get().await?;
-        let tx = c.transaction().await?;
-        let st = tx
+        // One statement, one round trip: the row is taken unless another
+        // host holds it (SKIP LOCKED), leased, and returned with its event.
+        // The record keeps its pending form; readers apply the columns.
+        let c = self.work.get().await?;
+        let st = c
             .prepare_cached(
-                "SELECT record::text FROM deliveries
-                 WHERE event = $1 AND seq = $2 AND status = 'pending' AND due_ms = $3
-                 FOR UPDATE SKIP LOCKED",
+                "WITH claimed AS (
+                     UPDATE deliveries SET status = 'running', claimed_ms = $4,
+                         lease_until = (extract(epoch from clock_timestamp()) * 1000)::bigint + $5,
+                         leased_by = $6
+                     WHERE (event, seq) IN (
+                         SELECT event, seq FROM deliveries
+                         WHERE event = $1 AND seq = $2 AND status = 'pending' AND due_ms = $3
+                         FOR UPDATE SKIP LOCKED)
+                     RETURNING event, record, status, claimed_ms)
+                 SELECT c.record::text, c.status, c.claimed_ms, e.record::text, e.body
+                 FROM claimed c JOIN events e ON e.id = c.event",
             )
             .await?;
-        let row = tx
+        let row = c
             .query_opt(
                 &st,
                 &[
                     &id_bytes(entry.delivery.event),
                     &(entry.delivery.seq as i32),
                     &ms(entry.at_ms),
+                    &ms(now_ms()),
+                    &ms(self.lease_ms),
+                    &self.me,
                 ],
             )
             .await?;
         let Some(row) = row else {
             return Ok(None);
         };
-        let mut d: Delivery = decode("deliveries", row.get(0))?;
-        let now = now_ms();
-        d.status = DeliveryStatus::Running;
-        d.updated_at_ms = now;
-        put_delivery(&tx, &d, Some((self.lease_ms, &self.me))).await?;
-        let Some((event, body)) = event_of(&tx, d.id.event).await? else {
-            return Err(StoreError::Corrupt {
-                tree: "events",
-                message: format!("delivery {} has no event", d.id),
-            });
-        };
-        tx.commit().await?;
         Ok(Some(Claimed {
-            delivery: d,
-            event,
-            body,
+            delivery: delivery_row(&row, 0)?,
+            event: decode("events", row.get(3))?,
+            body: row.get(4),
         }))
     }
 
@@ -998,7 +1002,7 @@ impl PgStore {
     ) -> Result<Finish, StoreError> {
         let effects = effects
             .filter(|e| !(e.reads.is_empty() && e.writes.is_empty() && e.emitted.is_empty()));
-        let mut c = self.pool.get().await?;
+        let mut c = self.work.get().await?;
         let tx = c.transaction().await?;
         let result = self.finish_tx(&tx, attempt, next, effects).await;
         match result {
@@ -1083,7 +1087,7 @@ impl PgStore {
                 d.next_attempt_at_ms = Some(at);
             }
         }
-        put_delivery(tx, &d, None).await.map_err(Err)?;
+        put_delivery(tx, &d).await.map_err(Err)?;
         Ok(added)
     }
 
@@ -1122,7 +1126,7 @@ impl PgStore {
             let mut d =
                 Delivery::pending(id, &route.plugin, now, pinned_version.map(str::to_owned));
             d.order_key = route.order_key.clone();
-            put_delivery(&tx, &d, None).await?;
+            put_delivery(&tx, &d).await?;
             ids.push(id);
         }
         tx.commit().await?;
@@ -1141,7 +1145,7 @@ impl PgStore {
         d.next_attempt_at_ms = Some(now);
         d.updated_at_ms = now;
         d.attempts_before_retry = d.attempts;
-        put_delivery(&tx, &d, None).await?;
+        put_delivery(&tx, &d).await?;
         tx.commit().await?;
         self.queued.fetch_add(1, Ordering::Relaxed);
         Ok(true)
@@ -1164,7 +1168,7 @@ impl PgStore {
         d.status = DeliveryStatus::Paused;
         d.next_attempt_at_ms = None;
         d.updated_at_ms = now_ms();
-        put_delivery(&tx, &d, None).await?;
+        put_delivery(&tx, &d).await?;
         tx.commit().await?;
         self.queued.fetch_sub(1, Ordering::Relaxed);
         Ok(true)
@@ -1257,12 +1261,14 @@ async fn event_of(
 
 async fn deliveries_of(c: &impl GenericClient, event: Ulid) -> Result<Vec<Delivery>, StoreError> {
     let st = c
-        .prepare_cached("SELECT record::text FROM deliveries WHERE event = $1 ORDER BY seq")
+        .prepare_cached(
+            "SELECT record::text, status, claimed_ms FROM deliveries WHERE event = $1 ORDER BY seq",
+        )
         .await?;
     c.query(&st, &[&id_bytes(event)])
         .await?
         .iter()
-        .map(|row: &Row| decode("deliveries", row.get(0)))
+        .map(|row: &Row| delivery_row(row, 0))
         .collect()
 }
 
@@ -1287,7 +1293,7 @@ async fn make_due(
         d.status = DeliveryStatus::Pending;
         d.next_attempt_at_ms = Some(now);
         d.updated_at_ms = now;
-        put_delivery(&tx, &d, None).await?;
+        put_delivery(&tx, &d).await?;
     }
     tx.commit().await?;
     Ok(rows.len())
@@ -1351,6 +1357,24 @@ async fn housekeeping(
             }
         }
     }
+}
+
+/// A pool of at most `size` connections.
+fn build_pool(pg: &tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
+    let manager = deadpool_postgres::Manager::from_config(
+        pg.clone(),
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(2))
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("database pool: {e}")))
 }
 
 /// Applies the migrations this database has not had yet.

@@ -43,6 +43,8 @@ CREATE TABLE deliveries (
     due_ms      bigint,
     lease_until bigint,
     leased_by   text,
+    -- When it was claimed, while running.
+    claimed_ms  bigint,
     order_key   text,
     record      json NOT NULL,
     PRIMARY KEY (event, seq)
