@@ -117,7 +117,8 @@ pub struct Postgres {
     /// out of the configuration file.
     #[serde(default = "defaults::postgres_url_env")]
     pub url_env: String,
-    /// Connections per host at most.
+    /// Connections per host for each of its two pools: ingest and reads,
+    /// and the dispatcher's claims and results.
     #[serde(default = "defaults::postgres_pool")]
     pub pool_size: usize,
     /// How long a host holds a delivery it claimed. When a host dies
@@ -683,6 +684,28 @@ mod tests {
             config.resolve_secrets(|_| None).is_ok(),
             "it starts without secrets in the environment"
         );
+    }
+
+    #[test]
+    fn the_shipped_cluster_config_is_valid_and_needs_its_database_url() {
+        let config = Config::from_toml(include_str!("../../deploy/cluster/hookhost.toml"))
+            .expect("deploy/cluster/hookhost.toml parses and validates");
+        assert_eq!(config.store, StoreKind::Postgres);
+        let err = config
+            .postgres
+            .options(|_| None)
+            .expect_err("no URL in the environment");
+        assert!(err.to_string().contains("HOOKHOST_DATABASE_URL"), "{err}");
+        let options = config
+            .postgres
+            .options(|var| (var == "HOOKHOST_DATABASE_URL").then(|| "postgres://h@db/x".into()))
+            .expect("options");
+        assert_eq!(options.lease, std::time::Duration::from_secs(60));
+        assert!(
+            Config::from_toml("store = \"postgres\"\n[postgres]\nlease = \"5s\"").is_err(),
+            "a lease no longer than the default 5 s timeout is refused"
+        );
+        assert!(Config::from_toml("store = \"mysql\"").is_err());
     }
 
     #[test]
