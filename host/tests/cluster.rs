@@ -333,6 +333,13 @@ async fn a_version_loaded_on_one_host_runs_on_every_host() {
         "the attempt records the version that ran"
     );
 
+    // The sled backup format does not apply: the answer says what does.
+    let backup = reqwest::get(format!("{}/backup", b.base))
+        .await
+        .expect("backup");
+    assert_eq!(backup.status(), 409);
+    assert!(backup.text().await.expect("text").contains("pg_dump"));
+
     // A host joining later serves the current version as soon as it listens.
     let c = start(2);
     let plugin = get(&c.base, "/plugins/counter").await;

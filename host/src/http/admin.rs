@@ -277,6 +277,12 @@ pub async fn reload_config(State(core): State<Arc<Core>>) -> Result<Json<Value>,
 pub async fn backup(State(core): State<Arc<Core>>) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse as _;
     use std::io::Seek as _;
+    if core.store.shared() {
+        return Err(ApiError::Conflict(
+            "this host's store is PostgreSQL: back it up with the database's own tools (pg_dump)"
+                .into(),
+        ));
+    }
     let dir = core.config.data.clone();
     let store = core.store.clone();
     let (file, summary) = tokio::task::spawn_blocking(move || {
