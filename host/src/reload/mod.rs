@@ -507,6 +507,18 @@ pub async fn follow_once(core: &Arc<Core>, applied: &mut Applied) -> usize {
             _ => {}
         }
     }
+    // A host without a plugin (not followed yet, or failing to load it
+    // here) pauses its deliveries; any host serving it takes them back.
+    for name in core.registry.snapshot().keys() {
+        match core.store.resume_paused(name).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(plugin = %name, deliveries = n, "resumed deliveries another host paused");
+                core.wake.notify_one();
+            }
+            Err(e) => tracing::warn!(plugin = %name, error = %e, "cannot resume paused deliveries"),
+        }
+    }
     changed
 }
 
