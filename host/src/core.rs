@@ -17,6 +17,10 @@ pub struct Core {
     pub runtime: Runtime,
     /// Wakes the dispatcher: new deliveries may be due.
     pub wake: Notify,
+    /// One lock per plugin name, held while a version is installed: a
+    /// version followed from the shared store never interleaves with one
+    /// loaded here.
+    pub plugin_locks: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// JSON Schema contracts checked at ingest.
     pub contracts: crate::contracts::Contracts,
     /// Configured webhook sources, secrets resolved, by name.
@@ -33,6 +37,15 @@ pub struct Settings {
 }
 
 impl Core {
+    /// The install lock of plugin `name`.
+    pub fn plugin_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = match self.plugin_locks.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        locks.entry(name.to_owned()).or_default().clone()
+    }
+
     /// A core for `config`, with nothing loaded yet.
     pub fn new(
         config: Config,
@@ -52,6 +65,7 @@ impl Core {
             registry: Registry::new(),
             runtime,
             wake: Notify::new(),
+            plugin_locks: std::sync::Mutex::new(BTreeMap::new()),
             contracts,
             sources,
             settings: std::sync::RwLock::new(Arc::new(settings)),

@@ -140,13 +140,17 @@ async fn load_checked(core: &Arc<Core>, name: &str, path: &Path) -> Result<Loade
             "invalid plugin name {name:?}: use lowercase letters, digits and '-', starting with a letter or digit"
         )));
     }
+    // Read under the plugin's lock: bytes read before another version was
+    // installed (one followed from the store, say) must not replace it.
+    let lock = core.plugin_lock(name);
+    let _held = lock.lock().await;
     let bytes = tokio::fs::read(path)
         .await
         .map_err(|e| LoadError::Read(e.to_string()))?;
     // Shared with other hosts unless the shared version is newer than the
     // file (changed while this host was down, say).
     let modified = modified_ms(path).await.unwrap_or_else(now_ms);
-    install_bytes(core, name, bytes, "file", Publish::UnlessSince(modified)).await
+    install_locked(core, name, bytes, "file", Publish::UnlessSince(modified)).await
 }
 
 /// When a file was last changed, in ms since the epoch.
@@ -170,6 +174,19 @@ enum Publish {
 /// Compiles (or takes from the cache), describes and installs `bytes` as
 /// plugin `name`, unless that exact version is already serving.
 async fn install_bytes(
+    core: &Arc<Core>,
+    name: &str,
+    bytes: Vec<u8>,
+    source: &str,
+    publish: Publish,
+) -> Result<Loaded, LoadError> {
+    let lock = core.plugin_lock(name);
+    let _held = lock.lock().await;
+    install_locked(core, name, bytes, source, publish).await
+}
+
+/// [`install_bytes`] with the plugin's install lock held.
+async fn install_locked(
     core: &Arc<Core>,
     name: &str,
     bytes: Vec<u8>,
@@ -452,6 +469,24 @@ pub async fn follow_once(core: &Arc<Core>, applied: &mut Applied) -> usize {
             continue;
         }
         applied.insert(p.plugin.clone(), p.seq);
+        // Decided and installed under the plugin's lock, from a fresh read:
+        // a version loaded here meanwhile was published after `p`, and a
+        // stale `p` must not replace it.
+        let lock = core.plugin_lock(&p.plugin);
+        let _held = lock.lock().await;
+        match core.store.published_plugins().await {
+            Ok(now) if now.iter().any(|q| q.plugin == p.plugin && q.seq == p.seq) => {}
+            Ok(_) => {
+                // Changed again: the next pass applies the newer change.
+                applied.remove(&p.plugin);
+                continue;
+            }
+            Err(e) => {
+                applied.remove(&p.plugin);
+                tracing::warn!(plugin = %p.plugin, error = %e, "cannot read the plugin versions other hosts published");
+                continue;
+            }
+        }
         let serving = core.registry.get(&p.plugin).map(|c| c.version.clone());
         let file = core.config.plugins_dir.join(format!("{}.wasm", p.plugin));
         if modified_ms(&file).await.is_some_and(|m| m > p.changed_ms) {
@@ -474,7 +509,8 @@ pub async fn follow_once(core: &Arc<Core>, applied: &mut Applied) -> usize {
                         continue;
                     }
                 };
-                match install_bytes(core, &p.plugin, bytes.clone(), "store", Publish::Never).await {
+                match install_locked(core, &p.plugin, bytes.clone(), "store", Publish::Never).await
+                {
                     Ok(_) => {
                         changed += 1;
                         tracing::info!(plugin = %p.plugin, version = %sha, "serving the version another host published");

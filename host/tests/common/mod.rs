@@ -63,7 +63,18 @@ pub fn start_configured(
         }
     };
     // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // With HOOKHOST_TEST_LOG_DIR set, each child's log is kept there.
+    let keep = std::env::var_os("HOOKHOST_TEST_LOG_DIR")
+        .map(|dir| std::path::PathBuf::from(dir).join(format!("{}.log", child.id())));
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        let mut file = keep.and_then(|path| std::fs::File::create(path).ok());
+        for line in lines.map_while(Result::ok) {
+            if let Some(file) = &mut file {
+                let _ = writeln!(file, "{line}");
+            }
+        }
+    });
     Running {
         child,
         base: format!("http://{addr}"),
