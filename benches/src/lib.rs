@@ -261,6 +261,47 @@ pub fn tree_rss_mb(pid: u32) -> (f64, f64) {
     (peak / 1024.0, now / 1024.0)
 }
 
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold
+/// spaces): the process's state is the first.
+fn stat_fields(pid: &str) -> Option<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Clock ticks per second, the unit of `/proc`'s CPU times.
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// CPU time (user + system, in seconds) that process `pid` has used.
+pub fn cpu_seconds(pid: &str) -> f64 {
+    stat_fields(pid)
+        .and_then(|f| Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?))
+        .map_or(0.0, |ticks| ticks / clock_ticks())
+}
+
+/// CPU time (seconds) used by every process whose command name is `comm`
+/// (`postgres`: the server and all its backends).
+pub fn cpu_seconds_of(comm: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|pid| pid.chars().all(|c| c.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .map(|pid| cpu_seconds(&pid))
+        .sum()
+}
+
 /// A child process killed (with its process group) when dropped.
 pub struct Running(pub Child);
 

@@ -17,7 +17,7 @@
 
 use clap::Parser;
 use hookhost::store::testing::TestDatabase;
-use hookhost_bench::{Host, Load, drive, metric, percentile};
+use hookhost_bench::{Host, Load, cpu_seconds, cpu_seconds_of, drive, metric, percentile};
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -50,6 +50,22 @@ struct Run {
     p50_ms: f64,
     p99_ms: f64,
     failed: u64,
+    /// CPU seconds used during the load: database, hosts, load generator.
+    cpu: (f64, f64, f64),
+    load_seconds: f64,
+}
+
+/// CPU seconds used so far by the database server, the hosts, and this
+/// process (the load generator).
+fn cpu_now(hosts: &[Host]) -> (f64, f64, f64) {
+    (
+        cpu_seconds_of("postgres"),
+        hosts
+            .iter()
+            .map(|h| cpu_seconds(&h.pid().to_string()))
+            .sum(),
+        cpu_seconds("self"),
+    )
 }
 
 async fn run(
@@ -82,6 +98,7 @@ async fn run(
         rate: 0,
         body_bytes: args.body_bytes,
     };
+    let cpu_before = cpu_now(&started);
     let began = Instant::now();
     let loads = started.iter().map(|h| {
         let url = format!("{}/events/test.noop", h.base);
@@ -90,6 +107,7 @@ async fn run(
     });
     let driven = futures_util::future::join_all(loads).await;
     let load_time = began.elapsed();
+    let cpu_after = cpu_now(&started);
     let handled = async || {
         let mut sum = 0.0;
         for h in &started {
@@ -118,6 +136,12 @@ async fn run(
         p50_ms: percentile(&ack_us, 0.5) as f64 / 1000.0,
         p99_ms: percentile(&ack_us, 0.99) as f64 / 1000.0,
         failed: driven.iter().map(|d| d.failed).sum(),
+        cpu: (
+            cpu_after.0 - cpu_before.0,
+            cpu_after.1 - cpu_before.1,
+            cpu_after.2 - cpu_before.2,
+        ),
+        load_seconds: load_time.as_secs_f64(),
     };
     for h in &started {
         if let Some(first) = driven.iter().flat_map(|d| d.failures.first()).next() {
@@ -149,6 +173,22 @@ async fn main() -> anyhow::Result<()> {
     }
     let base = runs[0].acked.max(1.0);
     let base_handled = runs[0].handled_overall.max(1.0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    println!("\nWhere the CPU went during each load ({cores} cores):\n");
+    println!("| store | database | hosts | load generator | idle or elsewhere |");
+    println!("|---|---|---|---|---|");
+    for r in &runs {
+        let total = r.load_seconds * cores;
+        let share = |s: f64| format!("{s:.1} s ({:.0} %)", 100.0 * s / total);
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.label,
+            share(r.cpu.0),
+            share(r.cpu.1),
+            share(r.cpu.2),
+            share((total - r.cpu.0 - r.cpu.1 - r.cpu.2).max(0.0)),
+        );
+    }
     println!(
         "\n| store | acks/s | handled/s during load | handled/s until drained | ack p50 / p99 | failed | acks vs sled | handled vs sled |"
     );
