@@ -231,13 +231,8 @@ pub fn tree_rss_mb(pid: u32) -> (f64, f64) {
                 else {
                     continue;
                 };
-                let ppid = std::fs::read_to_string(format!("/proc/{child}/stat"))
-                    .ok()
-                    .and_then(|s| {
-                        // The command name may hold spaces: fields follow the last ')'.
-                        let rest = &s[s.rfind(')')? + 2..];
-                        rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                    });
+                let ppid =
+                    stat_fields(&child.to_string()).and_then(|f| f.get(1)?.parse::<u32>().ok());
                 if ppid == Some(parent) && !pids.contains(&child) {
                     pids.push(child);
                 }

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::start_configured;
+use common::{all_events, get, start_configured};
 use hookhost::store::testing::TestDatabase;
 use hookhost::store::{PgOptions, Store};
 use serde_json::Value;
@@ -50,33 +50,6 @@ async fn post_all(base: String, client_no: usize) -> Vec<(String, String)> {
         acked.push((key, answer["id"].as_str().expect("id").to_owned()));
     }
     acked
-}
-
-async fn get(base: &str, path: &str) -> Value {
-    reqwest::get(format!("{base}{path}"))
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json")
-}
-
-/// Every event whose topic matches `topic`, paging through the API.
-async fn all_events(base: &str, topic: &str) -> Vec<Value> {
-    let mut events = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = get(
-            base,
-            &format!("/events?topic={topic}&limit=1000&cursor={cursor}"),
-        )
-        .await;
-        events.extend(page["events"].as_array().expect("events").iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = next.to_owned(),
-            None => return events,
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::start;
+use common::{all_events, start};
 
 use hookhost::store::Store;
 use serde_json::Value;
@@ -54,33 +54,6 @@ async fn post_until(
         acked.push((key, answer["id"].as_str().expect("id").to_owned()));
     }
     acked
-}
-
-async fn get(base: &str, path: &str) -> Value {
-    reqwest::get(format!("{base}{path}"))
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json")
-}
-
-/// Every event of `topic`, paging through the API.
-async fn all_events(base: &str, topic: &str) -> Vec<Value> {
-    let mut events = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = get(
-            base,
-            &format!("/events?topic={topic}&limit=1000&cursor={cursor}"),
-        )
-        .await;
-        events.extend(page["events"].as_array().expect("events").iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = next.to_owned(),
-            None => return events,
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

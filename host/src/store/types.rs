@@ -138,3 +138,32 @@ pub struct Published {
     /// Grows with every change to any plugin.
     pub seq: u64,
 }
+
+/// Monotonic ULIDs: ids made in the same millisecond still sort in the
+/// order they were made, so "newest first" is exact.
+#[derive(Default)]
+pub(super) struct Ids(std::sync::Mutex<ulid::Generator>);
+
+impl Ids {
+    /// A new id, greater than every id made here before.
+    pub(super) fn next(&self) -> Ulid {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut g| g.generate().ok())
+            .unwrap_or_else(|| Ulid::from_datetime(std::time::SystemTime::now()))
+    }
+}
+
+/// The stored record of a new event.
+pub(super) fn record_of(id: Ulid, event: &NewEvent, at: u64) -> EventRecord {
+    EventRecord {
+        id,
+        topic: event.topic.clone(),
+        idempotency_key: event.idempotency_key.clone(),
+        received_at_ms: at,
+        headers: event.headers.clone(),
+        content_type: event.content_type.clone(),
+        emitted_by: None,
+    }
+}

@@ -87,3 +87,31 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// `GET base+path`, as JSON.
+pub async fn get(base: &str, path: &str) -> Value {
+    reqwest::get(format!("{base}{path}"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Every event whose topic matches `topic`, paging through the API.
+pub async fn all_events(base: &str, topic: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = get(
+            base,
+            &format!("/events?topic={topic}&limit=1000&cursor={cursor}"),
+        )
+        .await;
+        events.extend(page["events"].as_array().expect("events").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return events,
+        }
+    }
+}

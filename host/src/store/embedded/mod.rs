@@ -65,9 +65,7 @@ pub struct SledStore {
     gate: Arc<RwLock<()>>,
     /// Why the last write failed, until the store recovers.
     failure: Arc<Mutex<Option<String>>>,
-    /// Monotonic ULIDs: ids made in the same millisecond still sort in the
-    /// order they were made, so "newest first" is exact.
-    ids: std::sync::Mutex<ulid::Generator>,
+    ids: super::types::Ids,
     /// Deliveries waiting or running (in `due` or `running`): the queue depth
     /// ingest's backpressure reads. Counted at open, then kept by every
     /// committed change that adds or ends such a delivery. Signed: a delivery
@@ -140,7 +138,7 @@ impl SledStore {
             live: RwLock::new(Some(Arc::new(live))),
             gate,
             failure,
-            ids: std::sync::Mutex::new(ulid::Generator::new()),
+            ids: super::types::Ids::default(),
             queued,
         })
     }
@@ -322,11 +320,7 @@ impl SledStore {
 
     /// A new id, greater than every id this store made before.
     pub fn new_id(&self) -> ulid::Ulid {
-        self.ids
-            .lock()
-            .ok()
-            .and_then(|mut g| g.generate().ok())
-            .unwrap_or_else(|| ulid::Ulid::from_datetime(std::time::SystemTime::now()))
+        self.ids.next()
     }
 
     /// Waits until everything written so far is on disk, sharing the flush

@@ -1,8 +1,9 @@
 //! The store against real sled in a temp dir.
 
+use super::super::contract::attempt;
 use super::super::types::*;
 use super::*;
-use crate::model::{Attempt, NewEvent, Outcome, now_ms};
+use crate::model::{NewEvent, Outcome, now_ms};
 
 fn event(key: &str) -> NewEvent {
     NewEvent {
@@ -11,26 +12,6 @@ fn event(key: &str) -> NewEvent {
         headers: Vec::new(),
         content_type: None,
         body: b"{}".to_vec(),
-    }
-}
-
-fn attempt(claimed: &Claimed, outcome: Outcome) -> Attempt {
-    Attempt {
-        delivery: claimed.delivery.id,
-        number: claimed.delivery.attempts + 1,
-        plugin: claimed.delivery.plugin.clone(),
-        version: "v".into(),
-        started_at_ms: now_ms(),
-        duration_us: 1,
-        fuel_consumed: 1,
-        peak_memory_bytes: 0,
-        outcome,
-        logs: Vec::new(),
-        stdout: String::new(),
-        stderr: String::new(),
-        truncated: false,
-        effects: None,
-        http: Vec::new(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Every change to the store: ingest, claim, finish, pause, resume, requeue.
 
-use super::super::types::{Claimed, DueEntry, Effects, Finish, Ingested, Next, Route};
+use super::super::types::{Claimed, DueEntry, Effects, Finish, Ingested, Next, Route, record_of};
 use super::{SledStore, StoreError, decode, encode, keys};
 use crate::model::{Attempt, Delivery, DeliveryId, DeliveryStatus, EventRecord, NewEvent, now_ms};
 use sled::Transactional;
@@ -165,18 +165,6 @@ fn apply_kv(kv: &TransactionalTree, plugin: &str, effects: &Effects) -> TxResult
         }
     }
     Ok(())
-}
-
-fn record_of(id: Ulid, event: &NewEvent, at: u64) -> EventRecord {
-    EventRecord {
-        id,
-        topic: event.topic.clone(),
-        idempotency_key: event.idempotency_key.clone(),
-        received_at_ms: at,
-        headers: event.headers.clone(),
-        content_type: event.content_type.clone(),
-        emitted_by: None,
-    }
 }
 
 fn get_delivery(tree: &TransactionalTree, id: DeliveryId) -> TxResult<Option<Delivery>> {

@@ -26,8 +26,8 @@ mod tests;
 
 use super::StoreError;
 use super::types::{
-    Claimed, DeadPage, DueEntry, Effects, EventPage, EventQuery, Finish, Ingested, Next, Published,
-    PurgeReport, Route,
+    Claimed, DeadPage, DueEntry, Effects, EventPage, EventQuery, Finish, Ids, Ingested, Next,
+    Published, PurgeReport, Route, record_of,
 };
 use crate::model::{
     Attempt, Delivery, DeliveryId, DeliveryStatus, EventRecord, EventStatus, NewEvent,
@@ -65,7 +65,7 @@ pub struct PgStore {
     /// never mistakes its predecessor's leases for its own.
     me: String,
     lease_ms: u64,
-    ids: std::sync::Mutex<ulid::Generator>,
+    ids: Ids,
     /// Deliveries pending or running across every host, as last counted.
     queued: Arc<AtomicI64>,
     /// Why the database could not be reached at the last housekeeping
@@ -151,18 +151,6 @@ fn json_text(body: &[u8]) -> Option<&str> {
     }
     serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
     Some(text)
-}
-
-fn record_of(id: Ulid, event: &NewEvent, at: u64) -> EventRecord {
-    EventRecord {
-        id,
-        topic: event.topic.clone(),
-        idempotency_key: event.idempotency_key.clone(),
-        received_at_ms: at,
-        headers: event.headers.clone(),
-        content_type: event.content_type.clone(),
-        emitted_by: None,
-    }
 }
 
 /// The database's clock in ms: leases are reckoned by it, so hosts whose
@@ -319,7 +307,7 @@ impl PgStore {
             work,
             me: format!("{}", Ulid::new()),
             lease_ms: options.lease.as_millis() as u64,
-            ids: std::sync::Mutex::new(ulid::Generator::new()),
+            ids: Ids::default(),
             queued: Arc::new(AtomicI64::new(0)),
             failure: Arc::new(std::sync::Mutex::new(None)),
             background: std::sync::Mutex::new(None),
@@ -364,11 +352,7 @@ impl PgStore {
     }
 
     pub fn new_id(&self) -> Ulid {
-        self.ids
-            .lock()
-            .ok()
-            .and_then(|mut g| g.generate().ok())
-            .unwrap_or_else(|| Ulid::from_datetime(std::time::SystemTime::now()))
+        self.ids.next()
     }
 
     pub async fn close(&self) -> Result<(), StoreError> {
