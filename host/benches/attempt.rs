@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Engine, InstanceAllocationStrategy};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod raw {
@@ -105,12 +105,8 @@ fn raw_event() -> types::Event {
 }
 
 fn raw_engine() -> Engine {
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(80)
-        .total_core_instances(640)
-        .total_memories(320)
-        .total_tables(640)
-        .max_memory_size(64 << 20);
+    // The host's pool, for the host's worker count (64).
+    let pool = hookhost::runtime::pooling(64 * 2 + 16, 64 << 20);
     let mut config = wasmtime::Config::new();
     config
         .wasm_component_model(true)

@@ -113,12 +113,7 @@ impl Runtime {
     /// With `cache_dir`, compiled components are cached there by sha256.
     pub fn new(config: &Config, cache_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
         let slots = (config.workers as u32).saturating_mul(2).saturating_add(16);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(slots)
-            .total_core_instances(slots.saturating_mul(8))
-            .total_memories(slots.saturating_mul(4))
-            .total_tables(slots.saturating_mul(8))
-            .max_memory_size(config.max_memory_bytes() as usize);
+        let pool = pooling(slots, config.max_memory_bytes());
         let mut wasm = wasmtime::Config::new();
         wasm.wasm_component_model(true)
             .consume_fuel(true)
@@ -143,6 +138,33 @@ impl Runtime {
         })
     }
 }
+
+/// The instance pool for `slots` concurrent instances, each memory up to
+/// `max_memory_bytes`.
+///
+/// A slot's first [`KEEP_RESIDENT`] bytes of linear memory are zeroed with
+/// `memset` when an instance ends, not returned to the kernel with
+/// `madvise`: a small guest (a Rust handler touches about 1 MB) then reuses
+/// warm pages. With `madvise`, every attempt paid for the call, the TLB
+/// shootdown it sends to the other cores and a page fault per page touched
+/// again; under load that was a tenth of the host's CPU (`perf`, see the
+/// README's performance section).
+pub fn pooling(slots: u32, max_memory_bytes: u64) -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(8))
+        .total_memories(slots.saturating_mul(4))
+        .total_tables(slots.saturating_mul(8))
+        .max_memory_size(max_memory_bytes as usize)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT_TABLE);
+    pool
+}
+
+/// Bytes of each linear memory kept resident between instances.
+pub const KEEP_RESIDENT: usize = 2 << 20;
+/// Bytes of each table kept resident between instances.
+const KEEP_RESIDENT_TABLE: usize = 64 << 10;
 
 /// Everything a guest call can reach: the WASI context, the memory cap and
 /// the attempt's buffered effects.

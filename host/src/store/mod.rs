@@ -463,6 +463,17 @@ impl Store {
         }
     }
 
+    /// Gives up the claim of an attempt whose result could not be recorded,
+    /// so the delivery can run again: at once on sled; on PostgreSQL when
+    /// its lease runs out (a lease is not released early: the result may
+    /// still commit on its connection).
+    pub fn unclaim(&self, id: DeliveryId) {
+        match &self.backend {
+            Backend::Embedded(s) => s.unclaim(id),
+            Backend::Postgres(_) => {}
+        }
+    }
+
     /// Adds a pending delivery of stored event `event` for each route,
     /// optionally pinned to a version; returns their ids, or `None` if there
     /// is no such event.

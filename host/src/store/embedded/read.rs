@@ -100,7 +100,7 @@ impl SledStore {
                     let Some(raw) = deliveries.get(keys::delivery(d))? else {
                         break;
                     };
-                    let delivery: Delivery = decode("deliveries", &raw).map_err(corrupt)?;
+                    let delivery = self.shown(decode("deliveries", &raw).map_err(corrupt)?);
                     let mut list = Vec::new();
                     for n in 1..=delivery.attempts {
                         if let Some(raw) = attempts.get(keys::attempt(d, n))? {
@@ -125,7 +125,7 @@ impl SledStore {
             .t
             .deliveries
             .scan_prefix(keys::event(event))
-            .map(|item| decode("deliveries", &item?.1))
+            .map(|item| Ok(self.shown(decode("deliveries", &item?.1)?)))
             .collect()
     }
 
@@ -135,7 +135,7 @@ impl SledStore {
             .t
             .deliveries
             .get(keys::delivery(id))?
-            .map(|raw| decode("deliveries", &raw))
+            .map(|raw| Ok(self.shown(decode("deliveries", &raw)?)))
             .transpose()
     }
 

@@ -3,7 +3,7 @@
 use super::super::contract::attempt;
 use super::super::types::*;
 use super::*;
-use crate::model::{NewEvent, Outcome, now_ms};
+use crate::model::{DeliveryStatus, NewEvent, Outcome, now_ms};
 
 fn event(key: &str) -> NewEvent {
     NewEvent {
@@ -348,4 +348,112 @@ async fn a_replayed_event_is_not_purged_while_its_new_delivery_runs() {
         store.replay(ingested.id, &plugin, None).expect("replay"),
         None
     );
+}
+
+#[tokio::test]
+async fn a_claim_lives_in_memory_and_a_restart_makes_its_delivery_due_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::open(dir.path()).expect("open");
+    store
+        .ingest(event("c1"), &[Route::new("a")])
+        .await
+        .expect("ingest");
+    let claimed = claim_next(&store);
+    let id = claimed.delivery.id;
+    assert_eq!(claimed.delivery.status, DeliveryStatus::Running);
+    let shown = store.delivery(id).expect("read").expect("delivery");
+    assert_eq!(
+        shown.status,
+        DeliveryStatus::Running,
+        "readers see the claim"
+    );
+    assert!(
+        store.due(now_ms() + 1, None, 10).expect("due").is_empty(),
+        "a claimed delivery is not offered again"
+    );
+    let entry = DueEntry {
+        at_ms: claimed.event.received_at_ms,
+        delivery: id,
+        plugin: "a".into(),
+    };
+    assert!(
+        !store.pause(&entry).expect("pause"),
+        "a claim is not paused"
+    );
+
+    // Given up: due again at once, and a late result from the attempt that
+    // gave it up is refused.
+    store.unclaim(id);
+    assert_eq!(store.due(now_ms() + 1, None, 10).expect("due").len(), 1);
+    let a = attempt(&claimed, Outcome::Ok);
+    assert_eq!(
+        store
+            .finish_attempt(&a, Next::Succeeded, None)
+            .expect("finish"),
+        Finish::Stale
+    );
+
+    // Claimed again, then the process stops before the result: the delivery
+    // is due after the restart, with nothing of the lost attempt written.
+    let claimed = claim_next(&store);
+    store.close().await.expect("close");
+    drop(store);
+    let store = SledStore::open(dir.path()).expect("reopen");
+    let shown = store.delivery(id).expect("read").expect("delivery");
+    assert_eq!(shown.status, DeliveryStatus::Pending);
+    assert_eq!(shown.attempts, 0);
+    assert_eq!(store.queue_depth(), 1);
+    let again = claim_next(&store);
+    assert_eq!(again.delivery.id, id);
+    assert_eq!(
+        again.delivery.attempts + 1,
+        attempt(&claimed, Outcome::Ok).number
+    );
+    let a = attempt(&again, Outcome::Ok);
+    assert_eq!(
+        store
+            .finish_attempt(&a, Next::Succeeded, None)
+            .expect("finish"),
+        Finish::Committed
+    );
+    assert!(store.due(now_ms() + 1, None, 10).expect("due").is_empty());
+    assert_eq!(store.queue_depth(), 0);
+    assert_eq!(
+        store.delivery(id).expect("read").expect("delivery").status,
+        DeliveryStatus::Succeeded
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_left_running_by_an_older_version_is_requeued_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::open(dir.path()).expect("open");
+    let ingested = store
+        .ingest(event("old"), &[Route::new("a")])
+        .await
+        .expect("ingest");
+    let entry = store.due(now_ms() + 1, None, 1).expect("due").remove(0);
+    // How versions before memory-only claims marked a claim on disk.
+    {
+        let live = store.live().expect("open");
+        let mut d = store.delivery(entry.delivery).expect("read").expect("d");
+        d.status = DeliveryStatus::Running;
+        live.t
+            .due
+            .remove(keys::due(entry.at_ms, entry.delivery))
+            .expect("due");
+        live.t
+            .deliveries
+            .insert(keys::delivery(d.id), encode(&d))
+            .expect("delivery");
+        live.t
+            .running
+            .insert(keys::delivery(d.id), &[])
+            .expect("running");
+    }
+    assert!(store.due(now_ms() + 1, None, 10).expect("due").is_empty());
+    assert_eq!(store.requeue_running().expect("requeue"), 1);
+    let claimed = claim_next(&store);
+    assert_eq!(claimed.event.id, ingested.id);
+    assert_eq!(store.live().expect("open").t.running.len(), 0);
 }

@@ -92,7 +92,6 @@ impl EventTx<'_> {
 struct MoveTx<'a> {
     deliveries: &'a TransactionalTree,
     due: &'a TransactionalTree,
-    running: &'a TransactionalTree,
     dead: &'a TransactionalTree,
     attempts: &'a TransactionalTree,
     /// Present when the delivery is ordered.
@@ -100,20 +99,32 @@ struct MoveTx<'a> {
 }
 
 impl MoveTx<'_> {
-    /// The delivery, if it is still running; else the transaction aborts.
-    fn running_delivery(&self, id: DeliveryId) -> TxResult<Delivery> {
+    /// The delivery claimed from its `due` entry at `due_at`, if that entry
+    /// is still there; else the transaction aborts.
+    fn claimed_delivery(&self, id: DeliveryId, due_at: u64) -> TxResult<Delivery> {
+        if self.due.get(keys::due(due_at, id))?.is_none() {
+            return Err(ConflictableTransactionError::Abort(Abort::Stale));
+        }
         match get_delivery(self.deliveries, id)? {
-            Some(d) if d.status == DeliveryStatus::Running => Ok(d),
+            Some(d) if d.status == DeliveryStatus::Pending => Ok(d),
             _ => Err(ConflictableTransactionError::Abort(Abort::Stale)),
         }
     }
 
-    /// Stores the attempt and moves the delivery to its next state.
-    fn record(&self, mut d: Delivery, attempt: &Attempt, next: Next, now: u64) -> TxResult<()> {
+    /// Stores the attempt and moves the delivery from its `due` entry at
+    /// `due_at` to its next state.
+    fn record(
+        &self,
+        mut d: Delivery,
+        due_at: u64,
+        attempt: &Attempt,
+        next: Next,
+        now: u64,
+    ) -> TxResult<()> {
         let id = d.id;
         self.attempts
             .insert(&keys::attempt(id, attempt.number), encode(attempt))?;
-        self.running.remove(&keys::delivery(id))?;
+        self.due.remove(&keys::due(due_at, id))?;
         d.attempts = attempt.number;
         d.last_outcome = Some(attempt.outcome.clone());
         d.updated_at_ms = now;
@@ -309,7 +320,8 @@ impl SledStore {
     }
 
     /// Pending deliveries due at or before `now_ms`, earliest first,
-    /// starting after `after` (the last entry of the previous batch).
+    /// starting after `after` (the last entry of the previous batch),
+    /// leaving out those claimed.
     pub fn due(
         &self,
         now_ms: u64,
@@ -333,13 +345,18 @@ impl SledStore {
             .t
             .due
             .range((start, std::ops::Bound::Included(end)))
-            .take(limit)
         {
+            if out.len() == limit {
+                break;
+            }
             let (k, v) = item?;
             let (at_ms, delivery) = keys::parse_due(&k).ok_or(StoreError::Corrupt {
                 tree: "due",
                 message: "bad key".into(),
             })?;
+            if self.claims().contains_key(&delivery) {
+                continue;
+            }
             out.push(DueEntry {
                 at_ms,
                 delivery,
@@ -387,47 +404,58 @@ impl SledStore {
             .is_some_and(|head| head != d.id))
     }
 
-    /// Moves a due delivery to `running` and returns it with its event, or
-    /// `None` if it is no longer due (claimed or changed meanwhile).
+    /// Claims a due delivery for an attempt and returns it with its event,
+    /// or `None` if it is no longer due (claimed or changed meanwhile). The
+    /// claim is kept in memory only (see the module's invariants): nothing is
+    /// written until the attempt's record.
     pub fn claim(&self, entry: &DueEntry) -> Result<Option<Claimed>, StoreError> {
-        let s = self.writing()?;
-        let t = &s.t;
-        let due_key = keys::due(entry.at_ms, entry.delivery);
-        let result =
-            (&t.due, &t.deliveries, &t.running).transaction(|(due, deliveries, running)| {
-                if due.remove(&due_key)?.is_none() {
-                    return Ok(None);
-                }
-                let Some(mut d) = get_delivery(deliveries, entry.delivery)? else {
-                    return Ok(None);
-                };
-                if d.status != DeliveryStatus::Pending {
-                    return Ok(None);
-                }
-                d.status = DeliveryStatus::Running;
-                d.updated_at_ms = now_ms();
-                deliveries.insert(&keys::delivery(d.id), encode(&d))?;
-                running.insert(&keys::delivery(d.id), &[])?;
-                Ok(Some(d))
-            });
-        let delivery = self
-            .noted(finish_tx(result))?
-            .map_err(|_| StoreError::Closed)?;
-        drop(s);
-        let Some(delivery) = delivery else {
-            return Ok(None);
+        if let Some(reason) = self.failure() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        let live = self.live()?;
+        let id = entry.delivery;
+        let mut delivery = {
+            let mut claims = self.claims();
+            if claims.contains_key(&id) || live.t.due.get(keys::due(entry.at_ms, id))?.is_none() {
+                return Ok(None);
+            }
+            let Some(d) = live.t.deliveries.get(keys::delivery(id))? else {
+                return Ok(None);
+            };
+            let d: Delivery = decode("deliveries", &d)?;
+            if d.status != DeliveryStatus::Pending {
+                return Ok(None);
+            }
+            claims.insert(id, entry.at_ms);
+            d
         };
-        let Some((event, body)) = self.event(delivery.id.event)? else {
-            return Err(StoreError::Corrupt {
+        delivery.status = DeliveryStatus::Running;
+        delivery.updated_at_ms = now_ms();
+        let event = match self.event(id.event) {
+            Ok(Some(found)) => Ok(found),
+            Ok(None) => Err(StoreError::Corrupt {
                 tree: "events",
-                message: format!("delivery {} has no event", delivery.id),
-            });
+                message: format!("delivery {id} has no event"),
+            }),
+            Err(e) => Err(e),
         };
-        Ok(Some(Claimed {
-            delivery,
-            event,
-            body,
-        }))
+        match event {
+            Ok((event, body)) => Ok(Some(Claimed {
+                delivery,
+                event,
+                body,
+            })),
+            Err(e) => {
+                self.unclaim(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives up the claim of an attempt whose result could not be recorded:
+    /// its delivery is due again.
+    pub fn unclaim(&self, id: DeliveryId) {
+        self.claims().remove(&id);
     }
 
     /// Records an attempt and moves its delivery on, committing a successful
@@ -438,9 +466,13 @@ impl SledStore {
         next: Next,
         effects: Option<&Effects>,
     ) -> Result<Finish, StoreError> {
+        let id = attempt.delivery;
+        // Only the attempt holding the claim may record a result.
+        let Some(due_at) = self.claims().get(&id).copied() else {
+            return Ok(Finish::Stale);
+        };
         let s = self.writing()?;
         let t = &s.t;
-        let id = attempt.delivery;
         let now = now_ms();
         let effects = effects
             .filter(|e| !(e.reads.is_empty() && e.writes.is_empty() && e.emitted.is_empty()));
@@ -449,22 +481,22 @@ impl SledStore {
         let ordered = self.delivery(id)?.is_some_and(|d| d.order_key.is_some());
         let no_effects = Effects::default();
         let result = match effects {
-            // The common case touches five trees; sled's transaction cost
+            // The common case touches four trees; sled's transaction cost
             // grows with every tree it locks.
-            None if !ordered => (&t.deliveries, &t.due, &t.running, &t.dead, &t.attempts)
-                .transaction(|(deliveries, due, running, dead, attempts)| {
+            None if !ordered => (&t.deliveries, &t.due, &t.dead, &t.attempts).transaction(
+                |(deliveries, due, dead, attempts)| {
                     let moves = MoveTx {
                         deliveries,
                         due,
-                        running,
                         dead,
                         attempts,
                         ordered: None,
                     };
-                    let d = moves.running_delivery(id)?;
-                    moves.record(d, attempt, next, now)?;
+                    let d = moves.claimed_delivery(id, due_at)?;
+                    moves.record(d, due_at, attempt, next, now)?;
                     Ok(0)
-                }),
+                },
+            ),
             effects => {
                 let effects = effects.unwrap_or(&no_effects);
                 let emitted: Vec<EventRecord> = effects
@@ -479,7 +511,6 @@ impl SledStore {
                 let trees = (
                     &t.deliveries,
                     &t.due,
-                    &t.running,
                     &t.dead,
                     &t.attempts,
                     &t.kv,
@@ -492,7 +523,6 @@ impl SledStore {
                     |(
                         deliveries,
                         due,
-                        running,
                         dead,
                         attempts,
                         kv,
@@ -504,12 +534,11 @@ impl SledStore {
                         let moves = MoveTx {
                             deliveries,
                             due,
-                            running,
                             dead,
                             attempts,
                             ordered: Some(ordered),
                         };
-                        let d = moves.running_delivery(id)?;
+                        let d = moves.claimed_delivery(id, due_at)?;
                         apply_kv(kv, &d.plugin, effects)?;
                         let tx = EventTx {
                             events,
@@ -528,7 +557,7 @@ impl SledStore {
                                 added += em.subscribers.len();
                             }
                         }
-                        moves.record(d, attempt, next, now)?;
+                        moves.record(d, due_at, attempt, next, now)?;
                         Ok(added)
                     },
                 )
@@ -536,14 +565,19 @@ impl SledStore {
         };
         Ok(match self.noted(finish_tx(result))? {
             Ok(added) => {
+                self.unclaim(id);
                 self.queued_add(added);
                 if !matches!(next, Next::RetryAt(_)) {
                     self.queued_sub(1);
                 }
                 Finish::Committed
             }
+            // The claim holds: the attempt runs again.
             Err(Abort::Conflict) => Finish::Conflict,
-            Err(_) => Finish::Stale,
+            Err(_) => {
+                self.unclaim(id);
+                Finish::Stale
+            }
         })
     }
 
@@ -643,6 +677,9 @@ impl SledStore {
 
     /// Parks a due delivery whose plugin is not loaded.
     pub fn pause(&self, entry: &DueEntry) -> Result<bool, StoreError> {
+        if self.claims().contains_key(&entry.delivery) {
+            return Ok(false);
+        }
         let s = self.writing()?;
         let t = &s.t;
         let due_key = keys::due(entry.at_ms, entry.delivery);
