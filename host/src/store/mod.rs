@@ -458,7 +458,7 @@ impl Store {
         effects: Option<&Effects>,
     ) -> Result<Finish, StoreError> {
         match &self.backend {
-            Backend::Embedded(s) => s.finish_attempt(attempt, next, effects),
+            Backend::Embedded(s) => s.finish_attempt(attempt, next, effects).await,
             Backend::Postgres(p) => p.finish_attempt(attempt, next, effects).await,
         }
     }

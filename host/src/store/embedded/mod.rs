@@ -48,6 +48,7 @@
 mod backup;
 mod batch;
 mod commit;
+mod finish;
 mod keys;
 mod purge;
 mod read;
@@ -82,8 +83,10 @@ pub struct SledStore {
     queued: Arc<std::sync::atomic::AtomicI64>,
     /// Deliveries claimed by an attempt in flight, with the due time of the
     /// `due` entry each was claimed from.
-    claims: Mutex<std::collections::HashMap<crate::model::DeliveryId, u64>>,
+    claims: Claims,
 }
+
+type Claims = Arc<Mutex<std::collections::HashMap<crate::model::DeliveryId, u64>>>;
 
 /// One opening of the sled database.
 struct Live {
@@ -91,6 +94,7 @@ struct Live {
     t: Trees,
     commit: Arc<commit::GroupCommit>,
     batcher: batch::Batcher,
+    finisher: finish::Finisher,
 }
 
 /// The open database for a write, with the write gate held shared: hold it
@@ -138,7 +142,8 @@ impl SledStore {
         let gate = Arc::new(RwLock::new(()));
         let failure = Arc::new(Mutex::new(None));
         let queued = Arc::new(std::sync::atomic::AtomicI64::new(0));
-        let live = Live::open(dir, cache_bytes, &gate, &failure, &queued)?;
+        let claims = Claims::default();
+        let live = Live::open(dir, cache_bytes, &gate, &failure, &queued, &claims)?;
         queued.store(
             (live.t.due.len() + live.t.running.len()) as i64,
             std::sync::atomic::Ordering::Relaxed,
@@ -151,7 +156,7 @@ impl SledStore {
             failure,
             ids: super::types::Ids::default(),
             queued,
-            claims: Mutex::default(),
+            claims,
         })
     }
 
@@ -226,6 +231,7 @@ impl SledStore {
         };
         if let Some(old) = old {
             old.batcher.stop().await;
+            old.finisher.stop().await;
             old.commit.stop().await;
             let give_up = std::time::Instant::now() + LOCK_WAIT;
             while Arc::strong_count(&old) > 1 && std::time::Instant::now() < give_up {
@@ -234,10 +240,14 @@ impl SledStore {
             drop(old);
         }
         let (dir, cache_bytes) = (self.dir.clone(), self.cache_bytes);
-        let (gate, failure, queued) =
-            (self.gate.clone(), self.failure.clone(), self.queued.clone());
+        let (gate, failure, queued, claims) = (
+            self.gate.clone(),
+            self.failure.clone(),
+            self.queued.clone(),
+            self.claims.clone(),
+        );
         let opened = tokio::task::spawn_blocking(move || {
-            let live = Live::open(&dir, cache_bytes, &gate, &failure, &queued)?;
+            let live = Live::open(&dir, cache_bytes, &gate, &failure, &queued, &claims)?;
             live.probe()?;
             Ok::<_, StoreError>(live)
         })
@@ -287,6 +297,7 @@ impl Live {
         gate: &Arc<RwLock<()>>,
         failure: &Arc<Mutex<Option<String>>>,
         queued: &Arc<std::sync::atomic::AtomicI64>,
+        claims: &Claims,
     ) -> Result<Self, StoreError> {
         let db = open_db(dir, cache_bytes)?;
         let tree = |name: &str| db.open_tree(name);
@@ -314,11 +325,19 @@ impl Live {
             failure: failure.clone(),
             queued: queued.clone(),
         });
+        let finisher = finish::Finisher::start(finish::Shared {
+            trees: t.clone(),
+            gate: gate.clone(),
+            failure: failure.clone(),
+            queued: queued.clone(),
+            claims: claims.clone(),
+        });
         Ok(Self {
             db,
             t,
             commit,
             batcher,
+            finisher,
         })
     }
 
@@ -366,6 +385,7 @@ impl SledStore {
     pub async fn close(&self) -> Result<(), StoreError> {
         let live = self.live()?;
         live.batcher.stop().await;
+        live.finisher.stop().await;
         live.commit.stop().await;
         live.db.flush_async().await?;
         Ok(())

@@ -60,7 +60,7 @@ async fn queue_depth_follows_every_change_and_survives_reopen() {
         assert_eq!(store.queue_depth(), counted(&store), "after claim");
         let a = attempt(&claimed, outcome);
         assert_eq!(
-            store.finish_attempt(&a, next, None).expect("finish"),
+            store.finish_attempt(&a, next, None).await.expect("finish"),
             Finish::Committed
         );
         assert_eq!(store.queue_depth(), counted(&store), "after {next:?}");
@@ -82,6 +82,7 @@ async fn queue_depth_follows_every_change_and_survives_reopen() {
     let a = attempt(&claimed, Outcome::Ok);
     store
         .finish_attempt(&a, Next::Succeeded, Some(&effects))
+        .await
         .expect("finish with effects");
     assert_eq!(store.queue_depth(), 5);
     assert_eq!(store.queue_depth(), counted(&store));
@@ -138,7 +139,10 @@ async fn only_the_first_unfinished_delivery_of_a_key_may_run() {
     // puts it back at the head of its line.
     let first = store.claim(&due[0]).expect("claim").expect("claimed");
     let a = attempt(&first, Outcome::Reject("no".into()));
-    store.finish_attempt(&a, Next::Dead, None).expect("finish");
+    store
+        .finish_attempt(&a, Next::Dead, None)
+        .await
+        .expect("finish");
     assert!(!store.blocked(&due[1]).expect("blocked"));
     assert!(store.retry_dead(first.delivery.id).expect("retry"));
     assert!(store.blocked(&due[1]).expect("blocked"));
@@ -157,6 +161,7 @@ async fn only_the_first_unfinished_delivery_of_a_key_may_run() {
     let a = attempt(&again, Outcome::Retry("later".into()));
     store
         .finish_attempt(&a, Next::RetryAt(now_ms()), None)
+        .await
         .expect("finish");
     assert!(store.blocked(&due[1]).expect("blocked"));
     let entry = due_again(first.delivery.id);
@@ -164,6 +169,7 @@ async fn only_the_first_unfinished_delivery_of_a_key_may_run() {
     let a = attempt(&again, Outcome::Ok);
     store
         .finish_attempt(&a, Next::Succeeded, None)
+        .await
         .expect("finish");
     assert!(!store.blocked(&due[1]).expect("blocked"));
     assert_eq!(
@@ -251,11 +257,15 @@ async fn purge_removes_only_finished_events_before_the_cutoff_with_everything_th
     let a = attempt(&claimed, Outcome::Ok);
     store
         .finish_attempt(&a, Next::Succeeded, None)
+        .await
         .expect("finish");
     let dead = store.ingest(event("dead"), &plugin).await.expect("ingest");
     let claimed = claim_next(&store);
     let a = attempt(&claimed, Outcome::Reject("no".into()));
-    store.finish_attempt(&a, Next::Dead, None).expect("finish");
+    store
+        .finish_attempt(&a, Next::Dead, None)
+        .await
+        .expect("finish");
     let pending = store
         .ingest(event("pending"), &plugin)
         .await
@@ -326,6 +336,7 @@ async fn a_replayed_event_is_not_purged_while_its_new_delivery_runs() {
     let a = attempt(&claimed, Outcome::Ok);
     store
         .finish_attempt(&a, Next::Succeeded, None)
+        .await
         .expect("finish");
     // Read as finished, then replayed before the removal commits.
     let record = store.event(ingested.id).expect("read").expect("event").0;
@@ -342,6 +353,7 @@ async fn a_replayed_event_is_not_purged_while_its_new_delivery_runs() {
     let a = attempt(&claimed, Outcome::Ok);
     store
         .finish_attempt(&a, Next::Succeeded, None)
+        .await
         .expect("finish");
     assert_eq!(store.purge(cutoff, None, 10).expect("purge").purged, 1);
     assert_eq!(
@@ -389,6 +401,7 @@ async fn a_claim_lives_in_memory_and_a_restart_makes_its_delivery_due_again() {
     assert_eq!(
         store
             .finish_attempt(&a, Next::Succeeded, None)
+            .await
             .expect("finish"),
         Finish::Stale
     );
@@ -413,6 +426,7 @@ async fn a_claim_lives_in_memory_and_a_restart_makes_its_delivery_due_again() {
     assert_eq!(
         store
             .finish_attempt(&a, Next::Succeeded, None)
+            .await
             .expect("finish"),
         Finish::Committed
     );
@@ -456,4 +470,61 @@ async fn a_delivery_left_running_by_an_older_version_is_requeued_at_start() {
     let claimed = claim_next(&store);
     assert_eq!(claimed.event.id, ingested.id);
     assert_eq!(store.live().expect("open").t.running.len(), 0);
+}
+
+#[tokio::test]
+async fn results_recorded_at_once_share_batches_and_each_settles_its_delivery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SledStore::open(dir.path()).expect("open"));
+    for n in 0..60 {
+        store
+            .ingest(event(&format!("b{n}")), &[Route::new("a")])
+            .await
+            .expect("ingest");
+    }
+    let due = store.due(now_ms() + 1, None, 100).expect("due");
+    assert_eq!(due.len(), 60);
+    let mut results = tokio::task::JoinSet::new();
+    for (n, entry) in due.iter().enumerate() {
+        let claimed = store.claim(entry).expect("claim").expect("claimed");
+        let (outcome, next) = match n % 3 {
+            0 => (Outcome::Ok, Next::Succeeded),
+            1 => (Outcome::Reject("no".into()), Next::Dead),
+            _ => (
+                Outcome::Retry("later".into()),
+                Next::RetryAt(now_ms() + 60_000),
+            ),
+        };
+        let store = store.clone();
+        results.spawn(async move {
+            let a = attempt(&claimed, outcome);
+            let finish = store.finish_attempt(&a, next, None).await;
+            (claimed.delivery.id, next, finish.expect("finish"))
+        });
+    }
+    let mut settled = 0;
+    while let Some(done) = results.join_next().await {
+        let (id, next, finish) = done.expect("task");
+        assert_eq!(finish, Finish::Committed);
+        let d = store.delivery(id).expect("read").expect("delivery");
+        let want = match next {
+            Next::Succeeded => DeliveryStatus::Succeeded,
+            Next::Dead => DeliveryStatus::Dead,
+            Next::RetryAt(_) => DeliveryStatus::Pending,
+        };
+        assert_eq!(d.status, want);
+        assert_eq!(d.attempts, 1);
+        assert_eq!(store.attempts_of(id).expect("attempts").len(), 1);
+        settled += 1;
+    }
+    assert_eq!(settled, 60);
+    // Only the 20 retries wait, due later; nothing is claimed any more.
+    assert!(store.due(now_ms() + 1, None, 100).expect("due").is_empty());
+    assert_eq!(
+        store.due(now_ms() + 120_000, None, 100).expect("due").len(),
+        20
+    );
+    assert_eq!(store.queue_depth(), 20);
+    assert_eq!(store.queue_depth(), counted(&store));
+    assert_eq!(store.live().expect("open").t.dead.len(), 20);
 }

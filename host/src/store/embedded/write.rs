@@ -89,19 +89,19 @@ impl EventTx<'_> {
 }
 
 /// The trees an attempt's outcome touches, inside a transaction.
-struct MoveTx<'a> {
-    deliveries: &'a TransactionalTree,
-    due: &'a TransactionalTree,
-    dead: &'a TransactionalTree,
-    attempts: &'a TransactionalTree,
+pub(super) struct MoveTx<'a> {
+    pub deliveries: &'a TransactionalTree,
+    pub due: &'a TransactionalTree,
+    pub dead: &'a TransactionalTree,
+    pub attempts: &'a TransactionalTree,
     /// Present when the delivery is ordered.
-    ordered: Option<&'a TransactionalTree>,
+    pub ordered: Option<&'a TransactionalTree>,
 }
 
 impl MoveTx<'_> {
     /// The delivery claimed from its `due` entry at `due_at`, if that entry
     /// is still there; else the transaction aborts.
-    fn claimed_delivery(&self, id: DeliveryId, due_at: u64) -> TxResult<Delivery> {
+    pub(super) fn claimed_delivery(&self, id: DeliveryId, due_at: u64) -> TxResult<Delivery> {
         if self.due.get(keys::due(due_at, id))?.is_none() {
             return Err(ConflictableTransactionError::Abort(Abort::Stale));
         }
@@ -113,7 +113,7 @@ impl MoveTx<'_> {
 
     /// Stores the attempt and moves the delivery from its `due` entry at
     /// `due_at` to its next state.
-    fn record(
+    pub(super) fn record(
         &self,
         mut d: Delivery,
         due_at: u64,
@@ -459,8 +459,9 @@ impl SledStore {
     }
 
     /// Records an attempt and moves its delivery on, committing a successful
-    /// attempt's effects in the same transaction.
-    pub fn finish_attempt(
+    /// attempt's effects in the same transaction. A result without effects
+    /// is recorded in a batch with others (see `finish.rs`).
+    pub async fn finish_attempt(
         &self,
         attempt: &Attempt,
         next: Next,
@@ -471,97 +472,90 @@ impl SledStore {
         let Some(due_at) = self.claims().get(&id).copied() else {
             return Ok(Finish::Stale);
         };
+        let effects = effects
+            .filter(|e| !(e.reads.is_empty() && e.writes.is_empty() && e.emitted.is_empty()));
+        let Some(effects) = effects else {
+            if let Some(reason) = self.failure() {
+                return Err(StoreError::Unavailable(reason));
+            }
+            let (done, answer) = tokio::sync::oneshot::channel();
+            self.live()?.finisher.submit(super::finish::Job {
+                attempt: attempt.clone(),
+                next,
+                due_at,
+                done,
+            })?;
+            return answer.await.map_err(|_| StoreError::Closed)?;
+        };
+        self.finish_with_effects(attempt, next, effects, due_at)
+    }
+
+    /// [`SledStore::finish_attempt`] of a result with effects, in its own
+    /// transaction: its kv reads may conflict.
+    fn finish_with_effects(
+        &self,
+        attempt: &Attempt,
+        next: Next,
+        effects: &Effects,
+        due_at: u64,
+    ) -> Result<Finish, StoreError> {
+        let id = attempt.delivery;
         let s = self.writing()?;
         let t = &s.t;
         let now = now_ms();
-        let effects = effects
-            .filter(|e| !(e.reads.is_empty() && e.writes.is_empty() && e.emitted.is_empty()));
-        // A delivery's key never changes: reading it outside the transaction
-        // only chooses which trees to lock.
-        let ordered = self.delivery(id)?.is_some_and(|d| d.order_key.is_some());
-        let no_effects = Effects::default();
-        let result = match effects {
-            // The common case touches four trees; sled's transaction cost
-            // grows with every tree it locks.
-            None if !ordered => (&t.deliveries, &t.due, &t.dead, &t.attempts).transaction(
-                |(deliveries, due, dead, attempts)| {
+        let result = {
+            let emitted: Vec<EventRecord> = effects
+                .emitted
+                .iter()
+                .map(|em| {
+                    let mut record = record_of(self.new_id(), &em.event, now);
+                    record.emitted_by = Some(id);
+                    record
+                })
+                .collect();
+            let trees = (
+                &t.deliveries,
+                &t.due,
+                &t.dead,
+                &t.attempts,
+                &t.kv,
+                &t.events,
+                &t.bodies,
+                &t.idempotency,
+                &t.ordered,
+            );
+            trees.transaction(
+                |(deliveries, due, dead, attempts, kv, events, bodies, idempotency, ordered)| {
                     let moves = MoveTx {
                         deliveries,
                         due,
                         dead,
                         attempts,
-                        ordered: None,
+                        ordered: Some(ordered),
                     };
                     let d = moves.claimed_delivery(id, due_at)?;
-                    moves.record(d, due_at, attempt, next, now)?;
-                    Ok(0)
-                },
-            ),
-            effects => {
-                let effects = effects.unwrap_or(&no_effects);
-                let emitted: Vec<EventRecord> = effects
-                    .emitted
-                    .iter()
-                    .map(|em| {
-                        let mut record = record_of(self.new_id(), &em.event, now);
-                        record.emitted_by = Some(id);
-                        record
-                    })
-                    .collect();
-                let trees = (
-                    &t.deliveries,
-                    &t.due,
-                    &t.dead,
-                    &t.attempts,
-                    &t.kv,
-                    &t.events,
-                    &t.bodies,
-                    &t.idempotency,
-                    &t.ordered,
-                );
-                trees.transaction(
-                    |(
-                        deliveries,
-                        due,
-                        dead,
-                        attempts,
-                        kv,
+                    apply_kv(kv, &d.plugin, effects)?;
+                    let tx = EventTx {
                         events,
                         bodies,
                         idempotency,
-                        ordered,
-                    )| {
-                        let moves = MoveTx {
-                            deliveries,
-                            due,
-                            dead,
-                            attempts,
-                            ordered: Some(ordered),
-                        };
-                        let d = moves.claimed_delivery(id, due_at)?;
-                        apply_kv(kv, &d.plugin, effects)?;
-                        let tx = EventTx {
-                            events,
-                            bodies,
-                            idempotency,
-                            deliveries,
-                            due,
-                            ordered: Some(ordered),
-                        };
-                        let mut added = 0;
-                        for (record, em) in emitted.iter().zip(&effects.emitted) {
-                            if tx
-                                .insert(record, &em.event.body, &em.subscribers)?
-                                .is_none()
-                            {
-                                added += em.subscribers.len();
-                            }
+                        deliveries,
+                        due,
+                        ordered: Some(ordered),
+                    };
+                    let mut added = 0;
+                    for (record, em) in emitted.iter().zip(&effects.emitted) {
+                        if tx
+                            .insert(record, &em.event.body, &em.subscribers)?
+                            .is_none()
+                        {
+                            added += em.subscribers.len();
                         }
-                        moves.record(d, due_at, attempt, next, now)?;
-                        Ok(added)
-                    },
-                )
-            }
+                    }
+                    moves.record(d, due_at, attempt, next, now)?;
+                    Ok(added)
+                },
+            )
         };
         Ok(match self.noted(finish_tx(result))? {
             Ok(added) => {

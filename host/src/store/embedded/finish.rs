@@ -1,0 +1,171 @@
+//! Result batching: attempt records without effects share one transaction.
+//!
+//! [`SledStore::finish_attempt`](super::SledStore::finish_attempt) queues a
+//! result with no kv access and no emitted events here (the common case;
+//! results with effects commit on their own, as they can conflict). One task
+//! per open database takes everything queued (up to [`MAX_BATCH`]) and
+//! records it in one sled transaction on the blocking pool, as ingest's
+//! batcher does: sled's cost is mostly per transaction, and the records no
+//! longer take the runtime's threads. A result is not flushed before its
+//! answer (a record that never reaches the disk leaves its delivery due, to
+//! run again), so no flush is waited for.
+
+use super::super::types::{Finish, Next};
+use super::write::{Abort, MoveTx, TxResult, finish_tx};
+use super::{StoreError, Trees, note_failure};
+use crate::model::{Attempt, DeliveryId, now_ms};
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Results per transaction at most.
+pub const MAX_BATCH: usize = 256;
+
+/// One queued result of the attempt holding the claim on its delivery's
+/// `due` entry at `due_at`.
+pub struct Job {
+    pub attempt: Attempt,
+    pub next: Next,
+    pub due_at: u64,
+    pub done: oneshot::Sender<Result<Finish, StoreError>>,
+}
+
+/// What the finisher works with: the open database's trees, and the
+/// store's write gate, failure flag, queue counter and claims.
+pub struct Shared {
+    pub trees: Trees,
+    pub gate: Arc<RwLock<()>>,
+    pub failure: Arc<Mutex<Option<String>>>,
+    pub queued: Arc<AtomicI64>,
+    pub claims: Arc<Mutex<HashMap<DeliveryId, u64>>>,
+}
+
+pub struct Finisher {
+    /// `None` once stopped. Held only to clone or take, never across an await.
+    tx: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Finisher {
+    pub fn start(shared: Shared) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(Arc::new(shared), rx));
+        Self {
+            tx: Mutex::new(Some(tx)),
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Queues a result; its answer comes on its `done`.
+    pub fn submit(&self, job: Job) -> Result<(), StoreError> {
+        let tx = self.tx.lock().map_err(|_| StoreError::Closed)?;
+        match tx.as_ref() {
+            Some(tx) => tx.send(job).map_err(|_| StoreError::Closed),
+            None => Err(StoreError::Closed),
+        }
+    }
+
+    /// Stops taking results, records those queued, and waits for the task.
+    pub async fn stop(&self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let s = shared.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let results = record(&s, &jobs);
+            (jobs, results)
+        })
+        .await;
+        // A panicked batch drops its jobs: their callers see the store
+        // closed, and give their claims up.
+        let Ok((jobs, results)) = done else {
+            tracing::error!("a batch of attempt records failed; its deliveries run again");
+            continue;
+        };
+        match results {
+            Ok(finished) => {
+                for (job, finish) in jobs.into_iter().zip(finished) {
+                    let _ = job.done.send(Ok(finish));
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                for job in jobs {
+                    let _ = job.done.send(Err(StoreError::Unavailable(text.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Records every job's result in one transaction; a job whose claim no
+/// longer matches its delivery is `Stale` and writes nothing.
+fn record(shared: &Shared, jobs: &[Job]) -> Result<Vec<Finish>, StoreError> {
+    let t = &shared.trees;
+    let _gate = match shared.gate.read() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let now = now_ms();
+    let trees = (&t.deliveries, &t.due, &t.dead, &t.attempts, &t.ordered);
+    let result = trees.transaction(|(deliveries, due, dead, attempts, ordered)| {
+        let moves = MoveTx {
+            deliveries,
+            due,
+            dead,
+            attempts,
+            ordered: Some(ordered),
+        };
+        jobs.iter()
+            .map(|job| {
+                match moves.claimed_delivery(job.attempt.delivery, job.due_at) {
+                    Ok(d) => moves.record(d, job.due_at, &job.attempt, job.next, now)?,
+                    Err(ConflictableTransactionError::Abort(Abort::Stale)) => {
+                        return Ok(Finish::Stale);
+                    }
+                    Err(e) => return Err(e),
+                }
+                Ok(Finish::Committed)
+            })
+            .collect::<TxResult<Vec<_>>>()
+    });
+    let result = finish_tx(result);
+    if let Err(StoreError::Sled(e)) = &result {
+        note_failure(&shared.failure, e);
+    }
+    let finished = result?.map_err(|_| StoreError::Closed)?;
+    // Settled once committed, whether or not the attempts still wait.
+    let mut claims = match shared.claims.lock() {
+        Ok(c) => c,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let mut ended = 0;
+    for (job, finish) in jobs.iter().zip(&finished) {
+        claims.remove(&job.attempt.delivery);
+        if *finish == Finish::Committed && !matches!(job.next, Next::RetryAt(_)) {
+            ended += 1;
+        }
+    }
+    shared.queued.fetch_sub(ended, Ordering::Relaxed);
+    Ok(finished)
+}
