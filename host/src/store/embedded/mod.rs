@@ -184,7 +184,8 @@ impl SledStore {
         })
     }
 
-    /// The claims of attempts in flight.
+    /// The claims of attempts in flight. Never hold them while calling sled
+    /// (see [`SledStore::claim`]).
     fn claims(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<crate::model::DeliveryId, u64>> {
@@ -331,6 +332,7 @@ impl Live {
             failure: failure.clone(),
             queued: queued.clone(),
             claims: claims.clone(),
+            writing: Default::default(),
         });
         Ok(Self {
             db,

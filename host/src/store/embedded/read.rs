@@ -100,7 +100,7 @@ impl SledStore {
                     let Some(raw) = deliveries.get(keys::delivery(d))? else {
                         break;
                     };
-                    let delivery = self.shown(decode("deliveries", &raw).map_err(corrupt)?);
+                    let delivery: Delivery = decode("deliveries", &raw).map_err(corrupt)?;
                     let mut list = Vec::new();
                     for n in 1..=delivery.attempts {
                         if let Some(raw) = attempts.get(keys::attempt(d, n))? {
@@ -113,7 +113,16 @@ impl SledStore {
             },
         );
         match result {
-            Ok(view) => Ok(view),
+            // Claims are looked up after the transaction: sled runs its
+            // closure under a global lock that `claim` may be waiting for
+            // while it holds the claims.
+            Ok(view) => Ok(view.map(|(record, body, shown)| {
+                let shown = shown
+                    .into_iter()
+                    .map(|(d, attempts)| (self.shown(d), attempts))
+                    .collect();
+                (record, body, shown)
+            })),
             Err(sled::transaction::TransactionError::Abort(e)) => Err(e),
             Err(sled::transaction::TransactionError::Storage(e)) => Err(e.into()),
         }

@@ -528,3 +528,60 @@ async fn results_recorded_at_once_share_batches_and_each_settles_its_delivery() 
     assert_eq!(store.queue_depth(), counted(&store));
     assert_eq!(store.live().expect("open").t.dead.len(), 20);
 }
+
+/// Readers look the claims up while the dispatcher claims and attempts
+/// record: no lock order between sled's and the claims' may deadlock them.
+#[test]
+fn readers_and_claims_running_at_once_never_wait_for_each_other() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(rt.block_on(async { SledStore::open(dir.path()).expect("open") }));
+    let mut ids = Vec::new();
+    for n in 0..300 {
+        let ingested = rt
+            .block_on(store.ingest(event(&format!("r{n}")), &[Route::new("a")]))
+            .expect("ingest");
+        ids.push(ingested.id);
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let reader = {
+        let (store, stop, ids) = (store.clone(), stop.clone(), ids.clone());
+        std::thread::spawn(move || {
+            let mut views = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for id in &ids {
+                    store.event_view(*id).expect("view").expect("event");
+                    store.deliveries_of(*id).expect("deliveries");
+                    views += 1;
+                }
+            }
+            views
+        })
+    };
+    let claimer = {
+        let (store, handle) = (store.clone(), rt.handle().clone());
+        std::thread::spawn(move || {
+            while let Some(entry) = store.due(now_ms() + 1, None, 1).expect("due").pop() {
+                let claimed = store.claim(&entry).expect("claim").expect("claimed");
+                let a = attempt(&claimed, Outcome::Ok);
+                let finish = handle.block_on(store.finish_attempt(&a, Next::Succeeded, None));
+                assert_eq!(finish.expect("finish"), Finish::Committed);
+            }
+            let _ = done_tx.send(());
+        })
+    };
+    let finished = done_rx.recv_timeout(std::time::Duration::from_secs(60));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        finished.is_ok(),
+        "claims and records stopped making progress beside readers"
+    );
+    claimer.join().expect("claimer");
+    assert!(reader.join().expect("reader") > 0);
+    assert_eq!(store.queue_depth(), 0);
+}

@@ -414,21 +414,29 @@ impl SledStore {
         }
         let live = self.live()?;
         let id = entry.delivery;
-        let mut delivery = {
+        // The claims are never held while sled is called: a sled transaction
+        // holds a global lock that every read waits for, and readers look
+        // the claims up. Only the dispatcher claims, and a due entry leaves
+        // `due` only by its claim's record or the dispatcher's own pause, so
+        // what is read here still holds when the claim is taken.
+        if self.claims().contains_key(&id) || live.t.due.get(keys::due(entry.at_ms, id))?.is_none()
+        {
+            return Ok(None);
+        }
+        let Some(raw) = live.t.deliveries.get(keys::delivery(id))? else {
+            return Ok(None);
+        };
+        let mut delivery: Delivery = decode("deliveries", &raw)?;
+        if delivery.status != DeliveryStatus::Pending {
+            return Ok(None);
+        }
+        {
             let mut claims = self.claims();
-            if claims.contains_key(&id) || live.t.due.get(keys::due(entry.at_ms, id))?.is_none() {
-                return Ok(None);
-            }
-            let Some(d) = live.t.deliveries.get(keys::delivery(id))? else {
-                return Ok(None);
-            };
-            let d: Delivery = decode("deliveries", &d)?;
-            if d.status != DeliveryStatus::Pending {
+            if claims.contains_key(&id) {
                 return Ok(None);
             }
             claims.insert(id, entry.at_ms);
-            d
-        };
+        }
         delivery.status = DeliveryStatus::Running;
         delivery.updated_at_ms = now_ms();
         let event = match self.event(id.event) {
@@ -478,8 +486,12 @@ impl SledStore {
             if let Some(reason) = self.failure() {
                 return Err(StoreError::Unavailable(reason));
             }
+            let live = self.live()?;
+            if let Some(result) = live.finisher.record_alone(attempt, next, due_at) {
+                return result;
+            }
             let (done, answer) = tokio::sync::oneshot::channel();
-            self.live()?.finisher.submit(super::finish::Job {
+            live.finisher.submit(super::finish::Job {
                 attempt: attempt.clone(),
                 next,
                 due_at,
