@@ -43,16 +43,29 @@ pub struct Shared {
     pub queued: Arc<AtomicI64>,
 }
 
-pub struct Batcher {
+pub type Batcher = Queue<Job>;
+
+/// Starts ingest's batch task.
+pub fn start(shared: Shared) -> Batcher {
+    Queue::start(|rx| run(Arc::new(shared), rx))
+}
+
+/// Jobs served by one task: the plumbing of ingest's batcher and of the
+/// result finisher (`finish.rs`).
+pub struct Queue<J> {
     /// `None` once stopped. Held only to clone or take, never across an await.
-    tx: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    tx: Mutex<Option<mpsc::UnboundedSender<J>>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl Batcher {
-    pub fn start(shared: Shared) -> Self {
+impl<J: Send + 'static> Queue<J> {
+    /// Spawns `serve` on the queue's receiving end.
+    pub fn start<F>(serve: impl FnOnce(mpsc::UnboundedReceiver<J>) -> F) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(Arc::new(shared), rx));
+        let task = tokio::spawn(serve(rx));
         Self {
             tx: Mutex::new(Some(tx)),
             task: Mutex::new(Some(task)),
@@ -60,7 +73,7 @@ impl Batcher {
     }
 
     /// Queues a job; its answer comes on its `done`.
-    pub fn submit(&self, job: Job) -> Result<(), StoreError> {
+    pub fn submit(&self, job: J) -> Result<(), StoreError> {
         let tx = self.tx.lock().map_err(|_| StoreError::Closed)?;
         match tx.as_ref() {
             Some(tx) => tx.send(job).map_err(|_| StoreError::Closed),

@@ -16,6 +16,7 @@
 //! run again), so no flush is waited for.
 
 use super::super::types::{Finish, Next};
+use super::batch::Queue;
 use super::write::{Abort, MoveTx, TxResult, finish_tx};
 use super::{StoreError, Trees, note_failure};
 use crate::model::{Attempt, DeliveryId, now_ms};
@@ -25,7 +26,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 /// Results per transaction at most.
 pub const MAX_BATCH: usize = 256;
@@ -52,20 +52,16 @@ pub struct Shared {
 }
 
 pub struct Finisher {
-    /// `None` once stopped. Held only to clone or take, never across an await.
-    tx: Mutex<Option<mpsc::UnboundedSender<Job>>>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    queue: Queue<Job>,
     shared: Arc<Shared>,
 }
 
 impl Finisher {
     pub fn start(shared: Shared) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(shared);
-        let task = tokio::spawn(run(shared.clone(), rx));
+        let served = shared.clone();
         Self {
-            tx: Mutex::new(Some(tx)),
-            task: Mutex::new(Some(task)),
+            queue: Queue::start(|rx| run(served, rx)),
             shared,
         }
     }
@@ -90,22 +86,12 @@ impl Finisher {
 
     /// Queues a result; its answer comes on its `done`.
     pub fn submit(&self, job: Job) -> Result<(), StoreError> {
-        let tx = self.tx.lock().map_err(|_| StoreError::Closed)?;
-        match tx.as_ref() {
-            Some(tx) => tx.send(job).map_err(|_| StoreError::Closed),
-            None => Err(StoreError::Closed),
-        }
+        self.queue.submit(job)
     }
 
     /// Stops taking results, records those queued, and waits for the task.
     pub async fn stop(&self) {
-        if let Ok(mut tx) = self.tx.lock() {
-            tx.take();
-        }
-        let task = self.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+        self.queue.stop().await
     }
 }
 

@@ -319,7 +319,7 @@ impl Live {
             schedules: tree("schedules")?,
         };
         let commit = Arc::new(commit::GroupCommit::start(db.clone()));
-        let batcher = batch::Batcher::start(batch::Shared {
+        let batcher = batch::start(batch::Shared {
             trees: t.clone(),
             commit: commit.clone(),
             gate: gate.clone(),
