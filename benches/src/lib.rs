@@ -176,6 +176,20 @@ pub fn vm_hwm_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Bytes this process has caused to be written to storage so far
+/// (`write_bytes` of `/proc/self/io`: the kernel counts whole pages, so a
+/// small write followed by a sync counts as a page).
+pub fn written_bytes() -> f64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|n| n.trim().parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+}
+
 /// The sum of the Prometheus samples of `name` whose line contains `label`.
 pub fn metric(text: &str, name: &str, label: &str) -> f64 {
     text.lines()

@@ -20,7 +20,7 @@
 use anyhow::Context as _;
 use clap::Parser;
 use hookhost_bench::{
-    Driven, Load, body, drive, metric, percentile, recorded_latencies, vm_hwm_mb,
+    Driven, Load, body, drive, metric, percentile, recorded_latencies, vm_hwm_mb, written_bytes,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -171,6 +171,11 @@ struct HostFigures {
     flush_mean_ms: f64,
     flush_waiters: f64,
     flush_p99_ms: f64,
+    /// Bytes written to storage during the load, and while draining.
+    written_during_load: f64,
+    written_draining: f64,
+    /// Attempts recorded after the load stopped.
+    attempts_draining: f64,
 }
 
 /// The upper bound of the histogram bucket that holds quantile `q` of
@@ -234,6 +239,7 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     }
 
     let load_started = Instant::now();
+    let written_at_start = written_bytes();
     let driven = drive(&format!("{base}/events/{}", args.topic), &args.load(), true).await;
     let scrape = || async {
         client
@@ -247,6 +253,7 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     };
     let at_stop = scrape().await?;
     let load_took = load_started.elapsed();
+    let written_at_stop = written_bytes();
     let handled_at_stop = metric(&at_stop, "hookhost_attempts_total", "plugin=\"noop\"");
     let queue_at_stop = metric(&at_stop, "hookhost_queue_depth", "");
     let flushes = metric(&at_stop, "hookhost_store_flush_duration_seconds_count", "");
@@ -267,6 +274,7 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let written_drained = written_bytes();
     let handled_per_second = handled / load_started.elapsed().as_secs_f64();
     let drain_took = load_started.elapsed() - load_took;
     let handled_during_load = handled_at_stop / load_took.as_secs_f64();
@@ -291,6 +299,9 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
             flush_mean_ms,
             flush_waiters,
             flush_p99_ms,
+            written_during_load: written_at_stop - written_at_start,
+            written_draining: written_drained - written_at_stop,
+            attempts_draining: handled - handled_at_stop,
         },
     ))
 }
@@ -340,6 +351,11 @@ async fn main() -> anyhow::Result<()> {
         figures.handled_during_load, figures.drain_per_second
     );
     println!("queue depth at stop   {:>10.0}", figures.queue_at_stop);
+    println!(
+        "disk writes           {:.1} KB per acknowledged event during the load, {:.1} KB per attempt draining",
+        figures.written_during_load / 1000.0 / host.acked.max(1) as f64,
+        figures.written_draining / 1000.0 / figures.attempts_draining.max(1.0)
+    );
     let l = &figures.latencies_ms;
     println!(
         "ingest -> recorded    p50 {} ms, p99 {} ms, max {} ms ({} events sampled)",

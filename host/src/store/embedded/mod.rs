@@ -333,6 +333,7 @@ impl Live {
             queued: queued.clone(),
             claims: claims.clone(),
             writing: Default::default(),
+            recorded: Default::default(),
         });
         Ok(Self {
             db,

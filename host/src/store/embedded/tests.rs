@@ -529,6 +529,40 @@ async fn results_recorded_at_once_share_batches_and_each_settles_its_delivery() 
     assert_eq!(store.live().expect("open").t.dead.len(), 20);
 }
 
+/// A result is recorded at once only when its attempt runs alone; beside
+/// other running attempts it joins the queue's batches (each sled
+/// transaction costs synced log writes, so fewer is cheaper).
+#[tokio::test]
+async fn only_a_lone_attempt_records_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::open(dir.path()).expect("open");
+    for key in ["x", "y"] {
+        store
+            .ingest(event(key), &[Route::new("a")])
+            .await
+            .expect("ingest");
+    }
+    let first = claim_next(&store);
+    let second = claim_next(&store);
+    let recorded = || store.live().expect("open").finisher.recorded();
+    assert_eq!(recorded(), (0, 0));
+    // Two claims held: the first result goes through the queue.
+    let a = attempt(&first, Outcome::Ok);
+    let finish = store.finish_attempt(&a, Next::Succeeded, None).await;
+    assert_eq!(finish.expect("finish"), Finish::Committed);
+    assert_eq!(recorded(), (0, 1));
+    // The second now runs alone: recorded at once.
+    let b = attempt(&second, Outcome::Ok);
+    let finish = store.finish_attempt(&b, Next::Succeeded, None).await;
+    assert_eq!(finish.expect("finish"), Finish::Committed);
+    assert_eq!(recorded(), (1, 1));
+    for id in [first.delivery.id, second.delivery.id] {
+        let d = store.delivery(id).expect("read").expect("delivery");
+        assert_eq!(d.status, DeliveryStatus::Succeeded);
+    }
+    assert_eq!(store.queue_depth(), 0);
+}
+
 /// Readers look the claims up while the dispatcher claims and attempts
 /// record: no lock order between sled's and the claims' may deadlock them.
 #[test]

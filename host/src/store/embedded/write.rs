@@ -476,8 +476,13 @@ impl SledStore {
         effects: Option<&Effects>,
     ) -> Result<Finish, StoreError> {
         let id = attempt.delivery;
-        // Only the attempt holding the claim may record a result.
-        let Some(due_at) = self.claims().get(&id).copied() else {
+        // Only the attempt holding the claim may record a result. The other
+        // claims are the attempts still running.
+        let (claim, running) = {
+            let claims = self.claims();
+            (claims.get(&id).copied(), claims.len())
+        };
+        let Some(due_at) = claim else {
             return Ok(Finish::Stale);
         };
         let effects = effects
@@ -487,7 +492,12 @@ impl SledStore {
                 return Err(StoreError::Unavailable(reason));
             }
             let live = self.live()?;
-            if let Some(result) = live.finisher.record_alone(attempt, next, due_at) {
+            // A lone attempt is recorded at once. With others running, it
+            // joins their batch: every sled transaction costs two log
+            // writes, each synced, whatever its size.
+            if running == 1
+                && let Some(result) = live.finisher.record_alone(attempt, next, due_at)
+            {
                 return result;
             }
             let (done, answer) = tokio::sync::oneshot::channel();
