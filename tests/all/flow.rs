@@ -155,3 +155,36 @@ async fn per_key_ordering_runs_one_key_in_ingest_order_and_other_keys_past_it() 
     assert_eq!(seen("b").await.as_deref(), Some("[1]"));
     store.close().await.expect("close");
 }
+
+/// A retry falling due while the dispatcher scans is still run: the timer
+/// is set from the scan's own instant. Each event is posted alone, so no
+/// other wake-up could rescue a retry the timer missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_due_within_milliseconds_always_run() {
+    let host = Setup::new()
+        .plugin("flaky", plugins::TEST_ALWAYS_RETRY)
+        .limits("flaky", |s| {
+            s.retry = Some(RetryPolicy {
+                max_attempts: 4,
+                initial_backoff_ms: 2,
+                max_backoff_ms: 2,
+            })
+        })
+        .start()
+        .await;
+    for n in 0..20 {
+        let (status, answer) = host.post_json("test.retry", &json!({ "n": n })).await;
+        assert_eq!(status, 202, "{answer}");
+        let id = answer["id"].as_str().expect("id").to_owned();
+        let event = host
+            .wait_event_within(&id, std::time::Duration::from_secs(20), |e| {
+                e["deliveries"][0]["status"] == "dead"
+            })
+            .await;
+        let attempts = event["deliveries"][0]["attempts"]
+            .as_array()
+            .expect("attempts");
+        assert_eq!(attempts.len(), 4, "{event:#}");
+    }
+    host.stop().await;
+}

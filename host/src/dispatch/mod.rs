@@ -71,11 +71,16 @@ pub async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
         } else {
             None
         };
+        // The scan takes what is due at `scanned_at`, and the timer is set
+        // for the first entry after that same instant: an entry falling due
+        // while the scan runs is then found by the timer (sleeping for 0),
+        // where a fresh clock would skip it, and nothing would wake us.
+        let scanned_at = now_ms();
         let pause = match gathering {
             Some(wait) => Some(wait),
             None => {
                 gather_until = None;
-                match dispatch_due(&core, &global, &mut tasks).await {
+                match dispatch_due(&core, &global, &mut tasks, scanned_at).await {
                     Ok(()) => None,
                     Err(e) => {
                         tracing::error!(error = %e, "dispatch scan failed");
@@ -86,17 +91,14 @@ pub async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
         };
         let timer = match pause {
             Some(pause) => Some(pause),
-            None => {
-                let now = now_ms();
-                match core.store.next_due_after(now).await {
-                    Ok(Some(at)) => Some(Duration::from_millis(at - now)),
-                    Ok(None) => None,
-                    Err(e) => {
-                        tracing::error!(error = %e, "reading the due index failed");
-                        Some(ERROR_PAUSE)
-                    }
+            None => match core.store.next_due_after(scanned_at).await {
+                Ok(Some(at)) => Some(Duration::from_millis(at.saturating_sub(now_ms()))),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the due index failed");
+                    Some(ERROR_PAUSE)
                 }
-            }
+            },
         };
         // Other hosts add deliveries this one is not woken for.
         let timer = match (timer, core.store.shared()) {
@@ -137,8 +139,8 @@ async fn dispatch_due(
     core: &Arc<Core>,
     global: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
+    now: u64,
 ) -> Result<(), StoreError> {
-    let now = now_ms();
     let loaded = core.registry.snapshot().len();
     // Plugins with no free slot this pass: once every loaded plugin is
     // full, nothing further in the index can start, however long it is.
