@@ -165,27 +165,25 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 /// This process's peak resident memory so far, in MB.
 pub fn vm_hwm_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    proc_self_field("status", "VmHWM:") / 1024.0
 }
 
 /// Bytes this process has caused to be written to storage so far
 /// (`write_bytes` of `/proc/self/io`: the kernel counts whole pages, so a
 /// small write followed by a sync counts as a page).
 pub fn written_bytes() -> f64 {
-    std::fs::read_to_string("/proc/self/io")
+    proc_self_field("io", "write_bytes:")
+}
+
+/// The number after `label` in `/proc/self/<file>` (0 when absent).
+fn proc_self_field(file: &str, label: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/self/{file}"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("write_bytes:"))
-                .and_then(|n| n.trim().parse::<f64>().ok())
+                .find_map(|l| l.strip_prefix(label))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse::<f64>().ok())
         })
         .unwrap_or(0.0)
 }
