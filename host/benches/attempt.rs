@@ -106,7 +106,7 @@ fn raw_event() -> types::Event {
 
 fn raw_engine() -> Engine {
     // The host's pool, for the host's worker count (64).
-    let pool = hookhost::runtime::pooling(64 * 2 + 16, 64 << 20);
+    let pool = hookhost::runtime::pooling(64, 64 << 20);
     let mut config = wasmtime::Config::new();
     config
         .wasm_component_model(true)

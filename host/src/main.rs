@@ -247,6 +247,7 @@ struct ServeArgs {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _exporter = init_tracing(cli.log_format, cli.otlp_endpoint.as_deref())?;
+    hookhost::heap::limit_arenas();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),

@@ -2,7 +2,7 @@
 //!
 //! One recorder per process (the facade's global); `GET /metrics` renders it
 //! after setting the gauges that are read at scrape time (queue depth,
-//! plugins loaded).
+//! plugins loaded, warm instance memory).
 //!
 //! | metric | kind | labels |
 //! |---|---|---|
@@ -19,8 +19,12 @@
 //! | `hookhost_purged_events_total` | counter | |
 //! | `hookhost_store_failures_total` | counter | |
 //! | `hookhost_store_writable` | gauge | (1 or 0) |
+//! | `hookhost_wasm_warm_memories` | gauge | |
+//! | `hookhost_wasm_warm_memory_bytes` | gauge | |
 //! | `hookhost_store_flush_duration_seconds` | histogram | |
 //! | `hookhost_store_flush_waiters` | histogram | |
+//! | `hookhost_store_transaction_seconds` | histogram | `kind` (`ingest`, `record`) |
+//! | `hookhost_store_transaction_items` | histogram | `kind` |
 
 use crate::model::Attempt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -89,6 +93,15 @@ fn describe() {
         "Times the store stopped taking writes"
     );
     metrics::describe_histogram!(
+        "hookhost_store_transaction_seconds",
+        metrics::Unit::Seconds,
+        "Batched store transactions (ingested events, attempt records), waits for sled's lock included"
+    );
+    metrics::describe_histogram!(
+        "hookhost_store_transaction_items",
+        "Events or attempt results one batched transaction wrote"
+    );
+    metrics::describe_histogram!(
         "hookhost_store_flush_duration_seconds",
         metrics::Unit::Seconds,
         "Group-commit flushes to disk"
@@ -101,11 +114,27 @@ fn describe() {
         "hookhost_store_writable",
         "1 while the store takes writes, 0 while it is failed"
     );
+    metrics::describe_gauge!(
+        "hookhost_wasm_warm_memories",
+        "Instance memory slots no attempt uses that keep pages resident"
+    );
+    metrics::describe_gauge!(
+        "hookhost_wasm_warm_memory_bytes",
+        "Bytes those unused slots keep resident"
+    );
 }
 
 /// Events removed by a retention pass.
 pub fn purged(events: usize) {
     metrics::counter!("hookhost_purged_events_total").increment(events as u64);
+}
+
+/// One batched transaction of `kind` (`ingest` or `record`): how long it
+/// took and how many events or results it wrote.
+pub fn transaction(kind: &'static str, took: Duration, items: usize) {
+    metrics::histogram!("hookhost_store_transaction_seconds", "kind" => kind)
+        .record(took.as_secs_f64());
+    metrics::histogram!("hookhost_store_transaction_items", "kind" => kind).record(items as f64);
 }
 
 /// One group-commit flush: how long it took and how many waiters it served.
@@ -168,13 +197,30 @@ pub fn schedule_tick(plugin: &str, schedule: &str) {
     .increment(1);
 }
 
+/// What a scrape reads now.
+pub struct Gauges {
+    pub queue_depth: u64,
+    pub plugins_loaded: usize,
+    pub writable: bool,
+    /// Unused warm memory slots, and the bytes they keep resident.
+    pub warm_memory: (u32, usize),
+}
+
 /// The Prometheus text for a scrape, gauges read now.
-pub fn render(queue_depth: u64, plugins_loaded: usize, writable: bool) -> String {
+pub fn render(gauges: Gauges) -> String {
+    let Gauges {
+        queue_depth,
+        plugins_loaded,
+        writable,
+        warm_memory: (warm_slots, warm_bytes),
+    } = gauges;
     let Some(handle) = handle() else {
         return String::new();
     };
     metrics::gauge!("hookhost_queue_depth").set(queue_depth as f64);
     metrics::gauge!("hookhost_store_writable").set(if writable { 1.0 } else { 0.0 });
     metrics::gauge!("hookhost_plugins_loaded").set(plugins_loaded as f64);
+    metrics::gauge!("hookhost_wasm_warm_memories").set(f64::from(warm_slots));
+    metrics::gauge!("hookhost_wasm_warm_memory_bytes").set(warm_bytes as f64);
     handle.render()
 }

@@ -87,5 +87,24 @@ async fn metrics_count_ingest_attempts_reloads_and_the_queue() {
         "{text}"
     );
     assert!(sample(&text, "hookhost_plugins_loaded", &[]).is_some_and(|n| n >= 1.0));
+    // The three events went through ingest's batched transactions, and the
+    // attempts' instance slots stayed warm after their instances ended.
+    assert!(
+        sample(
+            &text,
+            "hookhost_store_transaction_items_sum",
+            &[r#"kind="ingest""#]
+        )
+        .is_some_and(|n| n >= 3.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "hookhost_wasm_warm_memories", &[]).is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "hookhost_wasm_warm_memory_bytes", &[]).is_some_and(|n| n > 0.0),
+        "{text}"
+    );
     host.stop().await;
 }

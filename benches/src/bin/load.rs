@@ -176,6 +176,49 @@ struct HostFigures {
     written_draining: f64,
     /// Attempts recorded after the load stopped.
     attempts_draining: f64,
+    /// Ingest's transactions during the load.
+    ingest_tx: Transactions,
+    /// Attempt records' batched transactions while draining.
+    record_tx: Transactions,
+}
+
+/// Batched store transactions of one kind between two scrapes.
+#[derive(Default, Clone, Copy)]
+struct Transactions {
+    count: f64,
+    items: f64,
+    seconds: f64,
+}
+
+impl Transactions {
+    /// The totals of `kind` in the scrape `text`.
+    fn read(text: &str, kind: &str) -> Self {
+        let label = format!("kind=\"{kind}\"");
+        Self {
+            count: metric(text, "hookhost_store_transaction_seconds_count", &label),
+            items: metric(text, "hookhost_store_transaction_items_sum", &label),
+            seconds: metric(text, "hookhost_store_transaction_seconds_sum", &label),
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            count: self.count - before.count,
+            items: self.items - before.items,
+            seconds: self.seconds - before.seconds,
+        }
+    }
+
+    /// "N transactions, K each, T ms each".
+    fn describe(self) -> String {
+        let n = self.count.max(1.0);
+        format!(
+            "{:.0} transactions, {:.1} each, {:.2} ms each",
+            self.count,
+            self.items / n,
+            self.seconds * 1000.0 / n
+        )
+    }
 }
 
 /// The upper bound of the histogram bucket that holds quantile `q` of
@@ -265,8 +308,10 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     let drain_deadline = Instant::now() + Duration::from_secs(args.drain_seconds);
     let mut drained = false;
     let mut handled = 0.0;
+    let mut last = at_stop.clone();
     while Instant::now() < drain_deadline {
         let text = scrape().await?;
+        last = text.clone();
         handled = metric(&text, "hookhost_attempts_total", "plugin=\"noop\"");
         if metric(&text, "hookhost_queue_depth", "") == 0.0 {
             drained = true;
@@ -275,6 +320,9 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let written_drained = written_bytes();
+    let ingest_tx = Transactions::read(&at_stop, "ingest");
+    let record_tx =
+        Transactions::read(&last, "record").since(Transactions::read(&at_stop, "record"));
     let handled_per_second = handled / load_started.elapsed().as_secs_f64();
     let drain_took = load_started.elapsed() - load_took;
     let handled_during_load = handled_at_stop / load_took.as_secs_f64();
@@ -302,12 +350,16 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
             written_during_load: written_at_stop - written_at_start,
             written_draining: written_drained - written_at_stop,
             attempts_draining: handled - handled_at_stop,
+            ingest_tx,
+            record_tx,
         },
     ))
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
+    // As the host's binary does (the runtime's threads started before it).
+    hookhost::heap::limit_arenas();
     let args = Args::parse();
     println!("load, per phase: {}", args.load().describe());
     // The host first, so that the peak RSS read after it is the host's (with
@@ -343,12 +395,17 @@ async fn main() -> anyhow::Result<()> {
         }
     );
     println!(
+        "  of which            {:>10.0} events/s during the load, {:.0} events/s draining after it",
+        figures.handled_during_load, figures.drain_per_second
+    );
+    println!(
         "store flushes         {:>10.0} during the load, mean {:.2} ms, p99 ≤ {} ms, {:.1} waiters each",
         figures.flushes, figures.flush_mean_ms, figures.flush_p99_ms, figures.flush_waiters
     );
     println!(
-        "  of which            {:>10.0} events/s during the load, {:.0} events/s draining after it",
-        figures.handled_during_load, figures.drain_per_second
+        "store transactions    ingest during the load: {}; attempt records draining: {}",
+        figures.ingest_tx.describe(),
+        figures.record_tx.describe()
     );
     println!("queue depth at stop   {:>10.0}", figures.queue_at_stop);
     println!(

@@ -337,11 +337,12 @@ pub async fn backup(State(core): State<Arc<Core>>) -> Result<axum::response::Res
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(core): State<Arc<Core>>) -> impl axum::response::IntoResponse {
-    let text = crate::metrics::render(
-        core.store.queue_depth(),
-        core.registry.snapshot().len(),
-        core.store.failure().is_none(),
-    );
+    let text = crate::metrics::render(crate::metrics::Gauges {
+        queue_depth: core.store.queue_depth(),
+        plugins_loaded: core.registry.snapshot().len(),
+        writable: core.store.failure().is_none(),
+        warm_memory: core.runtime.warm_memory(),
+    });
     (
         [(
             axum::http::header::CONTENT_TYPE,

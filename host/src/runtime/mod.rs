@@ -90,6 +90,15 @@ impl Runtime {
         self.max_memory_bytes
     }
 
+    /// Instance slots no attempt uses that keep memory resident, and the
+    /// bytes of linear memory they keep (see [`pooling`]).
+    pub fn warm_memory(&self) -> (u32, usize) {
+        self.engine
+            .pooling_allocator_metrics()
+            .map(|m| (m.unused_warm_memories(), m.unused_memory_bytes_resident()))
+            .unwrap_or_default()
+    }
+
     /// The component bytes of version `sha256`, if the cache kept them.
     pub fn component_bytes(&self, sha256: &str) -> Option<Vec<u8>> {
         self.cache.as_ref().and_then(|c| c.component_bytes(sha256))
@@ -112,8 +121,7 @@ impl Runtime {
     /// concurrent attempts plus loads, each memory up to the largest cap.
     /// With `cache_dir`, compiled components are cached there by sha256.
     pub fn new(config: &Config, cache_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
-        let slots = (config.workers as u32).saturating_mul(2).saturating_add(16);
-        let pool = pooling(slots, config.max_memory_bytes());
+        let pool = pooling(config.workers as u32, config.max_memory_bytes());
         let mut wasm = wasmtime::Config::new();
         wasm.wasm_component_model(true)
             .consume_fuel(true)
@@ -139,8 +147,8 @@ impl Runtime {
     }
 }
 
-/// The instance pool for `slots` concurrent instances, each memory up to
-/// `max_memory_bytes`.
+/// The instance pool for `workers` concurrent attempts plus loads (twice
+/// the workers, and 16 more), each memory up to `max_memory_bytes`.
 ///
 /// A slot's first [`KEEP_RESIDENT`] bytes of linear memory are zeroed with
 /// `memset` when an instance ends, not returned to the kernel with
@@ -149,13 +157,26 @@ impl Runtime {
 /// shootdown it sends to the other cores and a page fault per page touched
 /// again; under load that was a tenth of the host's CPU (`perf`, see the
 /// README's performance section).
-pub fn pooling(slots: u32, max_memory_bytes: u64) -> PoolingAllocationConfig {
+///
+/// A slot keeps those pages after its instance ends, and its affinity to its
+/// plugin: wasmtime gives a plugin its own most recently used slot again.
+/// By default wasmtime would also prefer a never-used slot to another
+/// plugin's unused one until 100 slots sit unused, so each plugin kept about
+/// as many slots as its busiest moment needed, and the resident memory grew
+/// with every new peak, up to plugins × workers × 2 MiB. With at most
+/// `workers` slots unused (then an unused slot is taken over before a fresh
+/// one is touched), the slots ever used, and the memory they keep, stay
+/// within about twice the workers: the peak of attempts running at once,
+/// plus `workers` unused.
+pub fn pooling(workers: u32, max_memory_bytes: u64) -> PoolingAllocationConfig {
+    let slots = workers.saturating_mul(2).saturating_add(16);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
         .total_core_instances(slots.saturating_mul(8))
         .total_memories(slots.saturating_mul(4))
         .total_tables(slots.saturating_mul(8))
         .max_memory_size(max_memory_bytes as usize)
+        .max_unused_warm_slots(workers.max(1))
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT_TABLE);
     pool

@@ -107,7 +107,9 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
         }
         let s = shared.clone();
         let done = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let results = insert(&s, &jobs);
+            crate::metrics::transaction("ingest", started.elapsed(), jobs.len());
             (jobs, results)
         })
         .await;

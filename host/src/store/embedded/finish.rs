@@ -158,7 +158,9 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
                 .iter()
                 .map(|j| (&j.attempt, j.next, j.due_at))
                 .collect();
+            let started = std::time::Instant::now();
             let results = record(&s, &items);
+            crate::metrics::transaction("record", started.elapsed(), items.len());
             s.writing.fetch_sub(1, Ordering::AcqRel);
             if results.is_ok() {
                 s.recorded
