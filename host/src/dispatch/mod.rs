@@ -3,8 +3,8 @@
 //! One dispatcher task scans the `due` index in time order and claims what it
 //! can start now: a global permit bounds attempts across plugins, a per-plugin
 //! semaphore bounds each plugin. Each claimed delivery runs in its own task;
-//! the dispatcher wakes when an event is ingested, an attempt ends, or the
-//! next retry falls due.
+//! the dispatcher wakes when an event with deliveries is ingested, an attempt
+//! ends, or the next retry falls due.
 //!
 //! # Invariants
 //! - A delivery is claimed (moved to `running`) before its attempt starts,
