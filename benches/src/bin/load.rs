@@ -310,10 +310,9 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     let mut handled = 0.0;
     let mut last = at_stop.clone();
     while Instant::now() < drain_deadline {
-        let text = scrape().await?;
-        last = text.clone();
-        handled = metric(&text, "hookhost_attempts_total", "plugin=\"noop\"");
-        if metric(&text, "hookhost_queue_depth", "") == 0.0 {
+        last = scrape().await?;
+        handled = metric(&last, "hookhost_attempts_total", "plugin=\"noop\"");
+        if metric(&last, "hookhost_queue_depth", "") == 0.0 {
             drained = true;
             break;
         }
