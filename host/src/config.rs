@@ -68,7 +68,8 @@ pub struct Config {
     /// with `Retry-After` instead of queueing without bound.
     #[serde(default = "defaults::max_queue_depth")]
     pub max_queue_depth: u64,
-    /// Attempts that may run at once, across all plugins.
+    /// Handlers that may run at once, across all plugins (an attempt's
+    /// record is written after its handler has given its worker back).
     #[serde(default = "defaults::workers")]
     pub workers: usize,
     /// The embedded store's page cache in MB: the bound on how much of the
@@ -257,7 +258,7 @@ pub struct PluginSettings {
     pub timeout_ms: Option<u64>,
     /// Linear memory cap per instance.
     pub memory_mb: Option<u64>,
-    /// Attempts of this plugin that may run at once.
+    /// Handlers of this plugin that may run at once.
     pub max_concurrency: Option<usize>,
     /// Overrides the retry policy the plugin declares.
     pub retry: Option<RetryPolicy>,

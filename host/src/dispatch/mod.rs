@@ -3,14 +3,20 @@
 //! One dispatcher task scans the `due` index in time order and claims what it
 //! can start now: a global permit bounds attempts across plugins, a per-plugin
 //! semaphore bounds each plugin. Each claimed delivery runs in its own task;
-//! the dispatcher wakes when an event with deliveries is ingested, an attempt
-//! ends, or the next retry falls due.
+//! the dispatcher wakes when an event with deliveries is ingested, an attempt's
+//! handler returns (giving its permits back) or its task ends, or the next
+//! retry falls due.
 //!
 //! # Invariants
-//! - A delivery is claimed (moved to `running`) before its attempt starts,
-//!   and its outcome is recorded in the same transaction that moves it on, so
-//!   a crash at any point leaves it `running`, to be requeued at startup:
+//! - A delivery is claimed (in memory; readers show it `running`) before its
+//!   attempt starts, and its outcome is recorded in the same transaction that
+//!   moves it on, so a crash at any point leaves it due, to run again:
 //!   at-least-once execution.
+//! - The permits bound handlers running, not attempts being recorded: an
+//!   attempt holds both from its claim until its handler returns, and gives
+//!   them back before its record is written, so a plugin's `max_concurrency`
+//!   attempts run while earlier ones wait for their flush. A re-run after a
+//!   kv conflict takes them again first.
 //! - A kv conflict re-runs the attempt without counting it: at once the
 //!   first times, then after a short random pause that grows with the
 //!   conflicts, so attempts contending for one key (many hosts on one
@@ -28,7 +34,7 @@ use crate::store::{Claimed, DueEntry, Finish, Next, StoreError};
 use retry::Decision;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -199,8 +205,12 @@ async fn dispatch_due(
                     plugin = %plugin.name,
                     version = %short(&plugin.version),
                 );
-                tasks
-                    .spawn(deliver(core.clone(), plugin, claimed, (worker, slot)).instrument(span));
+                let slots = Slots {
+                    global: global.clone(),
+                    plugin: plugin.permits.clone(),
+                    held: Some((worker, slot)),
+                };
+                tasks.spawn(deliver(core.clone(), plugin, claimed, slots).instrument(span));
             }
             cursor = Some(entry);
         }
@@ -215,14 +225,46 @@ fn short(version: &str) -> &str {
     version.get(..12).unwrap_or(version)
 }
 
+/// An attempt's share of the workers and of its plugin's concurrency. They
+/// bound sandboxes running, so an attempt holds them while its handler runs
+/// and gives them back before its record waits for the store: a record
+/// waits for a flush to disk (milliseconds), a trivial handler runs for tens
+/// of microseconds, and holding the permits through the flush capped a
+/// plugin at `max_concurrency` records per flush.
+struct Slots {
+    global: Arc<Semaphore>,
+    plugin: Arc<Semaphore>,
+    held: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
+}
+
+impl Slots {
+    /// Gives the permits back and wakes the dispatcher to use them.
+    fn release(&mut self, wake: &Notify) {
+        if self.held.take().is_some() {
+            wake.notify_one();
+        }
+    }
+
+    /// Takes the permits again, for a re-run, waiting for them as the
+    /// dispatcher's new attempts do (global first, then the plugin's).
+    async fn acquire(&mut self) {
+        if self.held.is_some() {
+            return;
+        }
+        // The semaphores are never closed: a failure cannot happen, and
+        // would only let the re-run go without its permits.
+        if let (Ok(global), Ok(plugin)) = (
+            self.global.clone().acquire_owned().await,
+            self.plugin.clone().acquire_owned().await,
+        ) {
+            self.held = Some((global, plugin));
+        }
+    }
+}
+
 /// Runs one claimed delivery's attempt and records it (re-running at once on
 /// a kv conflict).
-async fn deliver(
-    core: Arc<Core>,
-    plugin: Arc<Plugin>,
-    claimed: Claimed,
-    _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
-) {
+async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slots: Slots) {
     let id = claimed.delivery.id;
     let number = claimed.delivery.attempts + 1;
     let plugin = match &claimed.delivery.pinned_version {
@@ -248,6 +290,7 @@ async fn deliver(
         .unwrap_or_default();
     let mut conflicts = 0;
     loop {
+        slots.acquire().await;
         let mut run = core
             .runtime
             .run_attempt(
@@ -259,6 +302,7 @@ async fn deliver(
                 &claimed.body,
             )
             .await;
+        slots.release(&core.wake);
         if conflicts >= MAX_CONFLICT_RERUNS {
             run.attempt.outcome =
                 Outcome::Retry(format!("kv conflict persisted through {conflicts} re-runs"));
@@ -389,6 +433,61 @@ async fn finish_with_retries(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn slots_go_back_when_the_handler_returns_and_are_taken_again_for_a_re_run() {
+        let global = Arc::new(Semaphore::new(2));
+        let plugin = Arc::new(Semaphore::new(1));
+        let held = (
+            global.clone().try_acquire_owned().expect("global"),
+            plugin.clone().try_acquire_owned().expect("plugin"),
+        );
+        let mut slots = Slots {
+            global: global.clone(),
+            plugin: plugin.clone(),
+            held: Some(held),
+        };
+        let wake = Notify::new();
+        slots.release(&wake);
+        assert_eq!(
+            (global.available_permits(), plugin.available_permits()),
+            (2, 1)
+        );
+        // The dispatcher was woken to use them: a stored notification
+        // completes on its first poll, which a zero timeout still makes.
+        async fn woken(wake: &Notify) -> bool {
+            tokio::time::timeout(Duration::ZERO, wake.notified())
+                .await
+                .is_ok()
+        }
+        assert!(woken(&wake).await, "a release wakes the dispatcher");
+        // A second release gives nothing back and wakes nobody.
+        slots.release(&wake);
+        assert!(!woken(&wake).await);
+        assert_eq!(
+            (global.available_permits(), plugin.available_permits()),
+            (2, 1)
+        );
+
+        // A re-run waits for its plugin's permit like a new attempt.
+        let other = plugin
+            .clone()
+            .try_acquire_owned()
+            .expect("taken by another");
+        let rerun = tokio::spawn(async move {
+            slots.acquire().await;
+            slots
+        });
+        tokio::task::yield_now().await;
+        assert!(!rerun.is_finished());
+        drop(other);
+        let slots = rerun.await.expect("re-run");
+        assert!(slots.held.is_some());
+        assert_eq!(
+            (global.available_permits(), plugin.available_permits()),
+            (1, 0)
+        );
+    }
 
     #[test]
     fn conflict_reruns_start_at_once_then_back_off_up_to_a_cap() {
