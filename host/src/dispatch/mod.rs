@@ -245,18 +245,18 @@ impl Slots {
         }
     }
 
-    /// Takes the permits again, for a re-run, waiting for them as the
-    /// dispatcher's new attempts do (global first, then the plugin's).
+    /// Takes the permits again, for a re-run: the plugin's slot first, so
+    /// that a re-run waiting for its plugin holds no worker another plugin
+    /// could use.
     async fn acquire(&mut self) {
         if self.held.is_some() {
             return;
         }
         // The semaphores are never closed: a failure cannot happen, and
         // would only let the re-run go without its permits.
-        if let (Ok(global), Ok(plugin)) = (
-            self.global.clone().acquire_owned().await,
-            self.plugin.clone().acquire_owned().await,
-        ) {
+        let plugin = self.plugin.clone().acquire_owned().await;
+        let global = self.global.clone().acquire_owned().await;
+        if let (Ok(global), Ok(plugin)) = (global, plugin) {
             self.held = Some((global, plugin));
         }
     }
@@ -469,7 +469,8 @@ mod tests {
             (2, 1)
         );
 
-        // A re-run waits for its plugin's permit like a new attempt.
+        // A re-run waits for its plugin's permit like a new attempt, and
+        // holds no worker while it waits.
         let other = plugin
             .clone()
             .try_acquire_owned()
@@ -480,6 +481,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         assert!(!rerun.is_finished());
+        assert_eq!(global.available_permits(), 2);
         drop(other);
         let slots = rerun.await.expect("re-run");
         assert!(slots.held.is_some());
