@@ -175,6 +175,14 @@ pub fn written_bytes() -> f64 {
     proc_self_field("io", "write_bytes:")
 }
 
+/// The CPU a process used between two [`cpu_seconds`] readings over
+/// `wall` seconds, as a share of all the machine's cores (1.0: every core
+/// busy throughout).
+pub fn cpu_share(cpu_before: f64, cpu_after: f64, wall: f64) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    (cpu_after - cpu_before) / wall.max(f64::MIN_POSITIVE) / cores
+}
+
 /// The number after `label` in `/proc/self/<file>` (0 when absent).
 fn proc_self_field(file: &str, label: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/self/{file}"))

@@ -9,7 +9,9 @@
 //! 3. the host (in this process, on 127.0.0.1) with the no-op test plugin:
 //!    acknowledged events/s, handled events/s (until the queue drained),
 //!    ingest → attempt-recorded latency p50/p99/max over a sample of events,
-//!    the queue depth when the load stopped, and peak RSS.
+//!    the queue depth when the load stopped, peak RSS, and the process's
+//!    CPU during the load and while draining (against all cores: below them,
+//!    something other than CPU bounds the host).
 //!
 //! Every phase is bounded in time (`--seconds`) and count (`--max-events`).
 //! `--rate N` paces the load at N events/s in all (0: as fast as the
@@ -20,7 +22,8 @@
 use anyhow::Context as _;
 use clap::Parser;
 use hookhost_bench::{
-    Driven, Load, body, drive, metric, percentile, recorded_latencies, vm_hwm_mb, written_bytes,
+    Driven, Load, body, cpu_seconds, cpu_share, drive, metric, percentile, recorded_latencies,
+    vm_hwm_mb, written_bytes,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -176,6 +179,10 @@ struct HostFigures {
     written_draining: f64,
     /// Attempts recorded after the load stopped.
     attempts_draining: f64,
+    /// The process's CPU as a share of all cores, during the load (load
+    /// generator included) and while draining.
+    cpu_during_load: f64,
+    cpu_draining: f64,
     /// Ingest's transactions during the load.
     ingest_tx: Transactions,
     /// Attempt records' batched transactions while draining.
@@ -283,6 +290,7 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
 
     let load_started = Instant::now();
     let written_at_start = written_bytes();
+    let cpu_at_start = cpu_seconds("self");
     let driven = drive(&format!("{base}/events/{}", args.topic), &args.load(), true).await;
     let scrape = || async {
         client
@@ -297,6 +305,7 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     let at_stop = scrape().await?;
     let load_took = load_started.elapsed();
     let written_at_stop = written_bytes();
+    let cpu_at_stop = cpu_seconds("self");
     let handled_at_stop = metric(&at_stop, "hookhost_attempts_total", "plugin=\"noop\"");
     let queue_at_stop = metric(&at_stop, "hookhost_queue_depth", "");
     let flushes = metric(&at_stop, "hookhost_store_flush_duration_seconds_count", "");
@@ -319,6 +328,7 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let written_drained = written_bytes();
+    let cpu_drained = cpu_seconds("self");
     let ingest_tx = Transactions::read(&at_stop, "ingest");
     let record_tx =
         Transactions::read(&last, "record").since(Transactions::read(&at_stop, "record"));
@@ -349,6 +359,8 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
             written_during_load: written_at_stop - written_at_start,
             written_draining: written_drained - written_at_stop,
             attempts_draining: handled - handled_at_stop,
+            cpu_during_load: cpu_share(cpu_at_start, cpu_at_stop, load_took.as_secs_f64()),
+            cpu_draining: cpu_share(cpu_at_stop, cpu_drained, drain_took.as_secs_f64()),
             ingest_tx,
             record_tx,
         },
@@ -411,6 +423,11 @@ async fn main() -> anyhow::Result<()> {
         "disk writes           {:.1} KB per acknowledged event during the load, {:.1} KB per attempt draining",
         figures.written_during_load / 1000.0 / host.acked.max(1) as f64,
         figures.written_draining / 1000.0 / figures.attempts_draining.max(1.0)
+    );
+    println!(
+        "process CPU           {:.0} % of all cores during the load (load generator included), {:.0} % while draining",
+        figures.cpu_during_load * 100.0,
+        figures.cpu_draining * 100.0
     );
     let l = &figures.latencies_ms;
     println!(
