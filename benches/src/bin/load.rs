@@ -425,9 +425,13 @@ async fn main() -> anyhow::Result<()> {
         figures.written_draining / 1000.0 / figures.attempts_draining.max(1.0)
     );
     println!(
-        "process CPU           {:.0} % of all cores during the load (load generator included), {:.0} % while draining",
+        "process CPU           {:.0} % of all cores during the load (load generator included){}",
         figures.cpu_during_load * 100.0,
-        figures.cpu_draining * 100.0
+        if figures.attempts_draining > 0.0 {
+            format!(", {:.0} % while draining", figures.cpu_draining * 100.0)
+        } else {
+            String::new() // nothing drained: a few milliseconds of scraping
+        }
     );
     let l = &figures.latencies_ms;
     println!(
