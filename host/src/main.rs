@@ -244,10 +244,11 @@ struct ServeArgs {
     admin_token_env: Option<String>,
 }
 
+hookhost::use_jemalloc!();
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _exporter = init_tracing(cli.log_format, cli.otlp_endpoint.as_deref())?;
-    hookhost::heap::limit_arenas();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),

@@ -257,3 +257,35 @@ fn a_scaffolded_handler_builds_for_wasm32_wasip2_and_loads() {
         "{report:#}"
     );
 }
+
+/// The binary allocates with jemalloc and the options in `heap::CONF`. A
+/// misspelt options symbol would be ignored without a word; the background
+/// thread (off by jemalloc's default) shows the options were read.
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_runs_on_jemalloc_with_its_background_thread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    let host = common::start(&data, &plugins);
+    let tasks = format!("/proc/{}/task", host.child.id());
+    let names = || -> Vec<String> {
+        std::fs::read_dir(&tasks)
+            .expect("read the child's threads")
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim().to_owned())
+            .collect()
+    };
+    // jemalloc starts the thread when it first allocates; the host has
+    // served by now, so it is there or the options were not read.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = names();
+    while !seen.iter().any(|n| n == "jemalloc_bg_thd") && Instant::now() < deadline {
+        std::thread::yield_now();
+        seen = names();
+    }
+    assert!(
+        seen.iter().any(|n| n == "jemalloc_bg_thd"),
+        "no jemalloc background thread among {seen:?}"
+    );
+}

@@ -367,10 +367,10 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     ))
 }
 
+hookhost::use_jemalloc!();
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    // As the host's binary does (the runtime's threads started before it).
-    hookhost::heap::limit_arenas();
     let args = Args::parse();
     println!("load, per phase: {}", args.load().describe());
     // The host first, so that the peak RSS read after it is the host's (with

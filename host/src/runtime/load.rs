@@ -68,7 +68,7 @@ pub fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Compiled, LoadError> {
                 .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
             // Served from the cached file once saved: its code is then a
             // file mapping the kernel can share and page out, not heap.
-            let component = match &runtime.cache {
+            match &runtime.cache {
                 Some(cache) => match cache.save(&sha256, bytes, &compiled) {
                     Ok(()) => cache.load(&runtime.engine, &sha256).unwrap_or(compiled),
                     Err(e) => {
@@ -77,9 +77,7 @@ pub fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Compiled, LoadError> {
                     }
                 },
                 None => compiled,
-            };
-            trim_heap();
-            component
+            }
         }
     };
     let instance_pre = runtime
@@ -93,20 +91,6 @@ pub fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Compiled, LoadError> {
         size_bytes: bytes.len() as u64,
         from_cache,
     })
-}
-
-/// Hands the heap the compiler freed back to the system. glibc keeps freed
-/// memory in the arena of the thread that freed it, so without this a host
-/// that compiled ten plugins at start idles with about 5 MB of freed
-/// compiler memory per plugin still resident.
-fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `malloc_trim` only returns free pages to the system; it takes
-    // no pointers and has no preconditions.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// A version id: the sha256 of a component's bytes, hex.
