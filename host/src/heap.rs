@@ -25,7 +25,8 @@ pub use tikv_jemallocator::Jemalloc;
 /// - `tcache_max:8192`: each thread caches freed blocks of up to 8 KiB
 ///   (hyper's read buffer is one), not up to 32 KiB: idle with ten plugins,
 ///   the threads that compiled them kept 61.5 MB resident with 32 KiB and
-///   57.8 MB with 8 KiB. 1 KiB (53.3 MB) cost axum's own ceiling a fifth.
+///   57.0-58.3 MB with 8 KiB. 1 KiB (51.6-53.3 MB) made axum's own ceiling,
+///   measured in the same process, about a fifth slower.
 pub const CONF: &[u8] =
     b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2,tcache_max:8192\0";
 

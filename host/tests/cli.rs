@@ -276,8 +276,8 @@ fn serve_runs_on_jemalloc_with_its_background_thread() {
             .map(|name| name.trim().to_owned())
             .collect()
     };
-    // jemalloc starts the thread when it first allocates; the host has
-    // served by now, so it is there or the options were not read.
+    // The host has allocated plenty by the time it serves; the loop only
+    // allows for the thread still being created.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = names();
     while !seen.iter().any(|n| n == "jemalloc_bg_thd") && Instant::now() < deadline {
