@@ -201,7 +201,8 @@ pub fn metric(text: &str, name: &str, label: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name) && l.contains(label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        // Not `sum()`: the sum of no floats is -0.0, printed as "-0".
+        .fold(0.0, |total, value| total + value)
 }
 
 /// Ingest → attempt-recorded latency, in ms and sorted, of up to `sample`
@@ -497,5 +498,23 @@ impl Host {
             .context("scrape")?
             .text()
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric;
+
+    #[test]
+    fn a_metric_sums_its_matching_lines_and_is_a_plain_zero_when_none_match() {
+        let text = "hookhost_attempts_total{plugin=\"noop\",outcome=\"ok\"} 3\n\
+                    hookhost_attempts_total{plugin=\"noop\",outcome=\"trap\"} 2\n\
+                    hookhost_attempts_total{plugin=\"other\",outcome=\"ok\"} 7\n";
+        assert_eq!(
+            metric(text, "hookhost_attempts_total", "plugin=\"noop\""),
+            5.0
+        );
+        let none = metric(text, "hookhost_queue_depth", "");
+        assert_eq!(format!("{none:.0}"), "0");
     }
 }
