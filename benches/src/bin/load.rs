@@ -85,13 +85,19 @@ async fn axum_ceiling(args: &Args) -> anyhow::Result<Driven> {
 }
 
 /// Phase 2: raw sled inserts of the same size, each writer waiting for a
-/// flush that covers its write; one flush serves every writer waiting.
+/// flush that covers its write; one flush serves every writer waiting. A
+/// flush is sled's and then an `fdatasync` of its log, as the host's is.
 async fn sled_ceiling(args: &Args) -> anyhow::Result<Driven> {
     let dir = tempfile::tempdir()?;
     let db = sled::Config::new()
         .path(dir.path())
         .flush_every_ms(Some(200))
         .open()?;
+    let log = Arc::new(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("db"))?,
+    );
     let tree = db.open_tree("events")?;
     let written = Arc::new(AtomicU64::new(0));
     let (flushed_tx, flushed_rx) = tokio::sync::watch::channel(0u64);
@@ -103,6 +109,11 @@ async fn sled_ceiling(args: &Args) -> anyhow::Result<Driven> {
                 if upto > *flushed_tx.borrow() {
                     if db.flush_async().await.is_err() {
                         return;
+                    }
+                    let log = log.clone();
+                    match tokio::task::spawn_blocking(move || log.sync_data()).await {
+                        Ok(Ok(())) => {}
+                        _ => return,
                     }
                     let _ = flushed_tx.send(upto);
                 } else if flushed_tx.is_closed() {

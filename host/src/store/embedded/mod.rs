@@ -318,7 +318,7 @@ impl Live {
             ordered: tree("ordered")?,
             schedules: tree("schedules")?,
         };
-        let commit = Arc::new(commit::GroupCommit::start(db.clone()));
+        let commit = Arc::new(commit::GroupCommit::start(db.clone(), dir)?);
         let batcher = batch::start(batch::Shared {
             trees: t.clone(),
             commit: commit.clone(),
