@@ -29,15 +29,15 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the flush task for `db`, opened on `dir`.
-    pub fn start(db: sled::Db, dir: &Path) -> Result<Self, StoreError> {
-        let log = Arc::new(open_log(dir)?);
+    /// Starts the flush task for `db`, whose log file is `log`
+    /// ([`open_log`]).
+    pub fn start(db: sled::Db, log: Arc<File>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(flush_loop(db, log, rx));
-        Ok(Self {
+        Self {
             tx: Mutex::new(Some(tx)),
             task: Mutex::new(Some(task)),
-        })
+        }
     }
 
     pub async fn wait(&self) -> Result<(), StoreError> {
@@ -74,7 +74,7 @@ impl GroupCommit {
 
 /// sled's log file (`db` in its directory), opened to be synced: an
 /// `fdatasync` on any descriptor of a file syncs the file.
-fn open_log(dir: &Path) -> Result<File, StoreError> {
+pub fn open_log(dir: &Path) -> Result<File, StoreError> {
     let path = dir.join("db");
     std::fs::OpenOptions::new()
         .write(true)
@@ -88,11 +88,16 @@ fn open_log(dir: &Path) -> Result<File, StoreError> {
 }
 
 /// Everything committed before the call is on the device: sled's flush,
-/// then the log file's data and size through the device's cache.
-fn flush_and_sync(db: &sled::Db, log: &File) -> Result<(), String> {
-    db.flush().map_err(|e| e.to_string())?;
-    log.sync_data()
-        .map_err(|e| format!("syncing sled's log failed: {e}"))
+/// then the log file's data and size through the device's cache. What
+/// group commit waits for, and what the store's disk probe checks.
+pub fn flush_and_sync(db: &sled::Db, log: &File) -> Result<(), sled::Error> {
+    db.flush()?;
+    log.sync_data().map_err(|e| {
+        sled::Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("syncing sled's log failed: {e}"),
+        ))
+    })
 }
 
 async fn flush_loop(db: sled::Db, log: Arc<File>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
@@ -105,7 +110,7 @@ async fn flush_loop(db: sled::Db, log: Arc<File>, mut rx: mpsc::UnboundedReceive
         let (db, log) = (db.clone(), log.clone());
         let started = std::time::Instant::now();
         let result = match tokio::task::spawn_blocking(move || flush_and_sync(&db, &log)).await {
-            Ok(result) => result,
+            Ok(result) => result.map_err(|e| e.to_string()),
             Err(e) => Err(format!("flush task failed: {e}")),
         };
         crate::metrics::flushed(started.elapsed(), waiters.len());
@@ -129,7 +134,8 @@ mod tests {
             .path(dir.path())
             .open()
             .expect("sled opens");
-        let commit = GroupCommit::start(db.clone(), dir.path()).expect("finds the log");
+        let log = open_log(dir.path()).expect("finds the log");
+        let commit = GroupCommit::start(db.clone(), Arc::new(log));
         db.insert("k", "v").expect("insert");
         let waits = futures::future::join_all((0..8).map(|_| commit.wait())).await;
         assert!(waits.iter().all(Result::is_ok), "{waits:?}");

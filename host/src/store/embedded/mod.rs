@@ -91,6 +91,8 @@ type Claims = Arc<Mutex<std::collections::HashMap<crate::model::DeliveryId, u64>
 /// One opening of the sled database.
 struct Live {
     db: sled::Db,
+    /// sled's log file, synced after each of sled's flushes.
+    log: Arc<std::fs::File>,
     t: Trees,
     commit: Arc<commit::GroupCommit>,
     batcher: batch::Batcher,
@@ -318,7 +320,8 @@ impl Live {
             ordered: tree("ordered")?,
             schedules: tree("schedules")?,
         };
-        let commit = Arc::new(commit::GroupCommit::start(db.clone(), dir)?);
+        let log = Arc::new(commit::open_log(dir)?);
+        let commit = Arc::new(commit::GroupCommit::start(db.clone(), log.clone()));
         let batcher = batch::start(batch::Shared {
             trees: t.clone(),
             commit: commit.clone(),
@@ -337,6 +340,7 @@ impl Live {
         });
         Ok(Self {
             db,
+            log,
             t,
             commit,
             batcher,
@@ -344,11 +348,12 @@ impl Live {
         })
     }
 
-    /// Writes and flushes one small record: whether the disk takes writes.
+    /// Writes one small record and flushes it as group commit does (sled's
+    /// flush, then the log's `fdatasync`): whether the disk takes writes.
     fn probe(&self) -> Result<(), StoreError> {
         self.db
             .insert("probe", &crate::model::now_ms().to_be_bytes())?;
-        self.db.flush()?;
+        commit::flush_and_sync(&self.db, &self.log)?;
         Ok(())
     }
 }
