@@ -172,20 +172,8 @@ enum Publish {
 }
 
 /// Compiles (or takes from the cache), describes and installs `bytes` as
-/// plugin `name`, unless that exact version is already serving.
-async fn install_bytes(
-    core: &Arc<Core>,
-    name: &str,
-    bytes: Vec<u8>,
-    source: &str,
-    publish: Publish,
-) -> Result<Loaded, LoadError> {
-    let lock = core.plugin_lock(name);
-    let _held = lock.lock().await;
-    install_locked(core, name, bytes, source, publish).await
-}
-
-/// [`install_bytes`] with the plugin's install lock held.
+/// plugin `name`, unless that exact version is already serving. The caller
+/// holds the plugin's install lock ([`Core::plugin_lock`]).
 async fn install_locked(
     core: &Arc<Core>,
     name: &str,
@@ -420,10 +408,18 @@ pub async fn rollback(
             .await?
             .ok_or_else(|| RollbackError::Missing(target.sha256.clone()))?,
     };
-    install_bytes(core, name, bytes.clone(), "rollback", Publish::Always).await?;
-    write_plugin_file(core, name, &bytes, "rollback")
-        .await
-        .map_err(|e| RollbackError::Write(e.to_string()))?;
+    {
+        // The file is rewritten under the same hold of the plugin's lock as
+        // the install (as `follow_once` does): a reload from the file that
+        // took the lock in between would read the version rolled back from
+        // and serve it again.
+        let lock = core.plugin_lock(name);
+        let _held = lock.lock().await;
+        install_locked(core, name, bytes.clone(), "rollback", Publish::Always).await?;
+        write_plugin_file(core, name, &bytes, "rollback")
+            .await
+            .map_err(|e| RollbackError::Write(e.to_string()))?;
+    }
     core.registry
         .get(name)
         .ok_or_else(|| RollbackError::Missing(target.sha256.clone()))
