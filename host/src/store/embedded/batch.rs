@@ -13,7 +13,7 @@ use super::super::types::Route;
 use super::commit::GroupCommit;
 use super::write::{EventTx, TxResult, finish_tx};
 use super::{StoreError, Trees, note_failure};
-use crate::model::EventRecord;
+use crate::model::{DeliveryId, EventRecord};
 use sled::Transactional;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -38,6 +38,8 @@ pub struct Job {
 pub struct Shared {
     pub trees: Trees,
     pub commit: Arc<GroupCommit>,
+    /// Lowered to the new `due` entries once they are committed.
+    pub floor: Arc<super::floor::Floor>,
     pub gate: Arc<RwLock<()>>,
     pub failure: Arc<Mutex<Option<String>>>,
     pub queued: Arc<AtomicI64>,
@@ -192,5 +194,24 @@ fn insert(shared: &Shared, jobs: &[Job]) -> Result<Vec<Option<Ulid>>, StoreError
         .map(|(job, _)| job.routes.len())
         .sum();
     shared.queued.fetch_add(added as i64, Ordering::Relaxed);
+    // An event's deliveries share its due time and its id: the first
+    // delivery's entry is the lowest.
+    let lowest = jobs
+        .iter()
+        .zip(&ids)
+        .filter(|(job, id)| id.is_none() && !job.routes.is_empty())
+        .map(|(job, _)| {
+            super::keys::due(
+                job.record.received_at_ms,
+                DeliveryId {
+                    event: job.record.id,
+                    seq: 0,
+                },
+            )
+        })
+        .min();
+    if let Some(lowest) = lowest {
+        shared.floor.lower(lowest);
+    }
     Ok(ids)
 }

@@ -63,6 +63,8 @@ pub struct Shared {
     pub failure: Arc<Mutex<Option<String>>>,
     pub queued: Arc<AtomicI64>,
     pub claims: Arc<Mutex<HashMap<DeliveryId, u64>>>,
+    /// Lowered to entries left due: retries, and stale claims given up.
+    pub floor: Arc<super::floor::Floor>,
     /// Records being written now, queued or alone.
     pub writing: std::sync::atomic::AtomicUsize,
     /// Results recorded so far.
@@ -235,12 +237,30 @@ fn record(shared: &Shared, jobs: &[(&Attempt, Next, u64)]) -> Result<Vec<Finish>
         Err(poisoned) => poisoned.into_inner(),
     };
     let mut ended = 0;
-    for ((attempt, next, _), finish) in jobs.iter().zip(&finished) {
-        claims.remove(&attempt.delivery);
-        if *finish == Finish::Committed && !matches!(next, Next::RetryAt(_)) {
-            ended += 1;
+    let mut lowest: Option<super::floor::DueKey> = None;
+    for ((attempt, next, due_at), finish) in jobs.iter().zip(&finished) {
+        let id = attempt.delivery;
+        claims.remove(&id);
+        let left_due = match (finish, next) {
+            (Finish::Committed, Next::RetryAt(at)) => Some(*at),
+            (Finish::Committed, _) => {
+                ended += 1;
+                None
+            }
+            // Whatever its entry holds now, no claim covers it.
+            _ => Some(*due_at),
+        };
+        if let Some(at) = left_due {
+            let key = super::keys::due(at, id);
+            lowest = Some(lowest.map_or(key, |l| l.min(key)));
         }
     }
+    drop(claims);
     shared.queued.fetch_sub(ended, Ordering::Relaxed);
+    // After the claims are gone: a scan that still saw one claimed had its
+    // raise voided by this.
+    if let Some(lowest) = lowest {
+        shared.floor.lower(lowest);
+    }
     Ok(finished)
 }

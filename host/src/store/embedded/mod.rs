@@ -49,6 +49,7 @@ mod backup;
 mod batch;
 mod commit;
 mod finish;
+mod floor;
 mod keys;
 mod purge;
 mod read;
@@ -97,6 +98,8 @@ struct Live {
     commit: Arc<commit::GroupCommit>,
     batcher: batch::Batcher,
     finisher: finish::Finisher,
+    /// Where the dispatcher's scan of `due` starts.
+    floor: Arc<floor::Floor>,
 }
 
 /// The open database for a write, with the write gate held shared: hold it
@@ -322,9 +325,11 @@ impl Live {
         };
         let log = Arc::new(commit::open_log(dir)?);
         let commit = Arc::new(commit::GroupCommit::start(db.clone(), log.clone()));
+        let floor = Arc::new(floor::Floor::default());
         let batcher = batch::start(batch::Shared {
             trees: t.clone(),
             commit: commit.clone(),
+            floor: floor.clone(),
             gate: gate.clone(),
             failure: failure.clone(),
             queued: queued.clone(),
@@ -335,6 +340,7 @@ impl Live {
             failure: failure.clone(),
             queued: queued.clone(),
             claims: claims.clone(),
+            floor: floor.clone(),
             writing: Default::default(),
             recorded: Default::default(),
         });
@@ -345,6 +351,7 @@ impl Live {
             commit,
             batcher,
             finisher,
+            floor,
         })
     }
 

@@ -619,3 +619,69 @@ fn readers_and_claims_running_at_once_never_wait_for_each_other() {
     assert!(reader.join().expect("reader") > 0);
     assert_eq!(store.queue_depth(), 0);
 }
+
+/// The scan floor skips claimed entries at the head of `due`, and every way
+/// an entry below it becomes unclaimed brings the next scan back to it.
+#[tokio::test]
+async fn the_scan_floor_skips_claims_and_never_hides_an_entry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::open(dir.path()).expect("open");
+    let plugins = [Route::new("a")];
+    for n in 0..4 {
+        store
+            .ingest(event(&format!("f{n}")), &plugins)
+            .await
+            .expect("ingest");
+    }
+    let due_now = || {
+        store
+            .due(now_ms() + 1, None, 10)
+            .expect("due")
+            .into_iter()
+            .map(|e| e.delivery)
+            .collect::<Vec<_>>()
+    };
+    let claimed: Vec<Claimed> = (0..3).map(|_| claim_next(&store)).collect();
+    let (a, b) = (claimed[0].delivery.id, claimed[1].delivery.id);
+    let fourth = due_now();
+    assert_eq!(fourth.len(), 1, "three of four claimed");
+    let floor = store.live().expect("open").floor.scan().from;
+    assert_eq!(
+        floor.map(|k| keys::parse_due(&k).expect("key").1),
+        Some(fourth[0]),
+        "the scan moved the floor to the first unclaimed entry"
+    );
+    let fourth = store
+        .claim(&store.due(now_ms() + 1, None, 1).expect("due")[0])
+        .expect("claim")
+        .expect("claimed");
+    assert!(due_now().is_empty(), "all four claimed");
+
+    // A claim given up: its entry, below the floor, is due again.
+    store.unclaim(b);
+    assert_eq!(due_now(), vec![b]);
+    let b = claim_next(&store);
+
+    // A retry recorded due before the floor.
+    let retry_at = claimed[0].delivery.next_attempt_at_ms.unwrap_or(0);
+    let recorded = store
+        .finish_attempt(
+            &attempt(&claimed[0], Outcome::Retry("again".into())),
+            Next::RetryAt(retry_at),
+            None,
+        )
+        .await
+        .expect("finish");
+    assert_eq!(recorded, Finish::Committed);
+    assert_eq!(due_now(), vec![a], "the retry is found below the floor");
+
+    // The other claims end; only the retry is left.
+    for done in [&b, &claimed[2], &fourth] {
+        let recorded = store
+            .finish_attempt(&attempt(done, Outcome::Ok), Next::Succeeded, None)
+            .await
+            .expect("finish");
+        assert_eq!(recorded, Finish::Committed);
+    }
+    assert_eq!(due_now(), vec![a]);
+}

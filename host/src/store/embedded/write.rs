@@ -314,6 +314,15 @@ impl SledStore {
             .noted(finish_tx(result))?
             .map_err(|_| StoreError::Closed)?;
         if fired {
+            if !routes.is_empty() {
+                s.floor.lower_to(
+                    record.received_at_ms,
+                    DeliveryId {
+                        event: record.id,
+                        seq: 0,
+                    },
+                );
+            }
             self.queued_add(routes.len());
         }
         Ok(fired)
@@ -321,13 +330,16 @@ impl SledStore {
 
     /// Pending deliveries due at or before `now_ms`, earliest first,
     /// starting after `after` (the last entry of the previous batch),
-    /// leaving out those claimed.
+    /// leaving out those claimed. A first batch (`after` is `None`) starts
+    /// at the scan floor (`floor.rs`), below which every entry is claimed,
+    /// and moves the floor up past the claimed entries it meets.
     pub fn due(
         &self,
         now_ms: u64,
         after: Option<&DueEntry>,
         limit: usize,
     ) -> Result<Vec<DueEntry>, StoreError> {
+        let live = self.live()?;
         let end = keys::due(
             now_ms,
             DeliveryId {
@@ -335,17 +347,16 @@ impl SledStore {
                 seq: u32::MAX,
             },
         );
-        let start = match after {
-            Some(e) => std::ops::Bound::Excluded(keys::due(e.at_ms, e.delivery)),
-            None => std::ops::Bound::Unbounded,
+        let scan = after.is_none().then(|| live.floor.scan());
+        let start = match (after, scan.as_ref().and_then(|s| s.from)) {
+            (Some(e), _) => std::ops::Bound::Excluded(keys::due(e.at_ms, e.delivery)),
+            (None, Some(floor)) => std::ops::Bound::Included(floor),
+            (None, None) => std::ops::Bound::Unbounded,
         };
         let mut out = Vec::new();
-        for item in self
-            .live()?
-            .t
-            .due
-            .range((start, std::ops::Bound::Included(end)))
-        {
+        // The first unclaimed entry met, else the last claimed one.
+        let mut floor: Option<super::floor::DueKey> = None;
+        for item in live.t.due.range((start, std::ops::Bound::Included(end))) {
             if out.len() == limit {
                 break;
             }
@@ -354,7 +365,11 @@ impl SledStore {
                 tree: "due",
                 message: "bad key".into(),
             })?;
-            if self.claims().contains_key(&delivery) {
+            let claimed = self.claims().contains_key(&delivery);
+            if out.is_empty() {
+                floor = Some(keys::due(at_ms, delivery));
+            }
+            if claimed {
                 continue;
             }
             out.push(DueEntry {
@@ -362,6 +377,9 @@ impl SledStore {
                 delivery,
                 plugin: String::from_utf8_lossy(&v).into_owned(),
             });
+        }
+        if let (Some(scan), Some(floor)) = (scan, floor) {
+            live.floor.raise(&scan, floor);
         }
         Ok(out)
     }
@@ -463,7 +481,11 @@ impl SledStore {
     /// Gives up the claim of an attempt whose result could not be recorded:
     /// its delivery is due again.
     pub fn unclaim(&self, id: DeliveryId) {
-        self.claims().remove(&id);
+        let due_at = self.claims().remove(&id);
+        // Once the claim is gone: the next scan must reach its entry.
+        if let (Some(at), Ok(live)) = (due_at, self.live()) {
+            live.floor.lower_to(at, id);
+        }
     }
 
     /// Records an attempt and moves its delivery on, committing a successful
@@ -525,16 +547,16 @@ impl SledStore {
         let s = self.writing()?;
         let t = &s.t;
         let now = now_ms();
+        let emitted: Vec<EventRecord> = effects
+            .emitted
+            .iter()
+            .map(|em| {
+                let mut record = record_of(self.new_id(), &em.event, now);
+                record.emitted_by = Some(id);
+                record
+            })
+            .collect();
         let result = {
-            let emitted: Vec<EventRecord> = effects
-                .emitted
-                .iter()
-                .map(|em| {
-                    let mut record = record_of(self.new_id(), &em.event, now);
-                    record.emitted_by = Some(id);
-                    record
-                })
-                .collect();
             let trees = (
                 &t.deliveries,
                 &t.due,
@@ -582,6 +604,21 @@ impl SledStore {
         Ok(match self.noted(finish_tx(result))? {
             Ok(added) => {
                 self.unclaim(id);
+                if let Ok(live) = self.live() {
+                    if let Next::RetryAt(at) = next {
+                        live.floor.lower_to(at, id);
+                    }
+                    if let Some(first) = emitted.first() {
+                        // Emitted in id order, due at the same time.
+                        live.floor.lower_to(
+                            first.received_at_ms,
+                            DeliveryId {
+                                event: first.id,
+                                seq: 0,
+                            },
+                        );
+                    }
+                }
                 self.queued_add(added);
                 if !matches!(next, Next::RetryAt(_)) {
                     self.queued_sub(1);
@@ -652,6 +689,9 @@ impl SledStore {
             match self.noted(finish_tx(result))? {
                 Ok(None) => return Ok(None),
                 Ok(Some(ids)) => {
+                    for id in &ids {
+                        s.floor.lower_to(now, *id);
+                    }
                     self.queued_add(ids.len());
                     return Ok(Some(ids));
                 }
@@ -686,6 +726,7 @@ impl SledStore {
         });
         let retried = self.noted(finish_tx(result))?.unwrap_or(false);
         if retried {
+            s.floor.lower_to(now, id);
             self.queued_add(1);
         }
         Ok(retried)
@@ -779,6 +820,10 @@ impl SledStore {
             due.insert(&keys::due(now, id), d.plugin.as_bytes())?;
             Ok(true)
         });
-        Ok(self.noted(finish_tx(result))?.unwrap_or(false))
+        let moved = self.noted(finish_tx(result))?.unwrap_or(false);
+        if moved {
+            s.floor.lower_to(now, id);
+        }
+        Ok(moved)
     }
 }
