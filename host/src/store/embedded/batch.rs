@@ -9,11 +9,9 @@
 //! event is what lets ingest scale: sled's cost is mostly per transaction,
 //! not per key.
 
-use super::super::types::Route;
 use super::commit::GroupCommit;
-use super::write::{EventTx, TxResult, finish_tx};
+use super::write::{EventRows, EventTx, TxResult, finish_tx};
 use super::{StoreError, Trees, note_failure};
-use crate::model::{DeliveryId, EventRecord};
 use sled::Transactional;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -27,9 +25,8 @@ pub const MAX_BATCH: usize = 512;
 /// One queued ingest: `done` gets the original id for a duplicate, `None`
 /// for a new event.
 pub struct Job {
-    pub record: EventRecord,
-    pub body: Vec<u8>,
-    pub routes: Vec<Route>,
+    /// Encoded by the caller, outside the transaction.
+    pub rows: EventRows,
     pub done: oneshot::Sender<Result<Option<Ulid>, StoreError>>,
 }
 
@@ -178,7 +175,7 @@ fn insert(shared: &Shared, jobs: &[Job]) -> Result<Vec<Option<Ulid>>, StoreError
             ordered: Some(ordered),
         };
         jobs.iter()
-            .map(|job| tx.insert(&job.record, &job.body, &job.routes))
+            .map(|job| tx.insert(&job.rows))
             .collect::<TxResult<Vec<_>>>()
     });
     let result = finish_tx(result);
@@ -191,24 +188,14 @@ fn insert(shared: &Shared, jobs: &[Job]) -> Result<Vec<Option<Ulid>>, StoreError
         .iter()
         .zip(&ids)
         .filter(|(_, id)| id.is_none())
-        .map(|(job, _)| job.routes.len())
+        .map(|(job, _)| job.rows.deliveries())
         .sum();
     shared.queued.fetch_add(added as i64, Ordering::Relaxed);
-    // An event's deliveries share its due time and its id: the first
-    // delivery's entry is the lowest.
     let lowest = jobs
         .iter()
         .zip(&ids)
-        .filter(|(job, id)| id.is_none() && !job.routes.is_empty())
-        .map(|(job, _)| {
-            super::keys::due(
-                job.record.received_at_ms,
-                DeliveryId {
-                    event: job.record.id,
-                    seq: 0,
-                },
-            )
-        })
+        .filter(|(_, id)| id.is_none())
+        .filter_map(|(job, _)| job.rows.first_due())
         .min();
     if let Some(lowest) = lowest {
         shared.floor.lower(lowest);

@@ -50,6 +50,8 @@ pub const MAX_BATCH: usize = 256;
 /// `due` entry at `due_at`.
 pub struct Job {
     pub attempt: Attempt,
+    /// The attempt, encoded by the caller outside the transaction.
+    pub encoded: sled::IVec,
     pub next: Next,
     pub due_at: u64,
     pub done: oneshot::Sender<Result<Finish, StoreError>>,
@@ -106,7 +108,9 @@ impl Finisher {
             writing.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        let result = record(&self.shared, &[(attempt, next, due_at)]).map(|mut f| f.remove(0));
+        let encoded = super::encode(attempt).into();
+        let result =
+            record(&self.shared, &[(attempt, &encoded, next, due_at)]).map(|mut f| f.remove(0));
         writing.fetch_sub(1, Ordering::AcqRel);
         if result.is_ok() {
             self.shared.recorded.alone.fetch_add(1, Ordering::Relaxed);
@@ -158,7 +162,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
         let done = tokio::task::spawn_blocking(move || {
             let items: Vec<_> = jobs
                 .iter()
-                .map(|j| (&j.attempt, j.next, j.due_at))
+                .map(|j| (&j.attempt, &j.encoded, j.next, j.due_at))
                 .collect();
             let started = std::time::Instant::now();
             let results = record(&s, &items);
@@ -194,10 +198,14 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
     }
 }
 
-/// Records every result (an attempt, its delivery's next state, and the due
-/// time of the entry it was claimed from) in one transaction; a result whose
-/// claim no longer matches its delivery is `Stale` and writes nothing.
-fn record(shared: &Shared, jobs: &[(&Attempt, Next, u64)]) -> Result<Vec<Finish>, StoreError> {
+/// One result: the attempt, the attempt encoded (outside the transaction),
+/// its delivery's next state, and the due time of the entry it was claimed
+/// from.
+type Item<'a> = (&'a Attempt, &'a sled::IVec, Next, u64);
+
+/// Records every result in one transaction; a result whose claim no longer
+/// matches its delivery is `Stale` and writes nothing.
+fn record(shared: &Shared, jobs: &[Item<'_>]) -> Result<Vec<Finish>, StoreError> {
     let t = &shared.trees;
     let _gate = match shared.gate.read() {
         Ok(g) => g,
@@ -214,9 +222,9 @@ fn record(shared: &Shared, jobs: &[(&Attempt, Next, u64)]) -> Result<Vec<Finish>
             ordered: Some(ordered),
         };
         jobs.iter()
-            .map(|&(attempt, next, due_at)| {
+            .map(|&(attempt, encoded, next, due_at)| {
                 match moves.claimed_delivery(attempt.delivery, due_at) {
-                    Ok(d) => moves.record(d, due_at, attempt, next, now)?,
+                    Ok(d) => moves.record(d, due_at, (attempt, encoded), next, now)?,
                     Err(ConflictableTransactionError::Abort(Abort::Stale)) => {
                         return Ok(Finish::Stale);
                     }
@@ -238,7 +246,7 @@ fn record(shared: &Shared, jobs: &[(&Attempt, Next, u64)]) -> Result<Vec<Finish>
     };
     let mut ended = 0;
     let mut lowest: Option<super::floor::DueKey> = None;
-    for ((attempt, next, due_at), finish) in jobs.iter().zip(&finished) {
+    for ((attempt, _, next, due_at), finish) in jobs.iter().zip(&finished) {
         let id = attempt.delivery;
         claims.remove(&id);
         let left_due = match (finish, next) {

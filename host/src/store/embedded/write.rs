@@ -3,8 +3,8 @@
 use super::super::types::{Claimed, DueEntry, Effects, Finish, Ingested, Next, Route, record_of};
 use super::{SledStore, StoreError, decode, encode, keys};
 use crate::model::{Attempt, Delivery, DeliveryId, DeliveryStatus, EventRecord, NewEvent, now_ms};
-use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{IVec, Transactional};
 use ulid::Ulid;
 
 pub(super) enum Abort {
@@ -33,28 +33,95 @@ pub(super) struct EventTx<'a> {
 /// Adds a new delivery to its key's line in `ordered`, if it has a key.
 fn enter_line(ordered: Option<&TransactionalTree>, d: &Delivery) -> TxResult<()> {
     if let Some(key) = &d.order_key {
-        let ordered = ordered.ok_or_else(|| {
-            corrupt(StoreError::Corrupt {
-                tree: "ordered",
-                message: "an ordered delivery outside an ordered transaction".into(),
-            })
-        })?;
-        ordered.insert(keys::ordered(&d.plugin, key, d.id), &[])?;
+        ordered_tree(ordered)?.insert(keys::ordered(&d.plugin, key, d.id), &[])?;
     }
     Ok(())
+}
+
+fn ordered_tree(ordered: Option<&TransactionalTree>) -> TxResult<&TransactionalTree> {
+    ordered.ok_or_else(|| {
+        corrupt(StoreError::Corrupt {
+            tree: "ordered",
+            message: "an ordered delivery outside an ordered transaction".into(),
+        })
+    })
+}
+
+/// An event's rows, keyed and encoded before the transaction that writes
+/// them: a transaction holds sled's global lock alone, and encoding under it
+/// held up every other transaction and read.
+pub(super) struct EventRows {
+    key: [u8; 16],
+    record: IVec,
+    body: IVec,
+    idempotency: Option<IVec>,
+    deliveries: Vec<DeliveryRows>,
+}
+
+/// A new pending delivery's rows.
+struct DeliveryRows {
+    key: [u8; 20],
+    value: IVec,
+    due: [u8; 28],
+    plugin: IVec,
+    /// Its entry in its key's line, if it has an ordering key.
+    ordered: Option<Vec<u8>>,
+}
+
+impl EventRows {
+    /// The event, its body, and one pending delivery per route.
+    pub fn new(record: &EventRecord, body: &[u8], routes: &[Route]) -> Self {
+        let deliveries = routes
+            .iter()
+            .enumerate()
+            .map(|(seq, route)| {
+                let id = DeliveryId {
+                    event: record.id,
+                    seq: seq as u32,
+                };
+                let mut d = Delivery::pending(id, &route.plugin, record.received_at_ms, None);
+                d.order_key = route.order_key.clone();
+                DeliveryRows {
+                    key: keys::delivery(id),
+                    value: encode(&d).into(),
+                    due: keys::due(record.received_at_ms, id),
+                    plugin: route.plugin.as_bytes().into(),
+                    ordered: route
+                        .order_key
+                        .as_ref()
+                        .map(|k| keys::ordered(&route.plugin, k, id)),
+                }
+            })
+            .collect();
+        Self {
+            key: keys::event(record.id),
+            record: encode(record).into(),
+            body: body.into(),
+            idempotency: record
+                .idempotency_key
+                .as_deref()
+                .map(|k| k.as_bytes().into()),
+            deliveries,
+        }
+    }
+
+    /// Deliveries the event adds.
+    pub fn deliveries(&self) -> usize {
+        self.deliveries.len()
+    }
+
+    /// The lowest `due` key the event adds, if any.
+    pub fn first_due(&self) -> Option<[u8; 28]> {
+        self.deliveries.first().map(|d| d.due)
+    }
 }
 
 impl EventTx<'_> {
     /// Inserts an event and one pending delivery per subscriber, unless its
     /// idempotency key is known: then returns the original id.
-    pub(super) fn insert(
-        &self,
-        record: &EventRecord,
-        body: &[u8],
-        routes: &[Route],
-    ) -> TxResult<Option<Ulid>> {
-        if let Some(key) = &record.idempotency_key {
-            if let Some(existing) = self.idempotency.get(key.as_bytes())? {
+    pub(super) fn insert(&self, rows: &EventRows) -> TxResult<Option<Ulid>> {
+        if let Some(key) = &rows.idempotency {
+            if let Some(existing) = self.idempotency.get(key)? {
                 let id = keys::parse_event(&existing).ok_or_else(|| {
                     corrupt(StoreError::Corrupt {
                         tree: "idempotency",
@@ -63,26 +130,16 @@ impl EventTx<'_> {
                 })?;
                 return Ok(Some(id));
             }
-            self.idempotency
-                .insert(key.as_bytes(), &keys::event(record.id))?;
+            self.idempotency.insert(key.clone(), &rows.key)?;
         }
-        self.events
-            .insert(&keys::event(record.id), encode(record))?;
-        self.bodies.insert(&keys::event(record.id), body)?;
-        for (seq, route) in routes.iter().enumerate() {
-            let id = DeliveryId {
-                event: record.id,
-                seq: seq as u32,
-            };
-            let mut delivery = Delivery::pending(id, &route.plugin, record.received_at_ms, None);
-            delivery.order_key = route.order_key.clone();
-            self.deliveries
-                .insert(&keys::delivery(delivery.id), encode(&delivery))?;
-            self.due.insert(
-                &keys::due(record.received_at_ms, delivery.id),
-                route.plugin.as_bytes(),
-            )?;
-            enter_line(self.ordered, &delivery)?;
+        self.events.insert(&rows.key, rows.record.clone())?;
+        self.bodies.insert(&rows.key, rows.body.clone())?;
+        for d in &rows.deliveries {
+            self.deliveries.insert(&d.key, d.value.clone())?;
+            self.due.insert(&d.due, d.plugin.clone())?;
+            if let Some(line) = &d.ordered {
+                ordered_tree(self.ordered)?.insert(line.as_slice(), &[])?;
+            }
         }
         Ok(None)
     }
@@ -111,19 +168,20 @@ impl MoveTx<'_> {
         }
     }
 
-    /// Stores the attempt and moves the delivery from its `due` entry at
-    /// `due_at` to its next state.
+    /// Stores the attempt (`encoded`: the attempt, encoded before the
+    /// transaction) and moves the delivery from its `due` entry at `due_at`
+    /// to its next state.
     pub(super) fn record(
         &self,
         mut d: Delivery,
         due_at: u64,
-        attempt: &Attempt,
+        (attempt, encoded): (&Attempt, &IVec),
         next: Next,
         now: u64,
     ) -> TxResult<()> {
         let id = d.id;
         self.attempts
-            .insert(&keys::attempt(id, attempt.number), encode(attempt))?;
+            .insert(&keys::attempt(id, attempt.number), encoded.clone())?;
         self.due.remove(&keys::due(due_at, id))?;
         d.attempts = attempt.number;
         d.last_outcome = Some(attempt.outcome.clone());
@@ -206,12 +264,10 @@ impl SledStore {
         if let Some(reason) = self.failure() {
             return Err(StoreError::Unavailable(reason));
         }
-        self.live()?.batcher.submit(super::batch::Job {
-            record,
-            body: event.body,
-            routes: routes.to_vec(),
-            done,
-        })?;
+        let rows = EventRows::new(&record, &event.body, routes);
+        self.live()?
+            .batcher
+            .submit(super::batch::Job { rows, done })?;
         // Answered once on disk; a duplicate waits too, as the original may
         // not be on disk yet. The batch counted its deliveries.
         let existing = answer.await.map_err(|_| StoreError::Closed)??;
@@ -280,6 +336,7 @@ impl SledStore {
         let s = self.writing()?;
         let t = &s.t;
         let key = keys::kv(plugin, name);
+        let rows = EventRows::new(record, &event.body, routes);
         let trees = (
             &t.events,
             &t.bodies,
@@ -306,7 +363,7 @@ impl SledStore {
                     due,
                     ordered: Some(ordered),
                 }
-                .insert(record, &event.body, routes)?;
+                .insert(&rows)?;
                 Ok(existing.is_none())
             },
         );
@@ -314,14 +371,8 @@ impl SledStore {
             .noted(finish_tx(result))?
             .map_err(|_| StoreError::Closed)?;
         if fired {
-            if !routes.is_empty() {
-                s.floor.lower_to(
-                    record.received_at_ms,
-                    DeliveryId {
-                        event: record.id,
-                        seq: 0,
-                    },
-                );
+            if let Some(first) = rows.first_due() {
+                s.floor.lower(first);
             }
             self.queued_add(routes.len());
         }
@@ -524,6 +575,7 @@ impl SledStore {
             }
             let (done, answer) = tokio::sync::oneshot::channel();
             live.finisher.submit(super::finish::Job {
+                encoded: encode(attempt).into(),
                 attempt: attempt.clone(),
                 next,
                 due_at,
@@ -555,6 +607,12 @@ impl SledStore {
                 record.emitted_by = Some(id);
                 record
             })
+            .collect();
+        let encoded: IVec = encode(attempt).into();
+        let emitted_rows: Vec<EventRows> = emitted
+            .iter()
+            .zip(&effects.emitted)
+            .map(|(record, em)| EventRows::new(record, &em.event.body, &em.subscribers))
             .collect();
         let result = {
             let trees = (
@@ -588,15 +646,12 @@ impl SledStore {
                         ordered: Some(ordered),
                     };
                     let mut added = 0;
-                    for (record, em) in emitted.iter().zip(&effects.emitted) {
-                        if tx
-                            .insert(record, &em.event.body, &em.subscribers)?
-                            .is_none()
-                        {
-                            added += em.subscribers.len();
+                    for rows in &emitted_rows {
+                        if tx.insert(rows)?.is_none() {
+                            added += rows.deliveries();
                         }
                     }
-                    moves.record(d, due_at, attempt, next, now)?;
+                    moves.record(d, due_at, (attempt, &encoded), next, now)?;
                     Ok(added)
                 },
             )
@@ -608,15 +663,9 @@ impl SledStore {
                     if let Next::RetryAt(at) = next {
                         live.floor.lower_to(at, id);
                     }
-                    if let Some(first) = emitted.first() {
-                        // Emitted in id order, due at the same time.
-                        live.floor.lower_to(
-                            first.received_at_ms,
-                            DeliveryId {
-                                event: first.id,
-                                seq: 0,
-                            },
-                        );
+                    if let Some(first) = emitted_rows.iter().filter_map(EventRows::first_due).min()
+                    {
+                        live.floor.lower(first);
                     }
                 }
                 self.queued_add(added);
