@@ -147,7 +147,8 @@ async fn dispatch_due(
     tasks: &mut JoinSet<()>,
     now: u64,
 ) -> Result<(), StoreError> {
-    let loaded = core.registry.snapshot().len();
+    let plugins = core.registry.snapshot();
+    let loaded = plugins.len();
     // Plugins with no free slot this pass: once every loaded plugin is
     // full, nothing further in the index can start, however long it is.
     let mut full_plugins: Vec<String> = Vec::new();
@@ -161,7 +162,14 @@ async fn dispatch_due(
         if free == 0 {
             return Ok(()); // all workers busy: an ending attempt wakes us
         }
-        let limit = (free + SKIP_MARGIN).min(BATCH);
+        // Nor more than the plugins' free slots: entries past them are read
+        // only to be skipped. With one busy plugin, each pass read a batch
+        // the size of the free workers to start an attempt or two.
+        let slots: usize = plugins
+            .values()
+            .map(|p| p.permits.available_permits())
+            .sum();
+        let limit = (free.min(slots) + SKIP_MARGIN).min(BATCH);
         let batch = core.store.due(now, cursor.as_ref(), limit).await?;
         let full = batch.len() == limit;
         for entry in batch {

@@ -405,8 +405,10 @@ impl SledStore {
             (None, None) => std::ops::Bound::Unbounded,
         };
         let mut out = Vec::new();
-        // The first unclaimed entry met, else the last claimed one.
+        // The first unclaimed entry met, else the last claimed one; and the
+        // unclaimed entries returned.
         let mut floor: Option<super::floor::DueKey> = None;
+        let mut run = Vec::new();
         for item in live.t.due.range((start, std::ops::Bound::Included(end))) {
             if out.len() == limit {
                 break;
@@ -423,6 +425,9 @@ impl SledStore {
             if claimed {
                 continue;
             }
+            if scan.is_some() {
+                run.push(keys::due(at_ms, delivery));
+            }
             out.push(DueEntry {
                 at_ms,
                 delivery,
@@ -430,7 +435,7 @@ impl SledStore {
             });
         }
         if let (Some(scan), Some(floor)) = (scan, floor) {
-            live.floor.raise(&scan, floor);
+            live.floor.raise(&scan, floor, run);
         }
         Ok(out)
     }
@@ -506,6 +511,7 @@ impl SledStore {
             }
             claims.insert(id, entry.at_ms);
         }
+        live.floor.claimed(keys::due(entry.at_ms, id));
         delivery.status = DeliveryStatus::Running;
         delivery.updated_at_ms = now_ms();
         let event = match self.event(id.event) {
