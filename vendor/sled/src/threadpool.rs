@@ -68,7 +68,10 @@ impl Queue {
         // with the notify below.
         drop(queue);
 
-        self.cv.notify_all();
+        // Hookhost: one job wakes one waiting thread. `notify_all` woke
+        // every waiting thread for each job, and all but one went back to
+        // sleep: a storm of context switches for every log write.
+        self.cv.notify_one();
 
         len
     }
