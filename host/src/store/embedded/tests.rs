@@ -675,13 +675,31 @@ async fn the_scan_floor_skips_claims_and_never_hides_an_entry() {
     assert_eq!(recorded, Finish::Committed);
     assert_eq!(due_now(), vec![a], "the retry is found below the floor");
 
-    // The other claims end; only the retry is left.
-    for done in [&b, &claimed[2], &fourth] {
+    // A retry recorded with effects (its own transaction), due before the
+    // floor too: before every other entry.
+    let b_at = 1;
+    let effects = Effects {
+        writes: vec![("seen".into(), Some(b"1".to_vec()))],
+        ..Effects::default()
+    };
+    let recorded = store
+        .finish_attempt(
+            &attempt(&b, Outcome::Retry("again".into())),
+            Next::RetryAt(b_at),
+            Some(&effects),
+        )
+        .await
+        .expect("finish");
+    assert_eq!(recorded, Finish::Committed);
+    assert_eq!(due_now(), vec![b.delivery.id, a]);
+
+    // The other claims end; only the retries are left.
+    for done in [&claimed[2], &fourth] {
         let recorded = store
             .finish_attempt(&attempt(done, Outcome::Ok), Next::Succeeded, None)
             .await
             .expect("finish");
         assert_eq!(recorded, Finish::Committed);
     }
-    assert_eq!(due_now(), vec![a]);
+    assert_eq!(due_now(), vec![b.delivery.id, a]);
 }

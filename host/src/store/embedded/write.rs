@@ -545,6 +545,12 @@ impl SledStore {
         }
     }
 
+    /// Drops the claim of an attempt whose record removed its `due` entry:
+    /// nothing is left for a scan to reach, so the floor stays.
+    fn drop_claim(&self, id: DeliveryId) {
+        self.claims().remove(&id);
+    }
+
     /// Records an attempt and moves its delivery on, committing a successful
     /// attempt's effects in the same transaction. A result without effects
     /// is recorded in a batch with others (see `finish.rs`).
@@ -664,7 +670,7 @@ impl SledStore {
         };
         Ok(match self.noted(finish_tx(result))? {
             Ok(added) => {
-                self.unclaim(id);
+                self.drop_claim(id);
                 if let Ok(live) = self.live() {
                     if let Next::RetryAt(at) = next {
                         live.floor.lower_to(at, id);
