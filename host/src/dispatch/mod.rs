@@ -55,10 +55,11 @@ const SHARED_POLL: Duration = Duration::from_millis(200);
 /// Wait after a store error before scanning again.
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
 /// With fewer free workers than this, a scan waits up to [`GATHER`] for more
-/// attempts to end. Every scan reads past the `due` entries of the attempts
-/// in flight (they keep their entries until recorded); when every worker is
-/// busy, scanning at each attempt's end read about `workers` entries to start
-/// one attempt, a tenth of the host's CPU under load.
+/// attempts to end, so that one scan starts several. (Scans used to read past
+/// the `due` entries of every attempt in flight, which keep their entries
+/// until recorded: when every worker was busy, scanning at each attempt's end
+/// read about `workers` entries to start one attempt, a tenth of the host's
+/// CPU under load. The sled store's scan floor now skips those.)
 const GATHER_FREE: usize = 8;
 const GATHER: Duration = Duration::from_millis(1);
 
