@@ -265,8 +265,8 @@ fn record(shared: &Shared, jobs: &[Item<'_>]) -> Result<Vec<Finish>, StoreError>
     }
     drop(claims);
     shared.queued.fetch_sub(ended, Ordering::Relaxed);
-    // After the claims are gone: a scan that still saw one claimed had its
-    // raise voided by this.
+    // After the claims are gone: a scan that still saw one claimed keeps
+    // the floor at or below it.
     if let Some(lowest) = lowest {
         shared.floor.lower(lowest);
     }
