@@ -418,15 +418,15 @@ impl SledStore {
                 tree: "due",
                 message: "bad key".into(),
             })?;
-            let claimed = self.claims().contains_key(&delivery);
+            let key = keys::due(at_ms, delivery);
             if out.is_empty() {
-                floor = Some(keys::due(at_ms, delivery));
+                floor = Some(key);
             }
-            if claimed {
+            if self.claims().contains_key(&delivery) {
                 continue;
             }
             if scan.is_some() {
-                run.push(keys::due(at_ms, delivery));
+                run.push(key);
             }
             out.push(DueEntry {
                 at_ms,
@@ -611,20 +611,15 @@ impl SledStore {
         let s = self.writing()?;
         let t = &s.t;
         let now = now_ms();
-        let emitted: Vec<EventRecord> = effects
+        let encoded: IVec = encode(attempt).into();
+        let emitted_rows: Vec<EventRows> = effects
             .emitted
             .iter()
             .map(|em| {
                 let mut record = record_of(self.new_id(), &em.event, now);
                 record.emitted_by = Some(id);
-                record
+                EventRows::new(&record, &em.event.body, &em.subscribers)
             })
-            .collect();
-        let encoded: IVec = encode(attempt).into();
-        let emitted_rows: Vec<EventRows> = emitted
-            .iter()
-            .zip(&effects.emitted)
-            .map(|(record, em)| EventRows::new(record, &em.event.body, &em.subscribers))
             .collect();
         let result = {
             let trees = (
