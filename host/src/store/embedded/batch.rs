@@ -157,18 +157,10 @@ fn insert(shared: &Shared, jobs: &[Job]) -> Result<Vec<Option<Ulid>>, StoreError
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
     };
-    let trees = (
-        &t.events,
-        &t.bodies,
-        &t.idempotency,
-        &t.deliveries,
-        &t.due,
-        &t.ordered,
-    );
-    let result = trees.transaction(|(events, bodies, idempotency, deliveries, due, ordered)| {
+    let trees = (&t.events, &t.idempotency, &t.deliveries, &t.due, &t.ordered);
+    let result = trees.transaction(|(events, idempotency, deliveries, due, ordered)| {
         let tx = EventTx {
             events,
-            bodies,
             idempotency,
             deliveries,
             due,

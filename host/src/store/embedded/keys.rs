@@ -4,7 +4,7 @@
 use crate::model::DeliveryId;
 use ulid::Ulid;
 
-/// `events`, `bodies`: the event's ULID, 16 bytes.
+/// `events` (and an older store's `bodies`): the event's ULID, 16 bytes.
 pub fn event(id: Ulid) -> [u8; 16] {
     id.0.to_be_bytes()
 }

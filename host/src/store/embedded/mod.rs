@@ -3,8 +3,8 @@
 //! # Trees
 //! | tree         | key                          | value                         |
 //! |--------------|------------------------------|-------------------------------|
-//! | `events`     | event ULID                   | `EventRecord` as JSON       |
-//! | `bodies`     | event ULID                   | raw body bytes                |
+//! | `events`     | event ULID                   | record and body (see below)   |
+//! | `bodies`     | event ULID                   | raw body (older stores only)  |
 //! | `idempotency`| idempotency key              | event ULID                    |
 //! | `deliveries` | event ULID + seq             | `Delivery` as JSON            |
 //! | `due`        | due ms + delivery            | plugin name (pending only)    |
@@ -17,6 +17,12 @@
 //! | `versions`   | plugin \0 loaded ms + sha    | `PluginVersion` as JSON       |
 //! | `schedules`  | plugin \0 schedule name       | last tick fired (ms, 8 bytes) |
 //! | `ordered`    | plugin \0 key hash + delivery | empty (per-key, unfinished)   |
+//!
+//! An event's value in `events` is [`EVENT_WITH_BODY`], the length of its
+//! record (u32, big-endian), the `EventRecord` as JSON, then the raw body:
+//! one key per event, so ingest inserts one row where it inserted two.
+//! Stores written before that hold the record alone (JSON, so `{` first)
+//! with the body in `bodies`; both are read, and purge removes both.
 //!
 //! # Invariants
 //! - Every multi-key change is one sled transaction: an event, its
@@ -59,6 +65,7 @@ pub use backup::{BackupSummary, RestoreSummary, restore, verify_backup};
 
 pub(super) use super::StoreError;
 
+use crate::model::EventRecord;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -560,6 +567,41 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Our records are plain structs of strings and numbers: serialising them
     // to JSON cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// The first byte of an `events` value that holds its body too. A value
+/// without it is a record alone, as JSON, from an older store.
+const EVENT_WITH_BODY: u8 = 1;
+
+/// An `events` value: the record, encoded, and the body.
+fn event_value(record: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(5 + record.len() + body.len());
+    value.push(EVENT_WITH_BODY);
+    // A record is a few hundred bytes of JSON; its length always fits.
+    value.extend_from_slice(&(record.len() as u32).to_be_bytes());
+    value.extend_from_slice(record);
+    value.extend_from_slice(body);
+    value
+}
+
+/// An `events` value's record, and its body if the value holds it (`None`:
+/// an older store's value, whose body is in `bodies`).
+fn decode_event(value: &[u8]) -> Result<(EventRecord, Option<&[u8]>), StoreError> {
+    let Some((&EVENT_WITH_BODY, rest)) = value.split_first() else {
+        return Ok((decode("events", value)?, None));
+    };
+    let split = rest
+        .split_first_chunk::<4>()
+        .map(|(len, rest)| (u32::from_be_bytes(*len) as usize, rest))
+        .filter(|(len, rest)| *len <= rest.len());
+    let Some((len, rest)) = split else {
+        return Err(StoreError::Corrupt {
+            tree: "events",
+            message: "an event value shorter than its record's length".into(),
+        });
+    };
+    let (record, body) = rest.split_at(len);
+    Ok((decode("events", record)?, Some(body)))
 }
 
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {

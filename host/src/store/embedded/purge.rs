@@ -9,7 +9,7 @@
 //! transaction at a time and ingest interleaves with it.
 
 use super::super::types::PurgeReport;
-use super::{SledStore, StoreError, decode, keys};
+use super::{SledStore, StoreError, decode, decode_event, keys};
 use crate::model::{Delivery, DeliveryId, DeliveryStatus, EventRecord};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
@@ -53,7 +53,7 @@ impl SledStore {
             }
             let (_, raw) = item?;
             report.examined += 1;
-            let record: EventRecord = decode("events", &raw)?;
+            let (record, _) = decode_event(&raw)?;
             report.resume_after = Some(record.id);
             if let Some(d) = self.finished(record)? {
                 doomed.push(d);
@@ -139,6 +139,7 @@ impl SledStore {
                     {
                         idempotency.remove(key.as_bytes())?;
                     }
+                    // Only an older store's event has its body there.
                     bodies.remove(&keys::event(id))?;
                     if events.remove(&keys::event(id))?.is_some() {
                         removed += 1;

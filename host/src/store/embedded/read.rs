@@ -1,7 +1,7 @@
 //! Queries for the admin API.
 
 use super::super::types::{DeadPage, EventPage, EventQuery};
-use super::{SledStore, StoreError, decode, keys};
+use super::{SledStore, StoreError, decode, decode_event, keys};
 use crate::model::{Attempt, Delivery, DeliveryId, EventRecord, EventStatus};
 use ulid::Ulid;
 
@@ -62,13 +62,16 @@ impl SledStore {
         let Some(raw) = live.t.events.get(key)? else {
             return Ok(None);
         };
-        let record = decode("events", &raw)?;
-        let body = live
-            .t
-            .bodies
-            .get(key)?
-            .map(|b| b.to_vec())
-            .unwrap_or_default();
+        let (record, body) = decode_event(&raw)?;
+        let body = match body {
+            Some(body) => body.to_vec(),
+            None => live
+                .t
+                .bodies
+                .get(key)?
+                .map(|b| b.to_vec())
+                .unwrap_or_default(),
+        };
         Ok(Some((record, body)))
     }
 
@@ -90,8 +93,11 @@ impl SledStore {
                 let Some(raw) = events.get(key)? else {
                     return Ok(None);
                 };
-                let record: EventRecord = decode("events", &raw).map_err(corrupt)?;
-                let body = bodies.get(key)?.map(|b| b.to_vec()).unwrap_or_default();
+                let (record, body) = decode_event(&raw).map_err(corrupt)?;
+                let body = match body {
+                    Some(body) => body.to_vec(),
+                    None => bodies.get(key)?.map(|b| b.to_vec()).unwrap_or_default(),
+                };
                 // Delivery numbers run from 0 without gaps, attempt numbers
                 // from 1 to the delivery's count.
                 let mut shown = Vec::new();
@@ -175,7 +181,7 @@ impl SledStore {
                 break;
             }
             let (_, raw) = item?;
-            let record: EventRecord = decode("events", &raw)?;
+            let (record, _) = decode_event(&raw)?;
             last_seen = Some(record.id);
             if query.since_ms.is_some_and(|t| record.received_at_ms < t) {
                 // Newest first: every later one is older still.

@@ -3,7 +3,8 @@
 use super::super::contract::attempt;
 use super::super::types::*;
 use super::*;
-use crate::model::{DeliveryStatus, NewEvent, Outcome, now_ms};
+use crate::model::{DeliveryStatus, EventRecord, NewEvent, Outcome, now_ms};
+use ulid::Ulid;
 
 fn event(key: &str) -> NewEvent {
     NewEvent {
@@ -234,12 +235,96 @@ async fn the_queue_depth_survives_an_end_counted_before_its_start() {
     assert_eq!(store.queue_depth(), 2);
 }
 
+#[tokio::test]
+async fn an_older_stores_event_with_its_body_apart_is_read_and_purged_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::open(dir.path()).expect("open");
+    // As stores wrote an event before its body moved into its value.
+    let old = EventRecord {
+        id: Ulid::from_parts(now_ms() - 1_000, 7),
+        topic: "orders.created".into(),
+        idempotency_key: None,
+        received_at_ms: now_ms() - 1_000,
+        headers: vec![("x-shop".into(), "one".into())],
+        content_type: Some("application/json".into()),
+        emitted_by: None,
+    };
+    let live = store.live().expect("open");
+    live.t
+        .events
+        .insert(keys::event(old.id), encode(&old))
+        .expect("insert");
+    live.t
+        .bodies
+        .insert(keys::event(old.id), &br#"{"old":true}"#[..])
+        .expect("insert");
+    let new = NewEvent {
+        body: br#"{"new":true}"#.to_vec(),
+        ..event("new")
+    };
+    let new = store.ingest(new, &[]).await.expect("ingest").id;
+    assert_eq!(live.t.bodies.len(), 1, "a new event's body is in its value");
+
+    let (record, body) = store.event(old.id).expect("read").expect("found");
+    assert_eq!(
+        (record, body.as_slice()),
+        (old.clone(), &br#"{"old":true}"#[..])
+    );
+    let (record, body) = store.event(new).expect("read").expect("found");
+    assert_eq!((record.id, body.as_slice()), (new, &br#"{"new":true}"#[..]));
+    let (record, body, _) = store.event_view(old.id).expect("view").expect("found");
+    assert_eq!(
+        (record, body.as_slice()),
+        (old.clone(), &br#"{"old":true}"#[..])
+    );
+    let (_, body, _) = store.event_view(new).expect("view").expect("found");
+    assert_eq!(body, br#"{"new":true}"#);
+    let page = store
+        .list_events(&EventQuery {
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .expect("list");
+    let listed: Vec<Ulid> = page.events.iter().map(|(e, _)| e.id).collect();
+    assert_eq!(listed, [new, old.id]);
+
+    let report = store.purge(now_ms() + 1, None, 10).expect("purge");
+    assert_eq!(report.purged, 2);
+    assert_eq!((live.t.events.len(), live.t.bodies.len()), (0, 0));
+}
+
+#[test]
+fn an_event_value_holds_its_record_and_body_and_a_short_one_is_corrupt() {
+    let record = EventRecord {
+        id: Ulid::from_parts(1, 2),
+        topic: "t".into(),
+        idempotency_key: Some("k".into()),
+        received_at_ms: 1,
+        headers: Vec::new(),
+        content_type: None,
+        emitted_by: None,
+    };
+    let encoded = encode(&record);
+    let value = event_value(&encoded, b"body");
+    let (decoded, body) = decode_event(&value).expect("decodes");
+    assert_eq!((decoded, body), (record.clone(), Some(&b"body"[..])));
+    // An empty body is kept as empty, not taken for an older value.
+    let empty = event_value(&encoded, b"");
+    assert_eq!(decode_event(&empty).expect("decodes").1, Some(&b""[..]));
+    let (_, body) = decode_event(&encoded).expect("an older value");
+    assert_eq!(body, None);
+    let cut = &value[..value.len() - 10];
+    assert!(matches!(
+        decode_event(cut),
+        Err(StoreError::Corrupt { tree: "events", .. })
+    ));
+}
+
 /// Every tree's length, by name.
 fn sizes(store: &SledStore) -> Vec<(&'static str, usize)> {
     let t = store.live().expect("open").t.clone();
     vec![
         ("events", t.events.len()),
-        ("bodies", t.bodies.len()),
         ("idempotency", t.idempotency.len()),
         ("deliveries", t.deliveries.len()),
         ("attempts", t.attempts.len()),
@@ -304,7 +389,6 @@ async fn purge_removes_only_finished_events_before_the_cutoff_with_everything_th
         sizes(&store),
         [
             ("events", 3),
-            ("bodies", 3),
             ("idempotency", 3),
             ("deliveries", 2),
             ("attempts", 1)

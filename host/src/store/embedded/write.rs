@@ -1,7 +1,7 @@
 //! Every change to the store: ingest, claim, finish, pause, resume, requeue.
 
 use super::super::types::{Claimed, DueEntry, Effects, Finish, Ingested, Next, Route, record_of};
-use super::{SledStore, StoreError, decode, encode, keys};
+use super::{SledStore, StoreError, decode, encode, event_value, keys};
 use crate::model::{Attempt, Delivery, DeliveryId, DeliveryStatus, EventRecord, NewEvent, now_ms};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{IVec, Transactional};
@@ -22,7 +22,6 @@ fn corrupt(e: StoreError) -> ConflictableTransactionError<Abort> {
 /// The trees an event insert touches, inside a transaction.
 pub(super) struct EventTx<'a> {
     pub events: &'a TransactionalTree,
-    pub bodies: &'a TransactionalTree,
     pub idempotency: &'a TransactionalTree,
     pub deliveries: &'a TransactionalTree,
     pub due: &'a TransactionalTree,
@@ -52,8 +51,8 @@ fn ordered_tree(ordered: Option<&TransactionalTree>) -> TxResult<&TransactionalT
 /// held up every other transaction and read.
 pub(super) struct EventRows {
     key: [u8; 16],
-    record: IVec,
-    body: IVec,
+    /// The record and the body, as `events` holds them.
+    value: IVec,
     idempotency: Option<IVec>,
     deliveries: Vec<DeliveryRows>,
 }
@@ -95,8 +94,7 @@ impl EventRows {
             .collect();
         Self {
             key: keys::event(record.id),
-            record: encode(record).into(),
-            body: body.into(),
+            value: event_value(&encode(record), body).into(),
             idempotency: record
                 .idempotency_key
                 .as_deref()
@@ -132,8 +130,7 @@ impl EventTx<'_> {
             }
             self.idempotency.insert(key.clone(), &rows.key)?;
         }
-        self.events.insert(&rows.key, rows.record.clone())?;
-        self.bodies.insert(&rows.key, rows.body.clone())?;
+        self.events.insert(&rows.key, rows.value.clone())?;
         for d in &rows.deliveries {
             self.deliveries.insert(&d.key, d.value.clone())?;
             self.due.insert(&d.due, d.plugin.clone())?;
@@ -339,7 +336,6 @@ impl SledStore {
         let rows = EventRows::new(record, &event.body, routes);
         let trees = (
             &t.events,
-            &t.bodies,
             &t.idempotency,
             &t.deliveries,
             &t.due,
@@ -347,7 +343,7 @@ impl SledStore {
             &t.schedules,
         );
         let result = trees.transaction(
-            |(events, bodies, idempotency, deliveries, due, ordered, schedules)| {
+            |(events, idempotency, deliveries, due, ordered, schedules)| {
                 let last = schedules
                     .get(&key)?
                     .and_then(|v| Some(u64::from_be_bytes(v.as_ref().try_into().ok()?)));
@@ -357,7 +353,6 @@ impl SledStore {
                 schedules.insert(key.as_slice(), &tick.to_be_bytes())?;
                 let existing = EventTx {
                     events,
-                    bodies,
                     idempotency,
                     deliveries,
                     due,
@@ -629,12 +624,11 @@ impl SledStore {
                 &t.attempts,
                 &t.kv,
                 &t.events,
-                &t.bodies,
                 &t.idempotency,
                 &t.ordered,
             );
             trees.transaction(
-                |(deliveries, due, dead, attempts, kv, events, bodies, idempotency, ordered)| {
+                |(deliveries, due, dead, attempts, kv, events, idempotency, ordered)| {
                     let moves = MoveTx {
                         deliveries,
                         due,
@@ -646,7 +640,6 @@ impl SledStore {
                     apply_kv(kv, &d.plugin, effects)?;
                     let tx = EventTx {
                         events,
-                        bodies,
                         idempotency,
                         deliveries,
                         due,
