@@ -26,6 +26,9 @@ pub struct GroupCommit {
     /// the sender, never across an await.
     tx: Mutex<Option<mpsc::UnboundedSender<Waiter>>>,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Flushes started so far: a flush takes every waiter queued before it
+    /// starts.
+    started: tokio::sync::watch::Receiver<u64>,
 }
 
 impl GroupCommit {
@@ -33,14 +36,23 @@ impl GroupCommit {
     /// ([`open_log`]).
     pub fn start(db: sled::Db, log: Arc<File>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(flush_loop(db, log, rx));
+        let (started_tx, started) = tokio::sync::watch::channel(0);
+        let task = tokio::spawn(flush_loop(db, log, rx, started_tx));
         Self {
             tx: Mutex::new(Some(tx)),
             task: Mutex::new(Some(task)),
+            started,
         }
     }
 
+    /// Waits for a flush that covers every write finished before the call.
     pub async fn wait(&self) -> Result<(), StoreError> {
+        Self::answered(self.enqueue()?).await
+    }
+
+    /// Queues a waiter for the next flush at once; [`GroupCommit::answered`]
+    /// waits for its answer.
+    pub fn enqueue(&self) -> Result<oneshot::Receiver<Result<(), String>>, StoreError> {
         let (done, answer) = oneshot::channel();
         let sent = self
             .tx
@@ -52,6 +64,16 @@ impl GroupCommit {
         if !sent {
             return Err(StoreError::Closed);
         }
+        Ok(answer)
+    }
+
+    /// How many flushes have started so far.
+    pub fn started(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.started.clone()
+    }
+
+    /// The answer to a waiter from [`GroupCommit::enqueue`].
+    pub async fn answered(answer: oneshot::Receiver<Result<(), String>>) -> Result<(), StoreError> {
         match answer.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(StoreError::Sled(sled::Error::Io(std::io::Error::other(
@@ -100,13 +122,19 @@ pub fn flush_and_sync(db: &sled::Db, log: &File) -> Result<(), sled::Error> {
     })
 }
 
-async fn flush_loop(db: sled::Db, log: Arc<File>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+async fn flush_loop(
+    db: sled::Db,
+    log: Arc<File>,
+    mut rx: mpsc::UnboundedReceiver<Waiter>,
+    started: tokio::sync::watch::Sender<u64>,
+) {
     let mut waiters = Vec::new();
     while let Some(first) = rx.recv().await {
         waiters.push(first);
         while let Ok(more) = rx.try_recv() {
             waiters.push(more);
         }
+        started.send_modify(|n| *n += 1);
         let (db, log) = (db.clone(), log.clone());
         let started = std::time::Instant::now();
         let result = match tokio::task::spawn_blocking(move || flush_and_sync(&db, &log)).await {
@@ -137,8 +165,19 @@ mod tests {
         let log = open_log(dir.path()).expect("finds the log");
         let commit = GroupCommit::start(db.clone(), Arc::new(log));
         db.insert("k", "v").expect("insert");
+        let mut started = commit.started();
+        assert_eq!(*started.borrow_and_update(), 0);
         let waits = futures::future::join_all((0..8).map(|_| commit.wait())).await;
         assert!(waits.iter().all(Result::is_ok), "{waits:?}");
+        let after_waits = *started.borrow_and_update();
+        assert!((1..=8).contains(&after_waits), "{after_waits} flushes");
+        // A queued waiter is taken by the next flush to start.
+        let answer = commit.enqueue().expect("queued");
+        started
+            .wait_for(|&n| n > after_waits)
+            .await
+            .expect("a flush starts");
+        GroupCommit::answered(answer).await.expect("flushed");
         commit.stop().await;
         assert!(matches!(commit.wait().await, Err(StoreError::Closed)));
     }
