@@ -273,6 +273,31 @@ impl TransactionalTree {
         Ok(old)
     }
 
+    /// Set a key to a new value, without reading the value it replaces
+    /// (`insert` looks it up to return it). (Hookhost's change: writes
+    /// whose caller ignores the old value skip a tree lookup under the
+    /// global lock.)
+    pub fn set<K, V>(&self, key: K, value: V) -> UnabortableTransactionResult<()>
+    where
+        K: AsRef<[u8]> + Into<IVec>,
+        V: Into<IVec>,
+    {
+        let mut writes = self.writes.borrow_mut();
+        let _last_write = writes.insert(key.into(), Some(value.into()));
+        Ok(())
+    }
+
+    /// Remove a key, without reading the value it had (`remove` looks it
+    /// up to return it). (Hookhost's change, as `set`.)
+    pub fn delete<K>(&self, key: K) -> UnabortableTransactionResult<()>
+    where
+        K: AsRef<[u8]> + Into<IVec>,
+    {
+        let mut writes = self.writes.borrow_mut();
+        let _last_write = writes.insert(key.into(), None);
+        Ok(())
+    }
+
     /// Remove a key
     pub fn remove<K>(
         &self,

@@ -236,6 +236,23 @@ async fn the_queue_depth_survives_an_end_counted_before_its_start() {
 }
 
 #[tokio::test]
+async fn concurrent_ingests_with_one_key_store_one_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::open(dir.path()).expect("open");
+    let plugins = [Route::new("a"), Route::new("b")];
+    // Queued together, they share a transaction: the key each one sets must
+    // be seen by the next one's lookup, before anything is committed.
+    let all =
+        futures::future::join_all((0..20).map(|_| store.ingest(event("same"), &plugins))).await;
+    let all: Vec<Ingested> = all.into_iter().map(|r| r.expect("ingest")).collect();
+    assert_eq!(all.iter().filter(|i| !i.duplicate).count(), 1);
+    assert!(all.iter().all(|i| i.id == all[0].id), "{all:?}");
+    let live = store.live().expect("open");
+    assert_eq!((live.t.events.len(), live.t.deliveries.len()), (1, 2));
+    assert_eq!(store.queue_depth(), 2);
+}
+
+#[tokio::test]
 async fn an_older_stores_event_with_its_body_apart_is_read_and_purged_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SledStore::open(dir.path()).expect("open");

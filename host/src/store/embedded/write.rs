@@ -32,7 +32,7 @@ pub(super) struct EventTx<'a> {
 /// Adds a new delivery to its key's line in `ordered`, if it has a key.
 fn enter_line(ordered: Option<&TransactionalTree>, d: &Delivery) -> TxResult<()> {
     if let Some(key) = &d.order_key {
-        ordered_tree(ordered)?.insert(keys::ordered(&d.plugin, key, d.id), &[])?;
+        ordered_tree(ordered)?.set(keys::ordered(&d.plugin, key, d.id), &[])?;
     }
     Ok(())
 }
@@ -128,14 +128,14 @@ impl EventTx<'_> {
                 })?;
                 return Ok(Some(id));
             }
-            self.idempotency.insert(key.clone(), &rows.key)?;
+            self.idempotency.set(key.clone(), &rows.key)?;
         }
-        self.events.insert(&rows.key, rows.value.clone())?;
+        self.events.set(&rows.key, rows.value.clone())?;
         for d in &rows.deliveries {
-            self.deliveries.insert(&d.key, d.value.clone())?;
-            self.due.insert(&d.due, d.plugin.clone())?;
+            self.deliveries.set(&d.key, d.value.clone())?;
+            self.due.set(&d.due, d.plugin.clone())?;
             if let Some(line) = &d.ordered {
-                ordered_tree(self.ordered)?.insert(line.as_slice(), &[])?;
+                ordered_tree(self.ordered)?.set(line.as_slice(), &[])?;
             }
         }
         Ok(None)
@@ -178,8 +178,8 @@ impl MoveTx<'_> {
     ) -> TxResult<()> {
         let id = d.id;
         self.attempts
-            .insert(&keys::attempt(id, attempt.number), encoded.clone())?;
-        self.due.remove(&keys::due(due_at, id))?;
+            .set(&keys::attempt(id, attempt.number), encoded.clone())?;
+        self.due.delete(&keys::due(due_at, id))?;
         d.attempts = attempt.number;
         d.last_outcome = Some(attempt.outcome.clone());
         d.updated_at_ms = now;
@@ -187,22 +187,22 @@ impl MoveTx<'_> {
         if !matches!(next, Next::RetryAt(_)) {
             // It ended: the next delivery with its key may run.
             if let (Some(key), Some(ordered)) = (&d.order_key, self.ordered) {
-                ordered.remove(keys::ordered(&d.plugin, key, id))?;
+                ordered.delete(keys::ordered(&d.plugin, key, id))?;
             }
         }
         match next {
             Next::Succeeded => d.status = DeliveryStatus::Succeeded,
             Next::Dead => {
                 d.status = DeliveryStatus::Dead;
-                self.dead.insert(&keys::delivery(id), &[])?;
+                self.dead.set(&keys::delivery(id), &[])?;
             }
             Next::RetryAt(at) => {
                 d.status = DeliveryStatus::Pending;
                 d.next_attempt_at_ms = Some(at);
-                self.due.insert(&keys::due(at, id), d.plugin.as_bytes())?;
+                self.due.set(&keys::due(at, id), d.plugin.as_bytes())?;
             }
         }
-        self.deliveries.insert(&keys::delivery(id), encode(&d))?;
+        self.deliveries.set(&keys::delivery(id), encode(&d))?;
         Ok(())
     }
 }
