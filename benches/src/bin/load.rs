@@ -9,7 +9,8 @@
 //! 3. the host (in this process, on 127.0.0.1) with the no-op test plugin:
 //!    acknowledged events/s, handled events/s (until the queue drained),
 //!    ingest → attempt-recorded latency p50/p99/max over a sample of events,
-//!    the queue depth when the load stopped, peak RSS, and the process's
+//!    the queue depth when the load stopped, peak RSS, the instance slots
+//!    left warm and the memory each keeps, and the process's
 //!    CPU during the load and while draining (against all cores: below them,
 //!    something other than CPU bounds the host).
 //!
@@ -56,6 +57,10 @@ struct Args {
     /// Longest wait for the queue to drain after the load.
     #[arg(long, default_value_t = 120)]
     drain_seconds: u64,
+    /// The host's `store_cache_mb` (sled's page cache); the host's default
+    /// when not given.
+    #[arg(long)]
+    store_cache_mb: Option<u64>,
 }
 
 impl Args {
@@ -180,6 +185,10 @@ struct HostFigures {
     queue_at_stop: f64,
     latencies_ms: Vec<u64>,
     peak_rss_mb: f64,
+    /// Instance slots left warm after the run, and the linear-memory bytes
+    /// they keep resident (wasmtime's pool metrics).
+    warm_slots: f64,
+    warm_bytes: f64,
     rss_before_mb: f64,
     flushes: f64,
     flush_mean_ms: f64,
@@ -274,6 +283,9 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
         ..hookhost::Config::default()
     };
     config.listen = "127.0.0.1:0".parse()?;
+    if let Some(mb) = args.store_cache_mb {
+        config.store_cache_mb = mb;
+    }
     std::fs::create_dir_all(&config.plugins_dir)?;
     std::fs::copy(&built[0], config.plugins_dir.join("noop.wasm"))?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -350,6 +362,10 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
 
     let latencies_ms = recorded_latencies(&client, &base, &driven.ids, args.latency_sample).await?;
     let peak_rss_mb = vm_hwm_mb();
+    // Read once the queue is idle: every slot used is unused by then.
+    let warm = scrape().await?;
+    let warm_slots = metric(&warm, "hookhost_wasm_warm_memories", "");
+    let warm_bytes = metric(&warm, "hookhost_wasm_warm_memory_bytes", "");
     let _ = stop_tx.send(());
     server.await??;
     Ok((
@@ -363,6 +379,8 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
             latencies_ms,
             peak_rss_mb,
             rss_before_mb,
+            warm_slots,
+            warm_bytes,
             flushes,
             flush_mean_ms,
             flush_waiters,
@@ -455,6 +473,11 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "peak RSS              {:.0} MB (process: host + load generator; {:.0} MB before the host)",
         figures.peak_rss_mb, figures.rss_before_mb
+    );
+    println!(
+        "warm instance slots   {:.0}, {:.1} KB of linear memory resident each",
+        figures.warm_slots,
+        figures.warm_bytes / figures.warm_slots.max(1.0) / 1024.0
     );
     println!(
         "ratios                acks/axum {:.2}, acks/sled {:.2}",

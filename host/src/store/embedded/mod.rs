@@ -573,13 +573,16 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// without it is a record alone, as JSON, from an older store.
 const EVENT_WITH_BODY: u8 = 1;
 
-/// An `events` value: the record, encoded, and the body.
-fn event_value(record: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(5 + record.len() + body.len());
+/// An `events` value: the record, encoded in place, and the body.
+fn event_value(record: &EventRecord, body: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(512 + body.len());
     value.push(EVENT_WITH_BODY);
+    value.extend_from_slice(&[0; 4]);
+    // A plain struct of strings and numbers: serialising it cannot fail.
+    let _ = serde_json::to_writer(&mut value, record);
     // A record is a few hundred bytes of JSON; its length always fits.
-    value.extend_from_slice(&(record.len() as u32).to_be_bytes());
-    value.extend_from_slice(record);
+    let len = (value.len() - 5) as u32;
+    value[1..5].copy_from_slice(&len.to_be_bytes());
     value.extend_from_slice(body);
     value
 }

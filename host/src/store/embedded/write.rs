@@ -94,7 +94,7 @@ impl EventRows {
             .collect();
         Self {
             key: keys::event(record.id),
-            value: event_value(&encode(record), body).into(),
+            value: event_value(record, body).into(),
             idempotency: record
                 .idempotency_key
                 .as_deref()
