@@ -170,13 +170,24 @@ async fn dispatch_due(
             .values()
             .map(|p| p.permits.available_permits())
             .sum();
+        if slots == 0 && loaded > 0 {
+            // Every loaded plugin is full: nothing read could start, and an
+            // ending attempt wakes us. (With none loaded, the scan goes on
+            // to pause what is due.)
+            return Ok(());
+        }
         let limit = (free.min(slots) + SKIP_MARGIN).min(BATCH);
         let batch = core.store.due(now, cursor.as_ref(), limit).await?;
         let full = batch.len() == limit;
+        // The entries this pass starts, claimed together once the batch is
+        // gone through: one call to the store for them all.
+        let (mut entries, mut starting) = (Vec::new(), Vec::new());
+        let mut saturated = false;
         for entry in batch {
             scanned += 1;
             let Ok(worker) = global.clone().try_acquire_owned() else {
-                return Ok(()); // all workers busy: an ending attempt wakes us
+                saturated = true; // all workers busy: an ending attempt wakes us
+                break;
             };
             let Some(plugin) = core.registry.get(&entry.plugin) else {
                 if core.store.pause(&entry).await? {
@@ -200,28 +211,45 @@ async fn dispatch_due(
                 if !full_plugins.contains(&plugin.name) {
                     full_plugins.push(plugin.name.clone());
                     if full_plugins.len() >= loaded {
-                        return Ok(());
+                        saturated = true;
+                        break;
                     }
                 }
                 cursor = Some(entry);
                 continue;
             };
-            if let Some(claimed) = core.store.claim(&entry).await? {
-                let span = tracing::info_span!(
-                    "attempt",
-                    event = %claimed.event.id,
-                    delivery = %claimed.delivery.id,
-                    plugin = %plugin.name,
-                    version = %short(&plugin.version),
-                );
-                let slots = Slots {
-                    global: global.clone(),
-                    plugin: plugin.permits.clone(),
-                    held: Some((worker, slot)),
-                };
-                tasks.spawn(deliver(core.clone(), plugin, claimed, slots).instrument(span));
+            cursor = Some(entry.clone());
+            entries.push(entry);
+            starting.push((plugin, worker, slot));
+        }
+        let claims = core.store.claim_many(&entries).await;
+        let mut failed = None;
+        for ((plugin, worker, slot), claim) in starting.into_iter().zip(claims) {
+            match claim {
+                Ok(Some(claimed)) => {
+                    let span = tracing::info_span!(
+                        "attempt",
+                        event = %claimed.event.id,
+                        delivery = %claimed.delivery.id,
+                        plugin = %plugin.name,
+                        version = %short(&plugin.version),
+                    );
+                    let slots = Slots {
+                        global: global.clone(),
+                        plugin: plugin.permits.clone(),
+                        held: Some((worker, slot)),
+                    };
+                    tasks.spawn(deliver(core.clone(), plugin, claimed, slots).instrument(span));
+                }
+                Ok(None) => {} // no longer due: its permits go back
+                Err(e) => failed = failed.or(Some(e)),
             }
-            cursor = Some(entry);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if saturated {
+            return Ok(());
         }
         if !full {
             break;

@@ -38,6 +38,7 @@ on_every_backend!(
     a_schedule_tick_fires_once_and_never_before_the_last,
     purge_removes_finished_events_only,
     quarantine_and_version_history_round_trip,
+    claims_taken_together_answer_each_entry_apart,
 );
 
 pub(super) async fn connect(url: &str) -> Store {
@@ -568,4 +569,32 @@ async fn quarantine_and_version_history_round_trip(store: &Store) {
     assert_eq!(shas, ["aa", "bb"]);
     assert!(store.versions("q").await.expect("versions").is_empty());
     assert!(store.size_on_disk().await.expect("size") > 0);
+}
+
+async fn claims_taken_together_answer_each_entry_apart(store: &Store) {
+    let routes = [Route::new("a")];
+    let mut ids = Vec::new();
+    for key in ["c1", "c2", "c3"] {
+        ids.push(store.ingest(event(key), &routes).await.expect("ingest").id);
+    }
+    let due = store.due(now_ms() + 1, None, 10).await.expect("due");
+    assert_eq!(due.len(), 3);
+    // The second entry is claimed alone first: taken together, it is the
+    // only one answered `None`, and the others are still claimed.
+    let alone = store.claim(&due[1]).await.expect("claim").expect("claimed");
+    let together = store.claim_many(&due).await;
+    assert_eq!(together.len(), 3);
+    let claimed: Vec<Option<Ulid>> = together
+        .into_iter()
+        .map(|c| c.expect("claim").map(|c| c.event.id))
+        .collect();
+    assert_eq!(claimed, [Some(ids[0]), None, Some(ids[2])]);
+    assert_eq!(alone.event.id, ids[1]);
+    for entry in [&due[0], &due[2]] {
+        assert!(
+            store.claim(entry).await.expect("claim again").is_none(),
+            "claimed once only"
+        );
+    }
+    assert!(store.claim_many(&[]).await.is_empty());
 }

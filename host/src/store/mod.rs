@@ -449,6 +449,24 @@ impl Store {
         }
     }
 
+    /// Claims each of `entries` as [`Store::claim`] does, in order, and
+    /// answers each apart: an entry's error leaves the others' claims.
+    pub async fn claim_many(
+        &self,
+        entries: &[DueEntry],
+    ) -> Vec<Result<Option<Claimed>, StoreError>> {
+        match &self.backend {
+            Backend::Embedded(s) => s.claim_many(entries),
+            Backend::Postgres(p) => {
+                let mut out = Vec::with_capacity(entries.len());
+                for entry in entries {
+                    out.push(p.claim(entry).await);
+                }
+                out
+            }
+        }
+    }
+
     /// Records an attempt and moves its delivery on, committing a successful
     /// attempt's effects in the same transaction.
     pub async fn finish_attempt(

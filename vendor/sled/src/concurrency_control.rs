@@ -29,16 +29,63 @@ fn init_cc() -> ConcurrencyControl {
     ConcurrencyControl::default()
 }
 
+// Hookhost: how many `ReadTogether` guards this thread holds. While it
+// holds one, its reads are already protected and take nothing more.
+thread_local! {
+    static HELD: std::cell::Cell<usize> = std::cell::Cell::new(0);
+}
+
 #[derive(Debug)]
 #[must_use]
 pub(crate) enum Protector<'a> {
     Write(RwLockWriteGuard<'a, ()>),
     Read(RwLockReadGuard<'a, ()>),
     None(&'a AtomicUsize),
+    /// A read on a thread that holds a `ReadTogether`.
+    Held,
+}
+
+/// Shared access to the tree for a run of reads on this thread, taken once
+/// (see `read_together`). Not `Send`: it guards the thread that took it.
+#[must_use]
+pub struct ReadTogether {
+    _protector: Protector<'static>,
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for ReadTogether {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(h.get() - 1));
+    }
+}
+
+impl std::fmt::Debug for ReadTogether {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadTogether")
+    }
+}
+
+/// Takes sled's concurrency-control lock shared once for every read this
+/// thread makes until the guard drops, instead of once per `get` and per
+/// step of an iterator. A transaction takes that lock alone, so under a
+/// steady stream of transactions each of those reads may wait for one; a
+/// run of reads under one guard waits at most once, and also sees no
+/// transaction's writes half applied.
+///
+/// While the guard lives, this thread must not write: a transaction, or any
+/// write that takes the lock alone, would wait for the guard forever. Such a
+/// write panics instead.
+pub fn read_together() -> ReadTogether {
+    let protector = CONCURRENCY_CONTROL.read();
+    HELD.with(|h| h.set(h.get() + 1));
+    ReadTogether { _protector: protector, _thread: std::marker::PhantomData }
 }
 
 impl<'a> Drop for Protector<'a> {
     fn drop(&mut self) {
+        if let Protector::Held = self {
+            return;
+        }
         if let Protector::None(active) = self {
             active.fetch_sub(1, Release);
         }
@@ -71,6 +118,9 @@ impl ConcurrencyControl {
     }
 
     fn read(&self) -> Protector<'_> {
+        if HELD.with(|h| h.get()) > 0 {
+            return Protector::Held;
+        }
         #[cfg(feature = "testing")]
         COUNT.with(|c| {
             let mut c = c.borrow_mut();
@@ -89,6 +139,11 @@ impl ConcurrencyControl {
     }
 
     fn write(&self) -> Protector<'_> {
+        assert_eq!(
+            HELD.with(|h| h.get()),
+            0,
+            "sled: a write that takes the lock alone, on a thread that holds a ReadTogether"
+        );
         #[cfg(feature = "testing")]
         COUNT.with(|c| {
             let mut c = c.borrow_mut();

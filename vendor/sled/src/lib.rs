@@ -300,6 +300,7 @@ pub use {
 
 pub use self::{
     batch::Batch,
+    concurrency_control::{read_together, ReadTogether},
     config::{Config, Mode},
     db::{open, Db},
     iter::Iter,

@@ -701,11 +701,21 @@ fn readers_and_claims_running_at_once_never_wait_for_each_other() {
     let claimer = {
         let (store, handle) = (store.clone(), rt.handle().clone());
         std::thread::spawn(move || {
-            while let Some(entry) = store.due(now_ms() + 1, None, 1).expect("due").pop() {
-                let claimed = store.claim(&entry).expect("claim").expect("claimed");
-                let a = attempt(&claimed, Outcome::Ok);
-                let finish = handle.block_on(store.finish_attempt(&a, Next::Succeeded, None));
-                assert_eq!(finish.expect("finish"), Finish::Committed);
+            // Claimed one at a time, then several together, as the
+            // dispatcher does.
+            let mut limit = 1;
+            loop {
+                let due = store.due(now_ms() + 1, None, limit).expect("due");
+                if due.is_empty() {
+                    break;
+                }
+                for claimed in store.claim_many(&due) {
+                    let claimed = claimed.expect("claim").expect("claimed");
+                    let a = attempt(&claimed, Outcome::Ok);
+                    let finish = handle.block_on(store.finish_attempt(&a, Next::Succeeded, None));
+                    assert_eq!(finish.expect("finish"), Finish::Committed);
+                }
+                limit = limit % 4 + 1;
             }
             let _ = done_tx.send(());
         })
@@ -719,6 +729,82 @@ fn readers_and_claims_running_at_once_never_wait_for_each_other() {
     claimer.join().expect("claimer");
     assert!(reader.join().expect("reader") > 0);
     assert_eq!(store.queue_depth(), 0);
+}
+
+/// Reads under `sled::read_together` (the vendored sled's fifth change) take
+/// sled's lock once: a transaction waits until the guard drops, the reads
+/// under it go on meanwhile (nested guards too: were a nested read to take
+/// the lock again behind the waiting transaction, it would never return),
+/// and a transaction on the guarded thread panics instead of deadlocking.
+#[test]
+fn reads_together_hold_transactions_off_and_a_write_under_them_is_refused() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = sled::Config::new().path(dir.path()).open().expect("open");
+    let tree = db.open_tree("t").expect("tree");
+    let write = |tree: &sled::Tree, value: &'static [u8]| {
+        tree.transaction(|t| {
+            t.insert(b"k".as_slice(), value)?;
+            Ok::<_, sled::transaction::ConflictableTransactionError>(())
+        })
+    };
+    // A first transaction turns sled's lock on for good (until one runs,
+    // reads only count themselves in).
+    write(&tree, b"0").expect("transaction");
+
+    let committed = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let writer = {
+        let (tree, committed) = (tree.clone(), committed.clone());
+        std::thread::spawn(move || {
+            started_rx.recv().expect("reader holds its guard");
+            write(&tree, b"1").expect("transaction");
+            committed.store(true, Ordering::SeqCst);
+        })
+    };
+    // The reader runs on a thread of its own, so that a deadlock fails the
+    // test instead of hanging it.
+    let (read_tx, read_rx) = std::sync::mpsc::channel();
+    {
+        let (tree, committed) = (tree.clone(), committed.clone());
+        std::thread::spawn(move || {
+            let together = sled::read_together();
+            let _ = started_tx.send(());
+            for _ in 0..2000 {
+                let _nested = sled::read_together();
+                let value = tree.get(b"k").expect("get");
+                assert_eq!(value.as_deref(), Some(b"0".as_slice()));
+                assert_eq!(tree.range(b"a".as_slice()..).count(), 1);
+            }
+            let held_off = !committed.load(Ordering::SeqCst);
+            drop(together);
+            let _ = read_tx.send(held_off);
+        });
+    }
+    let held_off = read_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("reads under a guard stopped: a nested read waited for the transaction");
+    assert!(
+        held_off,
+        "a transaction committed while a reader held its guard"
+    );
+    writer.join().expect("writer");
+    assert_eq!(
+        tree.get(b"k").expect("get").as_deref(),
+        Some(b"1".as_slice())
+    );
+
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _together = sled::read_together();
+        write(&tree, b"2")
+    }));
+    assert!(refused.is_err(), "a transaction under a guard must not run");
+    // The guard unwound with the panic: transactions run again.
+    write(&tree, b"3").expect("transaction after the guard");
+    assert_eq!(
+        tree.get(b"k").expect("get").as_deref(),
+        Some(b"3".as_slice())
+    );
 }
 
 /// The scan floor skips claimed entries at the head of `due`, and every way

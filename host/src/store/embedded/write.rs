@@ -386,6 +386,10 @@ impl SledStore {
         limit: usize,
     ) -> Result<Vec<DueEntry>, StoreError> {
         let live = self.live()?;
+        // One hold of sled's lock for the whole scan, not one per entry: a
+        // transaction holds it alone, and under load each step of the scan
+        // would wait for one.
+        let _together = sled::read_together();
         let end = keys::due(
             now_ms,
             DeliveryId {
@@ -482,6 +486,7 @@ impl SledStore {
             return Err(StoreError::Unavailable(reason));
         }
         let live = self.live()?;
+        let _together = sled::read_together(); // one wait for its reads (see `due`)
         let id = entry.delivery;
         // The claims are never held while sled is called: a sled transaction
         // holds a global lock that every read waits for, and readers look
@@ -528,6 +533,13 @@ impl SledStore {
                 Err(e)
             }
         }
+    }
+
+    /// Claims each of `entries` in order, as `claim` does, with sled's lock
+    /// held once for all their reads (see `due`).
+    pub fn claim_many(&self, entries: &[DueEntry]) -> Vec<Result<Option<Claimed>, StoreError>> {
+        let _together = sled::read_together();
+        entries.iter().map(|e| self.claim(e)).collect()
     }
 
     /// Gives up the claim of an attempt whose result could not be recorded:
