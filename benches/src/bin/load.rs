@@ -61,6 +61,14 @@ struct Args {
     /// when not given.
     #[arg(long)]
     store_cache_mb: Option<u64>,
+    /// Print the host's rates every this many seconds during its load (0:
+    /// not at all), to see when a long run falls behind and what slows.
+    #[arg(long, default_value_t = 0)]
+    every: u64,
+    /// Run the host phase alone, without the axum and sled ceilings (and
+    /// so without ratios): for long runs where only the host's pace matters.
+    #[arg(long)]
+    host_only: bool,
 }
 
 impl Args {
@@ -75,17 +83,40 @@ impl Args {
     }
 }
 
+/// A runtime of its own for a server under load, with as many workers as
+/// the load generator's: a deployed server runs in its own process, and on
+/// the generator's runtime its tasks would wait in one queue with the 128
+/// client connections'. Both servers measured (axum's and the host) get one.
+fn server_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .thread_name("server")
+        .enable_all()
+        .build()?)
+}
+
+/// A socket on 127.0.0.1 for a server on another runtime: it is bound here
+/// and registered on that runtime by `tokio::net::TcpListener::from_std`.
+fn local_socket() -> anyhow::Result<(std::net::TcpListener, std::net::SocketAddr)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
 /// Phase 1: a plain axum route answering 202.
 async fn axum_ceiling(args: &Args) -> anyhow::Result<Driven> {
     let app = axum::Router::new().route(
         "/events/{topic}",
         axum::routing::post(|_body: axum::body::Bytes| async { axum::http::StatusCode::ACCEPTED }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/events/bench.noop", listener.local_addr()?);
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (listener, addr) = local_socket()?;
+    let url = format!("http://{addr}/events/bench.noop");
+    let runtime = server_runtime()?;
+    let server = runtime
+        .spawn(async move { axum::serve(tokio::net::TcpListener::from_std(listener)?, app).await });
     let driven = drive(&url, &args.load(), false).await;
     server.abort();
+    runtime.shutdown_background();
     Ok(driven)
 }
 
@@ -272,6 +303,59 @@ fn bucket_quantile(text: &str, name: &str, q: f64) -> f64 {
         .map_or(0.0, |b| b.0)
 }
 
+/// One line of the host phase's timeline: rates over the interval since
+/// the previous scrape.
+struct Tick {
+    text: String,
+    at: Instant,
+    cpu: f64,
+    written: f64,
+}
+
+impl Tick {
+    fn now(text: String) -> Self {
+        Self {
+            text,
+            at: Instant::now(),
+            cpu: cpu_seconds("self"),
+            written: written_bytes(),
+        }
+    }
+
+    /// "t=10s ingested N/s handled N/s queue N ..." between `before` and
+    /// this tick, `since_start` after the load started.
+    fn describe(&self, before: &Tick, since_start: Duration) -> String {
+        let secs = (self.at - before.at).as_secs_f64().max(1e-9);
+        let rate = |name: &str, label: &str| {
+            (metric(&self.text, name, label) - metric(&before.text, name, label)) / secs
+        };
+        let flush_count = |t: &str| metric(t, "hookhost_store_flush_duration_seconds_count", "");
+        let flush_sum = |t: &str| metric(t, "hookhost_store_flush_duration_seconds_sum", "");
+        let flushes = flush_count(&self.text) - flush_count(&before.text);
+        let flush_ms =
+            (flush_sum(&self.text) - flush_sum(&before.text)) * 1000.0 / flushes.max(1.0);
+        let ingest = Transactions::read(&self.text, "ingest")
+            .since(Transactions::read(&before.text, "ingest"));
+        let record = Transactions::read(&self.text, "record")
+            .since(Transactions::read(&before.text, "record"));
+        format!(
+            "  t={:>3}s ingested {:>6.0}/s handled {:>6.0}/s queue {:>7.0} | flushes {:>4.0}/s {:.2} ms | ingest tx {:.2} ms/{:.0} | record tx {:.2} ms/{:.0} | CPU {:>3.0} % | disk {:.0} MB/s",
+            since_start.as_secs_f64().round(),
+            rate("hookhost_ingest_total", ""),
+            rate("hookhost_attempts_total", "plugin=\"noop\""),
+            metric(&self.text, "hookhost_queue_depth", ""),
+            flushes / secs,
+            flush_ms,
+            ingest.seconds * 1000.0 / ingest.count.max(1.0),
+            ingest.items / ingest.count.max(1.0),
+            record.seconds * 1000.0 / record.count.max(1.0),
+            record.items / record.count.max(1.0),
+            cpu_share(before.cpu, self.cpu, secs) * 100.0,
+            (self.written - before.written) / secs / 1e6,
+        )
+    }
+}
+
 async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     let rss_before_mb = vm_hwm_mb();
     let built = xtask::build_plugins(&["test-noop"]).map_err(anyhow::Error::msg)?;
@@ -288,12 +372,17 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     }
     std::fs::create_dir_all(&config.plugins_dir)?;
     std::fs::copy(&built[0], config.plugins_dir.join("noop.wasm"))?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let (listener, addr) = local_socket()?;
+    let base = format!("http://{addr}");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(hookhost::run(config, listener, async {
-        let _ = stop_rx.await;
-    }));
+    let runtime = server_runtime()?;
+    let server = runtime.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        hookhost::run(config, listener, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
     let client = reqwest::Client::new();
     let started = Instant::now();
     while client
@@ -314,7 +403,30 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     let load_started = Instant::now();
     let written_at_start = written_bytes();
     let cpu_at_start = cpu_seconds("self");
+    let timeline = (args.every > 0).then(|| {
+        let (client, url, every) = (
+            client.clone(),
+            format!("{base}/metrics"),
+            Duration::from_secs(args.every),
+        );
+        tokio::spawn(async move {
+            let scrape = || async { client.get(&url).send().await.ok()?.text().await.ok() };
+            let Some(text) = scrape().await else { return };
+            let mut before = Tick::now(text);
+            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                interval.tick().await;
+                let Some(text) = scrape().await else { return };
+                let tick = Tick::now(text);
+                println!("{}", tick.describe(&before, load_started.elapsed()));
+                before = tick;
+            }
+        })
+    });
     let driven = drive(&format!("{base}/events/{}", args.topic), &args.load(), true).await;
+    if let Some(timeline) = timeline {
+        timeline.abort();
+    }
     let scrape = || async {
         client
             .get(format!("{base}/metrics"))
@@ -368,6 +480,7 @@ async fn host(args: &Args) -> anyhow::Result<(Driven, HostFigures)> {
     let warm_bytes = metric(&warm, "hookhost_wasm_warm_memory_bytes", "");
     let _ = stop_tx.send(());
     server.await??;
+    runtime.shutdown_background();
     Ok((
         driven,
         HostFigures {
@@ -405,25 +518,33 @@ async fn main() -> anyhow::Result<()> {
     // The host first, so that the peak RSS read after it is the host's (with
     // the load generator's), not the ceilings'.
     let (host, figures) = host(&args).await?;
-    let axum = axum_ceiling(&args).await?;
-    println!(
-        "axum 202 ceiling      {:>10.0} req/s  ({} failed)",
-        axum.per_second(),
-        axum.failed
-    );
-    let sled = sled_ceiling(&args).await?;
-    println!("sled group commit     {:>10.0} writes/s", sled.per_second());
+    let ceilings = if args.host_only {
+        None
+    } else {
+        let axum = axum_ceiling(&args).await?;
+        println!(
+            "axum 202 ceiling      {:>10.0} req/s  ({} failed)",
+            axum.per_second(),
+            axum.failed
+        );
+        let sled = sled_ceiling(&args).await?;
+        println!("sled group commit     {:>10.0} writes/s", sled.per_second());
+        Some((axum, sled))
+    };
     println!(
         "host acknowledged     {:>10.0} events/s ({} failed)",
         host.per_second(),
         host.failed
     );
     println!(
-        "host ack latency      p50 {:.1} ms, p99 {:.1} ms (axum alone: p50 {:.1} ms, p99 {:.1} ms)",
+        "host ack latency      p50 {:.1} ms, p99 {:.1} ms{}",
         percentile(&host.ack_us, 0.50) as f64 / 1000.0,
         percentile(&host.ack_us, 0.99) as f64 / 1000.0,
-        percentile(&axum.ack_us, 0.50) as f64 / 1000.0,
-        percentile(&axum.ack_us, 0.99) as f64 / 1000.0,
+        ceilings.as_ref().map_or(String::new(), |(axum, _)| format!(
+            " (axum alone: p50 {:.1} ms, p99 {:.1} ms)",
+            percentile(&axum.ack_us, 0.50) as f64 / 1000.0,
+            percentile(&axum.ack_us, 0.99) as f64 / 1000.0,
+        )),
     );
     println!(
         "host handled          {:>10.0} events/s{}",
@@ -479,10 +600,12 @@ async fn main() -> anyhow::Result<()> {
         figures.warm_slots,
         figures.warm_bytes / figures.warm_slots.max(1.0) / 1024.0
     );
-    println!(
-        "ratios                acks/axum {:.2}, acks/sled {:.2}",
-        host.per_second() / axum.per_second(),
-        host.per_second() / sled.per_second()
-    );
+    if let Some((axum, sled)) = ceilings {
+        println!(
+            "ratios                acks/axum {:.2}, acks/sled {:.2}",
+            host.per_second() / axum.per_second(),
+            host.per_second() / sled.per_second()
+        );
+    }
     Ok(())
 }
