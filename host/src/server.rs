@@ -104,8 +104,7 @@ pub async fn run(
             None
         }
     };
-    let attempts = AttemptRuntime::new()?;
-    let dispatcher = attempts.spawn(dispatch::run(core.clone(), stopped.clone()));
+    let dispatcher = tokio::spawn(dispatch::run(core.clone(), stopped.clone()));
     let schedules = tokio::spawn(crate::schedule::run(core.clone(), stopped.clone()));
     let retention = tokio::spawn(crate::lifecycle::retention(core.clone(), stopped.clone()));
     let healer = tokio::spawn(crate::lifecycle::heal(core.clone(), stopped.clone()));
@@ -146,50 +145,6 @@ pub async fn run(
     core.store.close().await.context("final flush failed")?;
     tracing::info!("store flushed; bye");
     Ok(())
-}
-
-/// The runtime the dispatcher and the attempts it starts run on, apart from
-/// the one serving HTTP. On one runtime, an attempt spawned by the
-/// dispatcher waited in the same queues as every request in flight: at
-/// 10 000 events/s its start came 250–550 µs after its claim, for a handler
-/// that runs in 20, and a plugin's slots, held from claim to end, capped it
-/// well below the rate ingested. Apart, the operating system shares the
-/// cores between the two runtimes' threads, and an attempt waits only for
-/// other attempts and the dispatcher.
-struct AttemptRuntime(Option<tokio::runtime::Runtime>);
-
-impl AttemptRuntime {
-    fn new() -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .thread_name("hookhost-attempts")
-            .enable_all()
-            .build()
-            .context("starting the attempts' runtime")?;
-        Ok(Self(Some(runtime)))
-    }
-
-    fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.0
-            .as_ref()
-            .expect("the runtime is taken only on drop")
-            .spawn(task)
-    }
-}
-
-impl Drop for AttemptRuntime {
-    /// Without waiting: a runtime may not block its way down inside another
-    /// one. It is dropped when `run` returns: the dispatcher has ended and
-    /// waited for its attempts, and the store is closed, so the tasks left
-    /// (a database connection an attempt opened, say) have nothing to do.
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
 }
 
 /// A write past the process's file-size limit (`ulimit -f`, systemd's
