@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-const PLUGINS: [&str; 14] = [
+const PLUGINS: [&str; 15] = [
     "stripe-ledger",
     "github-digest",
     "test-loop",
@@ -18,6 +18,7 @@ const PLUGINS: [&str; 14] = [
     "test-leaky",
     "test-clock",
     "test-caller",
+    "test-hoard",
 ];
 
 fn main() {

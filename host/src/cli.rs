@@ -112,8 +112,10 @@ impl Client {
     }
 
     pub async fn post(&self, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        // Always JSON: the admin API refuses a state change without it.
+        let body = body.unwrap_or_else(|| serde_json::json!({}));
         Ok(self
-            .call(reqwest::Method::POST, path, body.map(RequestBody::Json))
+            .call(reqwest::Method::POST, path, Some(RequestBody::Json(body)))
             .await?
             .1)
     }

@@ -48,6 +48,18 @@ pub struct Config {
     /// then answer anyone who can reach the port).
     #[serde(default)]
     pub allow_public_admin: bool,
+    /// Host names the admin API answers to, besides IP addresses and
+    /// `localhost` (e.g. `["hookhost.example.com"]` behind a proxy). A
+    /// request naming any other host is refused: a web page on a name that
+    /// resolves to this host (DNS rebinding) cannot read the admin API.
+    #[serde(default)]
+    pub admin_hosts: Vec<String>,
+    /// Request headers never stored with an event (so never shown to a
+    /// handler, nor kept in exports and backups), besides `authorization`,
+    /// `cookie` and framing, which are always dropped. Names are matched
+    /// without regard to case.
+    #[serde(default = "defaults::strip_headers")]
+    pub strip_headers: Vec<String>,
     /// Largest accepted request body, in bytes.
     #[serde(default = "defaults::body_limit")]
     pub body_limit_bytes: usize,
@@ -353,6 +365,22 @@ mod defaults {
     pub fn body_limit() -> usize {
         1024 * 1024
     }
+    /// Headers that carry a sender's credentials by convention.
+    pub fn strip_headers() -> Vec<String> {
+        [
+            "x-api-key",
+            "api-key",
+            "x-auth-token",
+            "x-access-token",
+            "x-gitlab-token",
+            "x-shopify-access-token",
+            "x-ingest-token",
+            "x-csrf-token",
+            "x-amz-security-token",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
     pub fn request_timeout() -> u64 {
         30_000
     }
@@ -409,6 +437,8 @@ impl Default for Config {
             plugins_dir: defaults::plugins_dir(),
             admin_token_env: None,
             allow_public_admin: false,
+            admin_hosts: Vec::new(),
+            strip_headers: defaults::strip_headers(),
             body_limit_bytes: defaults::body_limit(),
             request_timeout_ms: defaults::request_timeout(),
             header_timeout_ms: defaults::header_timeout(),

@@ -221,6 +221,9 @@ impl OrderBy {
     }
 }
 
+/// Longest idempotency key, from a sender or an emitting handler.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "message", rename_all = "snake_case")]
@@ -307,6 +310,40 @@ pub struct Attempt {
     /// Outbound HTTP calls the attempt made or tried, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<HttpCall>,
+    /// What the record left out to stay within its bound (`truncated` is
+    /// then set too); `None` when nothing was left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<Omitted>,
+}
+
+/// The entries an attempt record left out, past its bound: per list, how
+/// many and a digest of them, so two runs can still be compared whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Omitted {
+    /// Log lines dropped past the per-attempt log cap.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub log_lines: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_reads: Option<Tail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_writes: Option<Tail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emitted: Option<Tail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<Tail>,
+}
+
+/// The end of a list left out of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tail {
+    /// Entries left out.
+    pub count: u64,
+    /// sha256 over each left-out entry's JSON, in order, hex.
+    pub sha256: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One outbound HTTP call: never its path, headers or bodies.

@@ -8,9 +8,13 @@
 //! are read from the store as it is now. Values over
 //! [`Blob::KEEP_BYTES`](crate::model::Blob::KEEP_BYTES) are recorded by digest
 //! only, so those keys too are read as they are now.
+//!
+//! # Invariant
+//! A shadow run never reaches the network: its outbound calls are refused
+//! and recorded (`candidate.http`), never sent.
 
 use crate::core::Core;
-use crate::model::{Attempt, EffectsRecord, EventRecord, Outcome};
+use crate::model::{Attempt, EffectsRecord, EventRecord, Omitted, Outcome};
 use crate::runtime::{KvSnapshot, LoadError, Plugin};
 use crate::store::{EventQuery, StoreError};
 use serde::{Deserialize, Serialize};
@@ -91,6 +95,10 @@ pub struct Side {
     pub stdout: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub stderr: String,
+    /// Outbound calls: the live attempt's as made; the candidate's all
+    /// refused, as a shadow run never reaches the network.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<crate::model::HttpCall>,
 }
 
 /// Runs version `candidate` of plugin `name` on the recorded events that
@@ -224,10 +232,19 @@ async fn compare(
         };
         let a = committed(&live.outcome, Some(live_effects));
         let b = committed(&shadow.outcome, shadow.effects.as_ref());
-        if kv_digest(&a) != kv_digest(&b) {
+        // What a record left out past its bound is compared by its digest.
+        let tails = |outcome: &Outcome, omitted: Option<&Omitted>| {
+            omitted
+                .filter(|_| *outcome == Outcome::Ok)
+                .map(|o| (o.kv_writes.clone(), o.emitted.clone()))
+                .unwrap_or_default()
+        };
+        let (live_writes, live_emits) = tails(&live.outcome, live.omitted.as_ref());
+        let (writes, emits) = tails(&shadow.outcome, shadow.omitted.as_ref());
+        if kv_digest(&a) != kv_digest(&b) || live_writes != writes {
             differences.push("kv_writes");
         }
-        if emit_digest(&a) != emit_digest(&b) {
+        if emit_digest(&a) != emit_digest(&b) || live_emits != emits {
             differences.push("emitted");
         }
     }
@@ -244,6 +261,7 @@ async fn compare(
             logs: Vec::new(),
             stdout: String::new(),
             stderr: String::new(),
+            http: live.http,
         },
         candidate: Side {
             version: shadow.version,
@@ -254,6 +272,7 @@ async fn compare(
             logs: shadow.logs,
             stdout: shadow.stdout,
             stderr: shadow.stderr,
+            http: shadow.http,
         },
         differences,
         effects_compared,

@@ -57,6 +57,7 @@ async fn violating_bodies_are_refused_quarantined_and_reingested_once_the_schema
     let client = reqwest::Client::new();
     let again = client
         .post(host.url(&format!("/quarantine/{quarantined}/reingest")))
+        .json(&json!({}))
         .send()
         .await
         .expect("post");
@@ -67,6 +68,7 @@ async fn violating_bodies_are_refused_quarantined_and_reingested_once_the_schema
     let host = host.stop().await.start().await;
     let released = client
         .post(host.url(&format!("/quarantine/{quarantined}/reingest")))
+        .json(&json!({}))
         .send()
         .await
         .expect("post");

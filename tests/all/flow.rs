@@ -62,6 +62,7 @@ async fn a_full_queue_refuses_new_deliveries_with_503_and_retry_after() {
     let first = events[0]["id"].as_str().expect("id");
     let replay = reqwest::Client::new()
         .post(host.url(&format!("/events/{first}/replay")))
+        .json(&json!({}))
         .send()
         .await
         .expect("replay");

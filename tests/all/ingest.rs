@@ -201,3 +201,33 @@ async fn events_list_newest_first_with_filters_and_cursor() {
     assert_eq!(status, 400, "{bad}");
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_headers_are_never_stored_with_an_event() {
+    let host = Setup::new()
+        .configure(|c| c.strip_headers.push("X-Shop-Secret".into()))
+        .start()
+        .await;
+    let (status, answer) = host
+        .post(
+            "shop.order",
+            b"{}".to_vec(),
+            &[
+                ("x-api-key", "key-1"),
+                ("X-Gitlab-Token", "token-2"),
+                ("x-shop-secret", "secret-3"),
+                ("x-shop-id", "kept"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let (_, event) = host
+        .get(&format!("/events/{}", answer["id"].as_str().expect("id")))
+        .await;
+    let stored = event["event"]["headers"].to_string();
+    for secret in ["key-1", "token-2", "secret-3"] {
+        assert!(!stored.contains(secret), "{secret} stored: {stored}");
+    }
+    assert!(stored.contains("x-shop-id"), "{stored}");
+    host.stop().await;
+}

@@ -5,6 +5,8 @@ mod contracts;
 mod effects;
 mod flow;
 mod fuzz;
+mod guard;
+mod hoard;
 mod hooks;
 mod ingest;
 mod lifecycle;

@@ -310,3 +310,63 @@ async fn github_digest_posts_the_days_activity_on_its_schedule() {
         .await;
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_run_never_reaches_the_network_and_records_each_refused_call() {
+    let remote = Remote::start().await;
+    let allowed = remote.url.clone();
+    let host = Setup::new()
+        .plugin("caller", plugins::TEST_CALLER)
+        .limits("caller", |s| s.allowed_hosts = vec![allowed])
+        .start()
+        .await;
+    let url = format!("{}/hook", remote.url);
+    for n in 0..3 {
+        let event = call(&host, json!([{ "url": url, "body": { "n": n } }])).await;
+        assert_eq!(event["status"], "succeeded", "{event:#}");
+    }
+    assert_eq!(remote.received().len(), 3, "the live runs called out");
+
+    let candidate = hookhost_tests::variant(
+        &std::fs::read(plugins::TEST_CALLER).expect("component"),
+        "v2",
+    );
+    let client = reqwest::Client::new();
+    let uploaded: Value = client
+        .post(host.url("/plugins/caller/candidates"))
+        .header("content-type", "application/wasm")
+        .body(candidate)
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    let report: Value = client
+        .post(host.url("/plugins/caller/shadow"))
+        .json(&json!({ "version": uploaded["version"] }))
+        .send()
+        .await
+        .expect("shadow")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(report["events"], 3, "{report:#}");
+    assert_eq!(
+        remote.received().len(),
+        3,
+        "the shadow run sent nothing: {report:#}"
+    );
+    for result in report["results"].as_array().expect("results") {
+        let refused = &result["candidate"]["http"][0];
+        assert_eq!(refused["origin"], remote.url.as_str(), "{result:#}");
+        assert!(
+            refused["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("a shadow run never reaches the network")),
+            "{result:#}"
+        );
+        assert_eq!(result["live"]["http"][0]["status"], 200, "{result:#}");
+    }
+    host.stop().await;
+}

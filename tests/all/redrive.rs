@@ -4,10 +4,9 @@ use hookhost_tests::{Setup, TestHost, plugins, sha256_hex, variant};
 use serde_json::{Value, json};
 
 async fn post_admin(host: &TestHost, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().post(host.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
+    // The admin API takes a state change only as JSON.
+    let body = body.unwrap_or_else(|| json!({}));
+    let request = reqwest::Client::new().post(host.url(path)).json(&body);
     let response = request.send().await.expect("post");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))

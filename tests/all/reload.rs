@@ -222,6 +222,7 @@ async fn rollback_serves_the_previous_version_and_rewrites_the_file() {
 
     let response = reqwest::Client::new()
         .post(host.url("/plugins/noop/rollback"))
+        .json(&json!({}))
         .send()
         .await
         .expect("rollback");

@@ -130,6 +130,7 @@ async fn changed_plugin_config_applies_on_reload_without_a_restart() {
     write("two", 400_000_000);
     let answer = reqwest::Client::new()
         .post(host.url("/config/reload"))
+        .json(&json!({}))
         .send()
         .await
         .expect("reload");
@@ -145,6 +146,7 @@ async fn changed_plugin_config_applies_on_reload_without_a_restart() {
     std::fs::write(&file, "[plugins.counter]\nfuel = \"lots\"\n").expect("write");
     let answer = reqwest::Client::new()
         .post(host.url("/config/reload"))
+        .json(&json!({}))
         .send()
         .await
         .expect("reload");

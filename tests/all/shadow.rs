@@ -18,6 +18,7 @@ async fn post_admin(host: &TestHost, path: &str, body: Value) -> (u16, Value) {
 async fn upload(host: &TestHost, name: &str, bytes: Vec<u8>) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(host.url(&format!("/plugins/{name}/candidates")))
+        .header("content-type", "application/wasm")
         .body(bytes)
         .send()
         .await

@@ -348,7 +348,7 @@ async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slo
         let decision = retry::decide(&policy, in_window, &run.attempt.outcome, rand::random());
         let next = match decision {
             Decision::Succeeded => Next::Succeeded,
-            Decision::RetryIn(ms) => Next::RetryAt(now_ms() + ms),
+            Decision::RetryIn(ms) => Next::RetryAt(retry::due_after(now_ms(), ms)),
             Decision::Dead => Next::Dead,
         };
         if decision == Decision::Succeeded
@@ -442,6 +442,7 @@ fn unavailable_version(
         truncated: false,
         effects: None,
         http: Vec::new(),
+        omitted: None,
     }
 }
 

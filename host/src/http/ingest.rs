@@ -3,7 +3,7 @@
 use super::ApiError;
 use crate::contracts::Violation;
 use crate::core::Core;
-use crate::model::{NewEvent, Quarantined, now_ms, validate_topic};
+use crate::model::{MAX_IDEMPOTENCY_KEY, NewEvent, Quarantined, now_ms, validate_topic};
 use crate::sources::SourceError;
 use axum::Json;
 use axum::body::Bytes;
@@ -25,8 +25,6 @@ const DROPPED_HEADERS: [&str; 7] = [
     "transfer-encoding",
     "keep-alive",
 ];
-
-const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 pub async fn ingest(
     State(core): State<Arc<Core>>,
@@ -151,7 +149,7 @@ async fn accept(
     let event = NewEvent {
         topic,
         idempotency_key,
-        headers: kept_headers(headers),
+        headers: kept_headers(headers, &core.config.strip_headers),
         content_type,
         body: body.to_vec(),
     };
@@ -276,10 +274,13 @@ fn check_idempotency_key(key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+/// The headers stored with an event: all but credentials (the built-in
+/// list and `strip`) and framing.
+fn kept_headers(headers: &HeaderMap, strip: &[String]) -> Vec<(String, String)> {
     headers
         .iter()
         .filter(|(name, _)| !DROPPED_HEADERS.contains(&name.as_str()))
+        .filter(|(name, _)| !strip.iter().any(|s| s.eq_ignore_ascii_case(name.as_str())))
         .map(|(name, value)| {
             (
                 name.as_str().to_owned(),

@@ -6,6 +6,7 @@
 
 mod admin;
 mod error;
+mod guard;
 mod ingest;
 mod redrive;
 mod serve;
@@ -29,7 +30,8 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 /// The host's routes over `core`. `admin_token`: when set, admin routes
-/// require `Authorization: Bearer <token>`.
+/// require `Authorization: Bearer <token>`. Admin routes also refuse what a
+/// web page could send them (see [`guard`]).
 pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
     let admin = Router::new()
         .route("/events", get(admin::list_events))
@@ -56,6 +58,16 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
         .route_layer(middleware::from_fn_with_state(
             Arc::new(admin_token),
             require_token,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::new(guard::AdminHosts(
+                core.config
+                    .admin_hosts
+                    .iter()
+                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+                    .collect(),
+            )),
+            guard::admin_guard,
         ));
     let config = &core.config;
     // Hooks may carry a larger body than the host default when a source

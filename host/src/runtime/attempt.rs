@@ -2,6 +2,7 @@
 //! fuel, an epoch deadline and a memory cap, and the record of how it went.
 
 use super::bindings::hookhost::plugin::types;
+use super::record::{self, List};
 use super::{EPOCH_TICK, FUEL_YIELD_INTERVAL, HostState, KvSnapshot, Plugin, Runtime};
 use crate::model::{
     Attempt, Blob, DeliveryId, EffectsRecord, EmitRecord, EventRecord, KvRecord, Outcome, now_ms,
@@ -44,8 +45,8 @@ impl Runtime {
     }
 
     /// Runs `plugin` as [`Runtime::run_attempt`] does, but its kv reads see
-    /// `snapshot` first (a live attempt's reads). The caller must not commit
-    /// the effects.
+    /// `snapshot` first (a live attempt's reads) and its outbound calls are
+    /// refused, never sent. The caller must not commit the effects.
     #[allow(clippy::too_many_arguments)]
     pub async fn run_shadow(
         &self,
@@ -76,6 +77,9 @@ impl Runtime {
         let started = Instant::now();
         let limits = &plugin.limits;
         let (mut state, stdout, stderr) = HostState::new(&plugin.name, limits, Some(store));
+        if snapshot.is_some() {
+            state.outbound.go_offline();
+        }
         state.call.snapshot = snapshot;
         let mut wstore = wasmtime::Store::new(&self.engine, state);
         wstore.limiter(|s| &mut s.limiter);
@@ -121,42 +125,60 @@ impl Runtime {
             .lock()
             .map(|c| c.clone())
             .unwrap_or_default();
-        let call = state.call;
+        let mut call = state.call;
+        let mut cut = false;
         let http = calls
             .into_iter()
             .map(|mut c| {
-                c.error = c.error.map(|e| call.redact(&e));
+                c.error = c.error.map(|e| {
+                    let mut e = call.redact(&e);
+                    record::cut_http_error(&mut e);
+                    e
+                });
                 c
             })
             .collect();
-        let (stdout, stderr) = (call.redact(&stdout), call.redact(&stderr));
+        let http = call.budget.keep(List::Http, http);
+        let (mut stdout, mut stderr) = (call.redact(&stdout), call.redact(&stderr));
+        cut |= record::cut_json(&mut stdout, record::STDIO_SHARE);
+        cut |= record::cut_json(&mut stderr, record::STDIO_SHARE);
+        let mut message = |m: String| {
+            let mut m = call.redact(&m);
+            cut |= record::cut_json(&mut m, record::MESSAGE_SHARE);
+            m
+        };
         let outcome = match outcome {
-            Outcome::Retry(m) => Outcome::Retry(call.redact(&m)),
-            Outcome::Reject(m) => Outcome::Reject(call.redact(&m)),
-            Outcome::Trap(m) => Outcome::Trap(call.redact(&m)),
+            Outcome::Retry(m) => Outcome::Retry(message(m)),
+            Outcome::Reject(m) => Outcome::Reject(message(m)),
+            Outcome::Trap(m) => Outcome::Trap(message(m)),
             other => other,
         };
+        let kv_writes = call
+            .writes
+            .iter()
+            .map(|(key, value)| KvRecord {
+                key: key.clone(),
+                value: value.as_deref().map(Blob::of),
+            })
+            .collect();
+        let kv_writes = call.budget.keep(List::KvWrites, kv_writes);
+        let emitted = call
+            .emitted
+            .iter()
+            .map(|e| EmitRecord {
+                topic: e.topic.clone(),
+                idempotency_key: e.idempotency_key.clone(),
+                body: Blob::of(&e.body),
+            })
+            .collect();
+        let emitted = call.budget.keep(List::Emitted, emitted);
         let record = EffectsRecord {
             committed: false,
-            kv_reads: call.read_records,
-            kv_writes: call
-                .writes
-                .iter()
-                .map(|(key, value)| KvRecord {
-                    key: key.clone(),
-                    value: value.as_deref().map(Blob::of),
-                })
-                .collect(),
-            emitted: call
-                .emitted
-                .iter()
-                .map(|e| EmitRecord {
-                    topic: e.topic.clone(),
-                    idempotency_key: e.idempotency_key.clone(),
-                    body: Blob::of(&e.body),
-                })
-                .collect(),
+            kv_reads: std::mem::take(&mut call.read_records),
+            kv_writes,
+            emitted,
         };
+        let omitted = std::mem::take(&mut call.budget).omitted();
         let attempt = Attempt {
             delivery,
             number,
@@ -167,12 +189,13 @@ impl Runtime {
             fuel_consumed: limits.fuel.saturating_sub(fuel_left),
             peak_memory_bytes: state.limiter.peak as u64,
             outcome,
-            logs: call.logs,
+            logs: std::mem::take(&mut call.logs),
             stdout,
             stderr,
-            truncated: call.truncated || out_cut || err_cut,
+            truncated: call.truncated || out_cut || err_cut || cut || omitted.is_some(),
             effects: Some(record),
             http,
+            omitted,
         };
         let effects = Effects {
             reads: call.reads.into_iter().collect(),

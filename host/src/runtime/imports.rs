@@ -3,22 +3,38 @@
 //! Writes and emits are buffered in the call state and handed to the store
 //! only when the attempt succeeds. A guest that abuses an import (a huge key,
 //! thousands of emits) is trapped with a message saying which limit it hit.
+//!
+//! # Bounds
+//! Everything a guest can make the host hold through these imports is
+//! bounded in bytes and in count: buffered kv writes (bytes and distinct
+//! keys), distinct kv keys read, emitted events (count, bytes, key length),
+//! and log lines (by their size in the record, each line and field counted
+//! even when empty). What the attempt's record keeps of them is bounded
+//! again by [`record`](super::record).
 
 use super::HostState;
 use super::bindings::hookhost::plugin::{config, emit, kv, log, types};
-use crate::config::LOG_CAP_BYTES;
-use crate::model::{LogLevel, LogLine, NewEvent, validate_topic};
+use super::record::{self, LOG_FIELD_FRAME, LOG_LINE_FRAME, MAX_LOG_FIELDS, json_len};
+use crate::model::{LogLevel, LogLine, MAX_IDEMPOTENCY_KEY, NewEvent, validate_topic};
 
 /// Longest kv key.
 const MAX_KEY_BYTES: usize = 1024;
 /// Largest kv value.
 const MAX_VALUE_BYTES: usize = 1024 * 1024;
-/// Buffered kv bytes per attempt.
+/// Buffered kv bytes per attempt, each write counted with [`WRITE_OVERHEAD`].
 const MAX_WRITE_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes a buffered write costs the host beside its key and value.
+const WRITE_OVERHEAD: usize = 64;
+/// Distinct kv keys one attempt may write or delete.
+pub(super) const MAX_KV_WRITES: usize = 10_000;
+/// Distinct kv keys one attempt may read from the store.
+pub(super) const MAX_KV_READS: usize = 10_000;
 /// Events one attempt may emit.
 const MAX_EMITS: usize = 100;
 /// Largest emitted body.
 const MAX_EMIT_BYTES: usize = 1024 * 1024;
+/// Emitted bytes per attempt, all events together.
+const MAX_EMIT_TOTAL_BYTES: usize = 16 * 1024 * 1024;
 
 impl types::Host for HostState {}
 
@@ -37,15 +53,26 @@ impl log::Host for HostState {
             types::Level::Error => LogLevel::Error,
         };
         let call = &mut self.call;
+        if fields.len() > MAX_LOG_FIELDS {
+            call.truncated = true;
+        }
         let message = call.redact(&message);
         let fields: Vec<(String, String)> = fields
             .iter()
+            .take(MAX_LOG_FIELDS)
             .map(|(k, v)| (call.redact(k), call.redact(v)))
             .collect();
         tracing::debug!(plugin = %call.plugin, ?level, %message, "plugin log");
-        let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-        if call.log_bytes + size > LOG_CAP_BYTES {
+        // The line's size in the record: an empty line still costs its frame.
+        let size = LOG_LINE_FRAME
+            + json_len(&message)
+            + fields
+                .iter()
+                .map(|(k, v)| LOG_FIELD_FRAME + json_len(k) + json_len(v))
+                .sum::<usize>();
+        if call.log_bytes + size > record::LOG_SHARE {
             call.truncated = true;
+            call.budget.omit_log_line();
             return Ok(());
         }
         call.log_bytes += size;
@@ -81,10 +108,16 @@ impl kv::Host for HostState {
         };
         // The first read fixes the version the commit checks against.
         if !call.reads.contains_key(&key) {
-            call.read_records.push(crate::model::KvRecord {
+            if call.reads.len() >= MAX_KV_READS {
+                wasmtime::bail!("kv: more than {MAX_KV_READS} distinct keys read in one attempt");
+            }
+            let read = crate::model::KvRecord {
                 key: key.clone(),
                 value: value.as_deref().map(crate::model::Blob::of),
-            });
+            };
+            if call.budget.admit(record::List::KvReads, &read) {
+                call.read_records.push(read);
+            }
             call.reads.insert(key, version);
         }
         Ok(value)
@@ -119,9 +152,12 @@ impl HostState {
         {
             wasmtime::bail!("kv: refused to store the value of secret {secret:?}");
         }
-        call.write_bytes += key.len() + value.as_ref().map_or(0, Vec::len);
+        call.write_bytes += WRITE_OVERHEAD + key.len() + value.as_ref().map_or(0, Vec::len);
         if call.write_bytes > MAX_WRITE_BYTES {
             wasmtime::bail!("kv writes exceed {MAX_WRITE_BYTES} bytes in one attempt");
+        }
+        if call.writes.len() >= MAX_KV_WRITES && !call.writes.contains_key(&key) {
+            wasmtime::bail!("kv: more than {MAX_KV_WRITES} distinct keys written in one attempt");
         }
         call.writes.insert(key, value);
         Ok(())
@@ -169,6 +205,18 @@ impl emit::Host for HostState {
         }
         if call.emitted.len() >= MAX_EMITS {
             wasmtime::bail!("emit: more than {MAX_EMITS} events in one attempt");
+        }
+        if let Some(key) = &idempotency_key
+            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY)
+        {
+            wasmtime::bail!(
+                "emit: idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes, got {}",
+                key.len()
+            );
+        }
+        call.emit_bytes += body.len() + topic.len();
+        if call.emit_bytes > MAX_EMIT_TOTAL_BYTES {
+            wasmtime::bail!("emit: more than {MAX_EMIT_TOTAL_BYTES} bytes emitted in one attempt");
         }
         let content_type = serde_json::from_slice::<serde::de::IgnoredAny>(&body)
             .is_ok()

@@ -19,6 +19,7 @@ mod imports;
 pub mod load;
 mod outbound;
 mod output;
+pub mod record;
 mod registry;
 
 pub use attempt::AttemptRun;
@@ -26,7 +27,7 @@ pub use load::LoadError;
 pub use outbound::{HostRule, OutboundLimits};
 pub use registry::{LoadFailure, Plugin, Registry};
 
-use crate::config::{Config, LOG_CAP_BYTES, PluginLimits};
+use crate::config::{Config, PluginLimits};
 use crate::model::{LogLine, NewEvent};
 use crate::store::Store;
 use std::collections::BTreeMap;
@@ -150,6 +151,11 @@ impl Runtime {
 /// The instance pool for `workers` concurrent attempts plus loads (twice
 /// the workers, and 16 more), each memory up to `max_memory_bytes`.
 ///
+/// Each instance may hold at most [`output::MAX_MEMORIES`] memories,
+/// [`output::MAX_TABLES`] tables and [`output::MAX_CORE_INSTANCES`] core
+/// instances, and the pool holds that many per instance slot: however a
+/// component is built, it cannot take what another instance's slot needs.
+///
 /// A slot's first [`KEEP_RESIDENT`] bytes of linear memory are zeroed with
 /// `memset` when an instance ends, not returned to the kernel with
 /// `madvise`: a small guest (a Rust handler touches about 1 MB) then reuses
@@ -179,9 +185,12 @@ pub fn pooling(workers: u32, max_memory_bytes: u64) -> PoolingAllocationConfig {
     let slots = workers.saturating_mul(2).saturating_add(16);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
-        .total_core_instances(slots.saturating_mul(8))
-        .total_memories(slots.saturating_mul(4))
-        .total_tables(slots.saturating_mul(8))
+        .max_core_instances_per_component(output::MAX_CORE_INSTANCES as u32)
+        .max_memories_per_component(output::MAX_MEMORIES as u32)
+        .max_tables_per_component(output::MAX_TABLES as u32)
+        .total_core_instances(slots.saturating_mul(output::MAX_CORE_INSTANCES as u32))
+        .total_memories(slots.saturating_mul(output::MAX_MEMORIES as u32))
+        .total_tables(slots.saturating_mul(output::MAX_TABLES as u32))
         .max_memory_size(max_memory_bytes as usize)
         .max_unused_warm_slots(workers.max(1))
         .linear_memory_keep_resident(KEEP_RESIDENT)
@@ -281,6 +290,10 @@ struct CallState {
     writes: BTreeMap<String, Option<Vec<u8>>>,
     write_bytes: usize,
     emitted: Vec<NewEvent>,
+    /// Emitted bodies' and topics' bytes.
+    emit_bytes: usize,
+    /// The record's share for effects: what it keeps, and what it leaves out.
+    budget: record::Budget,
 }
 
 impl HostState {
@@ -289,8 +302,8 @@ impl HostState {
         limits: &PluginLimits,
         store: Option<Arc<Store>>,
     ) -> (Self, output::Captured, output::Captured) {
-        let stdout = output::Captured::new(LOG_CAP_BYTES);
-        let stderr = output::Captured::new(LOG_CAP_BYTES);
+        let stdout = output::Captured::new(record::STDIO_SHARE);
+        let stderr = output::Captured::new(record::STDIO_SHARE);
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -324,6 +337,8 @@ impl HostState {
                 writes: BTreeMap::new(),
                 write_bytes: 0,
                 emitted: Vec::new(),
+                emit_bytes: 0,
+                budget: record::Budget::new(),
             },
         };
         (state, stdout, stderr)

@@ -11,6 +11,9 @@
 //! - Each call is recorded as method, origin (`scheme://host:port`), status,
 //!   duration and error: never the path, query, headers or bodies, which may
 //!   hold secrets.
+//! - A shadow run never reaches the network: each call it makes is refused
+//!   and recorded as refused (a candidate replayed on a thousand events must
+//!   not post to a payment API a thousand times).
 
 use crate::model::HttpCall;
 use bytes::Bytes;
@@ -95,6 +98,8 @@ pub struct Outbound {
     /// When the attempt's time for HTTP runs out.
     deadline: Instant,
     sent: u32,
+    /// Set for shadow runs: every call is refused.
+    offline: bool,
     pub calls: Arc<Mutex<Vec<HttpCall>>>,
 }
 
@@ -105,8 +110,14 @@ impl Outbound {
             limits,
             deadline,
             sent: 0,
+            offline: false,
             calls: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Refuses every call from now on (shadow runs).
+    pub fn go_offline(&mut self) {
+        self.offline = true;
     }
 
     fn record(calls: &Mutex<Vec<HttpCall>>, call: HttpCall) {
@@ -148,7 +159,9 @@ impl WasiHttpHooks for Outbound {
             error: None,
         };
         let calls = self.calls.clone();
-        let denied = if !self
+        let denied = if self.offline {
+            Some("denied: a shadow run never reaches the network".to_owned())
+        } else if !self
             .limits
             .allowed
             .iter()

@@ -79,6 +79,7 @@ pub(super) fn attempt(claimed: &Claimed, outcome: Outcome) -> Attempt {
         truncated: false,
         effects: None,
         http: Vec::new(),
+        omitted: None,
     }
 }
 
