@@ -370,3 +370,39 @@ async fn a_shadow_run_never_reaches_the_network_and_records_each_refused_call() 
     }
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_name_that_resolves_to_loopback_is_refused_unless_the_address_is_named() {
+    let remote = Remote::start().await;
+    let port = remote.url.rsplit(':').next().expect("port").to_owned();
+    let by_name = format!("http://localhost:{port}");
+    let host = Setup::new()
+        .plugin("caller", plugins::TEST_CALLER)
+        .limits("caller", |s| s.allowed_hosts = vec![by_name.clone()])
+        .start()
+        .await;
+    let event = call(&host, json!([{ "url": format!("{by_name}/hook") }])).await;
+    assert_eq!(event["status"], "dead", "{event:#}");
+    let error = attempt(&event)["http"][0]["error"]
+        .as_str()
+        .expect("recorded error")
+        .to_owned();
+    assert!(
+        error.starts_with("denied: localhost resolves to") && error.contains("allowed_hosts"),
+        "{error}"
+    );
+    assert!(remote.received().is_empty(), "the call reached the server");
+    host.stop().await;
+
+    // Naming the address itself is the operator's explicit grant.
+    let by_address = remote.url.clone();
+    let host = Setup::new()
+        .plugin("caller", plugins::TEST_CALLER)
+        .limits("caller", |s| s.allowed_hosts = vec![by_address])
+        .start()
+        .await;
+    let event = call(&host, json!([{ "url": format!("{}/hook", remote.url) }])).await;
+    assert_eq!(event["status"], "succeeded", "{event:#}");
+    assert_eq!(remote.received().len(), 1);
+    host.stop().await;
+}

@@ -21,6 +21,7 @@ mod outbound;
 mod output;
 pub mod record;
 mod registry;
+mod send;
 
 pub use attempt::AttemptRun;
 pub use load::LoadError;

@@ -11,10 +11,15 @@
 //! - Each call is recorded as method, origin (`scheme://host:port`), status,
 //!   duration and error: never the path, query, headers or bodies, which may
 //!   hold secrets.
+//! - A name may lead only to a public address, checked on the address
+//!   connected to (see [`send`](super::send)): a name resolving to loopback,
+//!   a private range or cloud metadata is refused unless the allow-list
+//!   names that IP address itself.
 //! - A shadow run never reaches the network: each call it makes is refused
 //!   and recorded as refused (a candidate replayed on a thousand events must
 //!   not post to a payment API a thousand times).
 
+use super::send::SendError;
 use crate::model::HttpCall;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -194,11 +199,7 @@ impl WasiHttpHooks for Outbound {
         };
         Box::new(async move {
             let started = Instant::now();
-            let sent = tokio::time::timeout(
-                left,
-                wasmtime_wasi_http::default_send_request(request, Some(options)),
-            )
-            .await;
+            let sent = tokio::time::timeout(left, super::send::send(request, options)).await;
             call.duration_ms = started.elapsed().as_millis() as u64;
             let (response, io) = match sent {
                 Err(_) => {
@@ -209,7 +210,12 @@ impl WasiHttpHooks for Outbound {
                     Outbound::record(&calls, call);
                     return Err(Error::ConnectionTimeout);
                 }
-                Ok(Err(e)) => {
+                Ok(Err(SendError::Refused(why))) => {
+                    call.error = Some(format!("denied: {why}"));
+                    Outbound::record(&calls, call);
+                    return Err(Error::DestinationIpProhibited);
+                }
+                Ok(Err(SendError::Failed(e))) => {
                     call.error = Some(e.to_string());
                     Outbound::record(&calls, call);
                     return Err(e);
