@@ -28,6 +28,8 @@ ENV HOOKHOST_LISTEN=0.0.0.0:8080 \
     HOOKHOST_LOG_FORMAT=json
 EXPOSE 8080
 VOLUME ["/var/lib/hookhost/data"]
-# Listening on 0.0.0.0 needs an admin token: set HOOKHOST_ADMIN_TOKEN and
-# HOOKHOST_ADMIN_TOKEN_ENV=HOOKHOST_ADMIN_TOKEN (docker-compose.yml does).
+# Listening on 0.0.0.0 needs an admin token and an ingest token: set
+# HOOKHOST_ADMIN_TOKEN with HOOKHOST_ADMIN_TOKEN_ENV=HOOKHOST_ADMIN_TOKEN, and
+# HOOKHOST_INGEST_TOKEN with HOOKHOST_INGEST_TOKEN_ENV=HOOKHOST_INGEST_TOKEN
+# (docker-compose.yml does).
 ENTRYPOINT ["hookhost", "serve"]

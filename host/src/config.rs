@@ -48,6 +48,15 @@ pub struct Config {
     /// then answer anyone who can reach the port).
     #[serde(default)]
     pub allow_public_admin: bool,
+    /// Name of the environment variable holding the ingest token: when set,
+    /// `POST /events/{topic}` requires `Authorization: Bearer <token>` (the
+    /// admin token is accepted too). Required on a non-loopback `listen`.
+    #[serde(default)]
+    pub ingest_token_env: Option<String>,
+    /// Allow a non-loopback `listen` without an ingest token (anyone who
+    /// reaches the port can then post events to `/events/{topic}`).
+    #[serde(default)]
+    pub allow_public_ingest: bool,
     /// Host names the admin API answers to, besides IP addresses and
     /// `localhost` (e.g. `["hookhost.example.com"]` behind a proxy). A
     /// request naming any other host is refused: a web page on a name that
@@ -344,6 +353,8 @@ pub struct PluginLimits {
     /// Schedule overrides by name (a cron or `"off"`).
     pub schedules: BTreeMap<String, String>,
     pub outbound: crate::runtime::OutboundLimits,
+    /// Topics the plugin may not emit: a source's or the scheduler's.
+    pub reserved: Vec<crate::sources::Reserved>,
 }
 
 /// Captured logs and output per attempt, in bytes.
@@ -437,6 +448,8 @@ impl Default for Config {
             plugins_dir: defaults::plugins_dir(),
             admin_token_env: None,
             allow_public_admin: false,
+            ingest_token_env: None,
+            allow_public_ingest: false,
             admin_hosts: Vec::new(),
             strip_headers: defaults::strip_headers(),
             body_limit_bytes: defaults::body_limit(),
@@ -633,6 +646,7 @@ impl Config {
             config: own.map(|s| s.config.clone()).unwrap_or_default(),
             secrets: BTreeMap::new(),
             schedules: own.map(|s| s.schedules.clone()).unwrap_or_default(),
+            reserved: crate::sources::reserved_topics(&self.sources),
             outbound: crate::runtime::OutboundLimits {
                 allowed: own
                     .map_or(&self.defaults.allowed_hosts, |s| &s.allowed_hosts)

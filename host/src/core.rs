@@ -25,6 +25,8 @@ pub struct Core {
     pub contracts: crate::contracts::Contracts,
     /// Configured webhook sources, secrets resolved, by name.
     pub sources: BTreeMap<String, Source>,
+    /// Topics only a source's hook or the scheduler may produce.
+    pub reserved: Vec<crate::sources::Reserved>,
     /// The plugin settings in force; replaced whole when the configuration
     /// file is reloaded. `config` above keeps what the host started with.
     pub settings: std::sync::RwLock<Arc<Settings>>,
@@ -60,6 +62,7 @@ impl Core {
             secrets,
         };
         Self {
+            reserved: crate::sources::reserved_topics(&config.sources),
             config,
             store: Arc::new(store),
             registry: Registry::new(),

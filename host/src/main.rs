@@ -242,6 +242,14 @@ struct ServeArgs {
     /// `admin_token_env` in the file).
     #[arg(long, env = "HOOKHOST_ADMIN_TOKEN_ENV")]
     admin_token_env: Option<String>,
+    /// Accept events on `/events/{topic}` from anyone who reaches a
+    /// non-loopback address, without an ingest token.
+    #[arg(long, env = "HOOKHOST_ALLOW_PUBLIC_INGEST")]
+    allow_public_ingest: bool,
+    /// Name of the environment variable holding the ingest token (overrides
+    /// `ingest_token_env` in the file).
+    #[arg(long, env = "HOOKHOST_INGEST_TOKEN_ENV")]
+    ingest_token_env: Option<String>,
 }
 
 hookhost::use_jemalloc!();
@@ -567,6 +575,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.allow_public_admin |= args.allow_public_admin;
     if let Some(var) = args.admin_token_env {
         config.admin_token_env = Some(var);
+    }
+    config.allow_public_ingest |= args.allow_public_ingest;
+    if let Some(var) = args.ingest_token_env {
+        config.ingest_token_env = Some(var);
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -26,11 +26,16 @@ pub async fn run(
     survive_file_size_limit();
     // Installed before anything is counted.
     let _ = crate::metrics::handle();
-    let admin_token = admin_token(&config)?;
+    let admin_token = token_from(config.admin_token_env.as_deref(), "admin_token_env")?;
+    let ingest_token = token_from(config.ingest_token_env.as_deref(), "ingest_token_env")?;
     check_exposure(
         listener.local_addr()?,
-        admin_token.is_some(),
-        config.allow_public_admin,
+        Exposure {
+            admin_token: admin_token.is_some(),
+            public_admin: config.allow_public_admin,
+            ingest_token: ingest_token.is_some(),
+            public_ingest: config.allow_public_ingest,
+        },
     )?;
     let sources = crate::sources::resolve_all(&config.sources, |var| std::env::var(var).ok())?;
     let contracts = crate::contracts::Contracts::load(&config.contracts)?;
@@ -113,7 +118,13 @@ pub async fn run(
         .shared()
         .then(|| tokio::spawn(reload::follow(core.clone(), applied, stopped.clone())));
     let hangups = tokio::spawn(reload_on_hangup(core.clone(), stopped));
-    let app = http::router(core.clone(), admin_token);
+    let app = http::router(
+        core.clone(),
+        http::Tokens {
+            admin: admin_token,
+            ingest: ingest_token,
+        },
+    );
     tracing::info!(addr = %listener.local_addr()?, data = %core.config.data.display(), "hookhost listening");
     let header_timeout = std::time::Duration::from_millis(core.config.header_timeout_ms);
     http::serve(listener, app, header_timeout, shutdown).await;
@@ -168,31 +179,44 @@ fn survive_file_size_limit() {
     }
 }
 
-/// Refuses to serve the admin API to the network without a token, unless
-/// the operator said so explicitly.
-fn check_exposure(
-    listen: std::net::SocketAddr,
-    has_token: bool,
-    allowed: bool,
-) -> anyhow::Result<()> {
-    if listen.ip().is_loopback() || has_token || allowed {
-        return Ok(());
-    }
-    anyhow::bail!(
-        "refusing to listen on {listen} without an admin token: anyone who reaches it could read every event. \
-         Set admin_token_env (and that variable), listen on 127.0.0.1, or pass --allow-public-admin"
-    )
+/// What guards the API when it listens beyond loopback.
+struct Exposure {
+    admin_token: bool,
+    public_admin: bool,
+    ingest_token: bool,
+    public_ingest: bool,
 }
 
-fn admin_token(config: &Config) -> anyhow::Result<Option<String>> {
-    let Some(var) = &config.admin_token_env else {
+/// Refuses to serve the admin API or open ingest to the network without a
+/// token, unless the operator said so explicitly.
+fn check_exposure(listen: std::net::SocketAddr, exposure: Exposure) -> anyhow::Result<()> {
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if !exposure.admin_token && !exposure.public_admin {
+        anyhow::bail!(
+            "refusing to listen on {listen} without an admin token: anyone who reaches it could read every event. \
+             Set admin_token_env (and that variable), listen on 127.0.0.1, or pass --allow-public-admin"
+        )
+    }
+    if !exposure.ingest_token && !exposure.public_ingest {
+        anyhow::bail!(
+            "refusing to listen on {listen} without an ingest token: anyone who reaches it could post events to every handler. \
+             Set ingest_token_env (and that variable), listen on 127.0.0.1, or pass --allow-public-ingest \
+             (webhook senders use /hooks/{{source}}, which checks their signatures instead)"
+        )
+    }
+    Ok(())
+}
+
+/// The token in the environment variable `var`, if one is configured.
+fn token_from(var: Option<&str>, key: &str) -> anyhow::Result<Option<String>> {
+    let Some(var) = var else {
         return Ok(None);
     };
     match std::env::var(var) {
         Ok(token) if !token.is_empty() => Ok(Some(token)),
-        _ => anyhow::bail!(
-            "admin_token_env is {var:?} but that environment variable is not set or empty"
-        ),
+        _ => anyhow::bail!("{key} is {var:?} but that environment variable is not set or empty"),
     }
 }
 
@@ -227,16 +251,24 @@ async fn reload_on_hangup(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
 
 #[cfg(test)]
 mod tests {
-    use super::check_exposure;
+    use super::{Exposure, check_exposure};
 
     #[test]
-    fn the_admin_api_is_not_exposed_to_the_network_without_a_token_or_consent() {
+    fn the_api_is_not_exposed_to_the_network_without_tokens_or_consent() {
         let public = "0.0.0.0:8080".parse().expect("addr");
         let local = "127.0.0.1:8080".parse().expect("addr");
-        assert!(check_exposure(local, false, false).is_ok());
-        let err = check_exposure(public, false, false).expect_err("refused");
+        let with = |admin_token, public_admin, ingest_token, public_ingest| Exposure {
+            admin_token,
+            public_admin,
+            ingest_token,
+            public_ingest,
+        };
+        assert!(check_exposure(local, with(false, false, false, false)).is_ok());
+        let err = check_exposure(public, with(false, false, true, false)).expect_err("refused");
         assert!(err.to_string().contains("--allow-public-admin"), "{err}");
-        assert!(check_exposure(public, true, false).is_ok());
-        assert!(check_exposure(public, false, true).is_ok());
+        let err = check_exposure(public, with(true, false, false, false)).expect_err("refused");
+        assert!(err.to_string().contains("--allow-public-ingest"), "{err}");
+        assert!(check_exposure(public, with(true, false, true, false)).is_ok());
+        assert!(check_exposure(public, with(false, true, false, true)).is_ok());
     }
 }

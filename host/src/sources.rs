@@ -24,6 +24,76 @@ use std::fmt;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Topics only one route may produce: a configured source's (through its
+/// signed `/hooks/{source}`), or the scheduler's (`schedule.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserved {
+    /// A topic pattern (`stripe.*`, or one topic).
+    pub pattern: String,
+    /// The source's name; `None`: the scheduler.
+    pub source: Option<String>,
+}
+
+impl Reserved {
+    /// Why `topic` cannot arrive any other way, for an error message.
+    pub fn explain(&self, topic: &str) -> String {
+        match &self.source {
+            Some(source) => format!(
+                "topic {topic} belongs to source {source}: it arrives only through \
+                 /hooks/{source}, where its signature is checked"
+            ),
+            None => {
+                format!("topic {topic} belongs to the scheduler: only a schedule's tick makes it")
+            }
+        }
+    }
+}
+
+/// The topics each configured source produces, and the scheduler's. A
+/// source that takes its topic from the body with no `topic_prefix` could
+/// produce any topic, so it reserves none.
+pub fn reserved_topics(sources: &BTreeMap<String, SourceConfig>) -> Vec<Reserved> {
+    let mut reserved = vec![Reserved {
+        pattern: "schedule.*".into(),
+        source: None,
+    }];
+    for (name, config) in sources {
+        let pattern = match config.kind {
+            SourceKind::Github => Some("github.*".to_owned()),
+            SourceKind::Stripe => Some("stripe.*".to_owned()),
+            SourceKind::StandardWebhooks | SourceKind::Generic => match &config.topic {
+                Some(topic) => Some(topic.clone()),
+                None => (!config.topic_prefix.is_empty())
+                    .then(|| format!("{}*", config.topic_prefix.replace('*', ""))),
+            },
+        };
+        reserved.extend(pattern.map(|pattern| Reserved {
+            pattern,
+            source: Some(name.clone()),
+        }));
+    }
+    reserved
+}
+
+/// Whether `topic` may arrive through `route`: `None` for
+/// `POST /events/{topic}` and emitted events, `Some(source)` for that
+/// source's hook. Else the reservation that refuses it.
+pub fn refusal<'a>(
+    reserved: &'a [Reserved],
+    topic: &str,
+    route: Option<&str>,
+) -> Option<&'a Reserved> {
+    let owners = || {
+        reserved
+            .iter()
+            .filter(|r| crate::model::topic_matches(&r.pattern, topic))
+    };
+    if route.is_some_and(|source| owners().any(|r| r.source.as_deref() == Some(source))) {
+        return None;
+    }
+    owners().next()
+}
+
 /// Default tolerance between a signed timestamp and now, both ways.
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
 

@@ -138,3 +138,18 @@ async fn an_emitted_idempotency_key_over_the_limit_traps() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_cannot_emit_the_schedulers_topics() {
+    let host = hoarder().await;
+    let (attempt, _) = hoard(
+        &host,
+        json!({ "emits": 1, "emit_topic": "schedule.nightly" }),
+    )
+    .await;
+    assert_eq!(attempt["outcome"]["kind"], "trap");
+    let message = attempt["outcome"]["message"].as_str().expect("message");
+    assert!(message.contains("belongs to the scheduler"), "{message}");
+    let (_, listed) = host.get("/events?topic=schedule.*").await;
+    assert_eq!(listed["events"].as_array().map(Vec::len), Some(0));
+}

@@ -280,3 +280,31 @@ async fn admin_routes_need_the_token_while_ingest_and_health_do_not() {
     }
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sources_topics_cannot_be_posted_around_its_signature_check() {
+    let host = host_with_sources().await;
+    for (topic, source) in [
+        ("stripe.payment_intent.succeeded", "stripe"),
+        ("github.push", "github"),
+        ("accounts.user.created", "accounts"),
+    ] {
+        let (status, answer) = host.post_json(topic, &json!({ "forged": true })).await;
+        assert_eq!(status, 403, "{topic}: {answer}");
+        let error = answer["error"].as_str().expect("error");
+        assert!(
+            error.contains(&format!("/hooks/{source}")),
+            "{topic}: {error}"
+        );
+    }
+    // The scheduler's topics too.
+    let (status, _) = host.post_json("schedule.nightly", &json!({})).await;
+    assert_eq!(status, 403);
+    // Topics no source produces stay open.
+    let (status, answer) = host.post_json("orders.created", &json!({})).await;
+    assert_eq!(status, 202, "{answer}");
+    // Nothing forged was stored.
+    let (_, listed) = host.get("/events").await;
+    assert_eq!(listed["events"].as_array().expect("events").len(), 1);
+    host.stop().await;
+}

@@ -231,3 +231,49 @@ async fn credential_headers_are_never_stored_with_an_event() {
     assert!(stored.contains("x-shop-id"), "{stored}");
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_ingest_token_only_its_holders_post_events() {
+    let host = Setup::new()
+        .configure(|c| {
+            c.ingest_token_env = Some("HOOKHOST_TEST_INGEST_TOKEN".into());
+            c.admin_token_env = Some("HOOKHOST_TEST_ADMIN_TOKEN".into());
+        })
+        .start()
+        .await;
+    let (status, answer) = host.post("orders.created", b"{}".to_vec(), &[]).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .expect("error")
+            .contains("ingest token")
+    );
+    let (status, _) = host
+        .post(
+            "orders.created",
+            b"{}".to_vec(),
+            &[("authorization", "Bearer not-the-token")],
+        )
+        .await;
+    assert_eq!(status, 401);
+    for token in ["test-ingest-token", "test-admin-token"] {
+        let (status, answer) = host
+            .post(
+                "orders.created",
+                b"{}".to_vec(),
+                &[("authorization", &format!("Bearer {token}"))],
+            )
+            .await;
+        assert_eq!(status, 202, "{token}: {answer}");
+    }
+    // The ingest token opens nothing else.
+    let response = reqwest::Client::new()
+        .get(host.url("/events"))
+        .bearer_auth("test-ingest-token")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 401);
+    host.stop().await;
+}

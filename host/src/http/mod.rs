@@ -29,10 +29,20 @@ use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-/// The host's routes over `core`. `admin_token`: when set, admin routes
-/// require `Authorization: Bearer <token>`. Admin routes also refuse what a
-/// web page could send them (see [`guard`]).
-pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
+/// The bearer tokens the API asks for; `None`: not required.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    /// For admin routes.
+    pub admin: Option<String>,
+    /// For `POST /events/{topic}` (the admin token is accepted there too).
+    pub ingest: Option<String>,
+}
+
+/// The host's routes over `core`. Admin routes require the admin token when
+/// one is set, and refuse what a web page could send them (see [`guard`]);
+/// `POST /events/{topic}` requires the ingest token when one is set.
+pub fn router(core: Arc<Core>, tokens: Tokens) -> Router {
+    let tokens = Arc::new(tokens);
     let admin = Router::new()
         .route("/events", get(admin::list_events))
         .route("/export", get(admin::export_events))
@@ -56,8 +66,8 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
         .route("/quarantine", get(redrive::list_quarantine))
         .route("/quarantine/{id}/reingest", post(redrive::reingest))
         .route_layer(middleware::from_fn_with_state(
-            Arc::new(admin_token),
-            require_token,
+            tokens.clone(),
+            require_admin_token,
         ))
         .route_layer(middleware::from_fn_with_state(
             Arc::new(guard::AdminHosts(
@@ -91,7 +101,11 @@ pub fn router(core: Arc<Core>, admin_token: Option<String>) -> Router {
     Router::new()
         // `POST /events/{topic}`: the segment is named like the GET's because
         // the router requires one name per position.
-        .route("/events/{id}", post(ingest::ingest))
+        .route(
+            "/events/{id}",
+            post(ingest::ingest)
+                .route_layer(middleware::from_fn_with_state(tokens, require_ingest_token)),
+        )
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .merge(hooks)
         .route("/healthz", get(admin::healthz))
@@ -153,25 +167,49 @@ async fn limit_headers(
     Ok(next.run(request).await)
 }
 
-async fn require_token(
-    State(token): State<Arc<Option<String>>>,
+async fn require_admin_token(
+    State(tokens): State<Arc<Tokens>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if let Some(expected) = token.as_deref() {
-        let given = request
-            .headers()
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+    if let Some(expected) = tokens.admin.as_deref()
+        && !bearer_is(&request, expected)
+    {
+        return Err(ApiError::Unauthorized(
+            "missing or wrong admin token".into(),
+        ));
+    }
+    Ok(next.run(request).await)
+}
+
+async fn require_ingest_token(
+    State(tokens): State<Arc<Tokens>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(expected) = tokens.ingest.as_deref() {
+        let admin = tokens
+            .admin
+            .as_deref()
+            .is_some_and(|t| bearer_is(&request, t));
+        if !admin && !bearer_is(&request, expected) {
             return Err(ApiError::Unauthorized(
-                "missing or wrong admin token".into(),
+                "missing or wrong ingest token (webhook senders post to /hooks/{source})".into(),
             ));
         }
     }
     Ok(next.run(request).await)
+}
+
+/// Whether the request's bearer token is `expected`.
+fn bearer_is(request: &Request, expected: &str) -> bool {
+    let given = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    constant_time_eq(given.as_bytes(), expected.as_bytes())
 }
 
 /// Compares without an early exit, so timing does not reveal how much of a

@@ -186,6 +186,9 @@ impl emit::Host for HostState {
             wasmtime::bail!("emit is not allowed in describe()");
         }
         validate_topic(&topic).map_err(|e| wasmtime::format_err!("emit: {e}"))?;
+        if let Some(reserved) = crate::sources::refusal(&call.reserved, &topic, None) {
+            wasmtime::bail!("emit: {}", reserved.explain(&topic));
+        }
         if body.len() > MAX_EMIT_BYTES {
             wasmtime::bail!(
                 "emit: body of {} bytes is over the limit of {MAX_EMIT_BYTES}",

@@ -293,6 +293,8 @@ struct CallState {
     emitted: Vec<NewEvent>,
     /// Emitted bodies' and topics' bytes.
     emit_bytes: usize,
+    /// Topics the plugin may not emit.
+    reserved: Vec<crate::sources::Reserved>,
     /// The record's share for effects: what it keeps, and what it leaves out.
     budget: record::Budget,
 }
@@ -339,6 +341,7 @@ impl HostState {
                 write_bytes: 0,
                 emitted: Vec::new(),
                 emit_bytes: 0,
+                reserved: limits.reserved.clone(),
                 budget: record::Budget::new(),
             },
         };

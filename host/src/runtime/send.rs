@@ -47,7 +47,10 @@ pub async fn send(
     let uri = request.uri().clone();
     let tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
     let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let connect_timeout = options.connect_timeout.unwrap_or(Duration::from_secs(600));
     let first_byte_timeout = options
@@ -134,11 +137,9 @@ async fn reachable_address(host: &str, port: u16) -> Result<SocketAddr, SendErro
     }
     let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| {
-            Error::DnsError {
-                rcode: Some(e.to_string()),
-                info_code: None,
-            }
+        .map_err(|e| Error::DnsError {
+            rcode: Some(e.to_string()),
+            info_code: None,
         })?
         .collect();
     if let Some(public) = resolved.iter().find(|a| is_public(a.ip())) {

@@ -172,6 +172,62 @@ fn generic_hmac_uses_the_configured_header() {
 }
 
 #[test]
+fn each_source_reserves_its_topics_for_its_own_hook() {
+    let mut sources = BTreeMap::new();
+    sources.insert("pay".to_owned(), SourceConfig::new(SourceKind::Stripe));
+    sources.insert(
+        "shop".to_owned(),
+        SourceConfig {
+            topic_pointer: Some("/type".into()),
+            topic_prefix: "shop.".into(),
+            ..SourceConfig::new(SourceKind::Generic)
+        },
+    );
+    sources.insert(
+        "forms".to_owned(),
+        SourceConfig {
+            topic: Some("form.submitted".into()),
+            ..SourceConfig::new(SourceKind::Generic)
+        },
+    );
+    sources.insert(
+        "open".to_owned(),
+        SourceConfig {
+            topic_pointer: Some("/type".into()),
+            ..SourceConfig::new(SourceKind::Generic)
+        },
+    );
+    let reserved = reserved_topics(&sources);
+    let owner = |topic: &str, route: Option<&str>| {
+        refusal(&reserved, topic, route).map(|r| r.source.clone())
+    };
+    assert_eq!(
+        owner("stripe.charge.refunded", None),
+        Some(Some("pay".into()))
+    );
+    assert_eq!(owner("stripe.charge.refunded", Some("pay")), None);
+    assert_eq!(
+        owner("stripe.charge.refunded", Some("shop")),
+        Some(Some("pay".into()))
+    );
+    assert_eq!(owner("shop.order.paid", None), Some(Some("shop".into())));
+    assert_eq!(owner("form.submitted", None), Some(Some("forms".into())));
+    assert_eq!(
+        owner("form.submitted.twice", None),
+        None,
+        "a fixed topic is exact"
+    );
+    assert_eq!(
+        owner("schedule.nightly", None),
+        Some(None),
+        "the scheduler's"
+    );
+    assert_eq!(owner("schedule.nightly", Some("open")), Some(None));
+    assert_eq!(owner("orders.created", None), None);
+    assert_eq!(owner("orders.created", Some("open")), None);
+}
+
+#[test]
 fn setup_errors_name_the_source_and_never_the_secret() {
     let config = SourceConfig {
         secret_env: Some("SW_SECRET".into()),

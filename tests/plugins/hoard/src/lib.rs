@@ -3,7 +3,8 @@
 //!
 //! Body (every field optional):
 //! `{"kv_reads": n, "kv_writes": n, "value_bytes": n, "empty_logs": n,
-//!   "log_fields": n, "emits": n, "emit_key_bytes": n, "message_bytes": n,
+//!   "log_fields": n, "emits": n, "emit_key_bytes": n, "emit_topic": "t",
+//!   "message_bytes": n,
 //!   "end": "trap"}`
 use hookhost_sdk::{Event, Handler, HandlerError, Manifest, RetryPolicy, emit, kv, log};
 use serde::Deserialize;
@@ -18,6 +19,7 @@ struct Body {
     log_fields: usize,
     emits: usize,
     emit_key_bytes: usize,
+    emit_topic: Option<String>,
     message_bytes: usize,
     end: String,
 }
@@ -47,7 +49,8 @@ impl Handler for Hoard {
         let key = "k".repeat(body.emit_key_bytes);
         for i in 0..body.emits {
             let key = (!key.is_empty()).then(|| format!("{key}{i}"));
-            emit::bytes("test.hoarded", b"{}", key.as_deref());
+            let topic = body.emit_topic.as_deref().unwrap_or("test.hoarded");
+            emit::bytes(topic, b"{}", key.as_deref());
         }
         let message = "m".repeat(body.message_bytes);
         match body.end.as_str() {
