@@ -193,6 +193,7 @@ fn bench(c: &mut Criterion) {
                     headers: Vec::new(),
                     content_type: Some("application/json".into()),
                     body: b"{\"amount\": 100}".to_vec(),
+                    provenance: hookhost::model::Provenance::Api,
                 };
                 core.store.ingest(event, routes)
             });

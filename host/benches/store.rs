@@ -29,6 +29,7 @@ fn event() -> NewEvent {
         headers: Vec::new(),
         content_type: Some("application/json".into()),
         body: vec![b'x'; 1024],
+        provenance: hookhost::model::Provenance::Api,
     }
 }
 

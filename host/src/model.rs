@@ -26,6 +26,53 @@ pub struct NewEvent {
     pub headers: Vec<(String, String)>,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
+    pub provenance: Provenance,
+}
+
+/// Where an event came from. Its idempotency key counts only among events
+/// of the same scope (see [`dedupe_key`]), so no sender can claim another's
+/// keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Provenance {
+    /// `POST /events/{topic}`.
+    Api,
+    /// `POST /hooks/{source}`; `verified`: its signature was checked (a
+    /// generic source without a secret checks none).
+    Source { name: String, verified: bool },
+    /// Emitted by a plugin's handler.
+    Emitted { plugin: String },
+    /// A schedule's tick.
+    Schedule { plugin: String, name: String },
+}
+
+impl Provenance {
+    /// The namespace of idempotency keys from here.
+    fn scope(&self) -> String {
+        match self {
+            Provenance::Api => "api".into(),
+            Provenance::Source { name, .. } => format!("source:{name}"),
+            Provenance::Emitted { plugin } => format!("emit:{plugin}"),
+            Provenance::Schedule { plugin, .. } => format!("schedule:{plugin}"),
+        }
+    }
+
+    /// Whether keys from here were stored unscoped before scopes existed,
+    /// and so must still be matched against the unscoped keys of older
+    /// events: a sender's retry across an upgrade stays a duplicate.
+    pub fn had_unscoped_keys(&self) -> bool {
+        matches!(self, Provenance::Api | Provenance::Source { .. })
+    }
+}
+
+/// The key an event's idempotency key is stored under: scoped by where it
+/// came from (`None`: an event stored before scopes, whose key is bare).
+/// Scopes hold no newline, so two scopes never share a stored key.
+pub fn dedupe_key(provenance: Option<&Provenance>, key: &str) -> String {
+    match provenance {
+        Some(p) => format!("{}\n{key}", p.scope()),
+        None => key.to_owned(),
+    }
 }
 
 /// A stored event's metadata (its body is stored beside it).
@@ -40,6 +87,27 @@ pub struct EventRecord {
     /// Set when a plugin emitted this event: the delivery that emitted it.
     #[serde(default)]
     pub emitted_by: Option<DeliveryId>,
+    /// Where it came from; `None` for events stored before this was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+impl EventRecord {
+    /// The key its idempotency key is stored under, if it has one.
+    pub fn dedupe_key(&self) -> Option<String> {
+        self.idempotency_key
+            .as_deref()
+            .map(|key| dedupe_key(self.provenance.as_ref(), key))
+    }
+
+    /// The bare key an older event with the same key would be stored
+    /// under, when this event must also be matched against those.
+    pub fn legacy_dedupe_key(&self) -> Option<&str> {
+        self.provenance
+            .as_ref()
+            .filter(|p| p.had_unscoped_keys())
+            .and(self.idempotency_key.as_deref())
+    }
 }
 
 /// A body refused by a contract, kept until it is re-ingested.
@@ -55,6 +123,10 @@ pub struct Quarantined {
     /// The contract's topic pattern.
     pub contract: String,
     pub violations: Vec<String>,
+    /// Where it came from; `None` (read as the API) for bodies quarantined
+    /// before this was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 impl Quarantined {
@@ -66,6 +138,7 @@ impl Quarantined {
             headers: self.headers.clone(),
             content_type: self.content_type.clone(),
             body: self.body.clone(),
+            provenance: self.provenance.clone().unwrap_or(Provenance::Api),
         }
     }
 }

@@ -13,7 +13,7 @@
 //!   for ticks before it existed.
 
 use crate::core::Core;
-use crate::model::{NewEvent, Schedule, now_ms};
+use crate::model::{NewEvent, Provenance, Schedule, now_ms};
 use crate::runtime::Plugin;
 use chrono::{DateTime, TimeZone as _, Utc};
 use std::sync::Arc;
@@ -168,6 +168,10 @@ async fn fire(
         headers: Vec::new(),
         content_type: Some("application/json".into()),
         body: body.to_string().into_bytes(),
+        provenance: Provenance::Schedule {
+            plugin: plugin.name.clone(),
+            name: schedule.name.clone(),
+        },
     };
     let route = core
         .registry

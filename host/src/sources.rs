@@ -163,6 +163,14 @@ pub struct Source {
     secret: Option<Secret>,
 }
 
+impl Source {
+    /// Whether `verify` checks a signature (a generic source without a
+    /// secret checks none).
+    pub fn verifies(&self) -> bool {
+        self.config.kind != SourceKind::Generic || self.secret.is_some()
+    }
+}
+
 /// Why a request from a source was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {

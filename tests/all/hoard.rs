@@ -153,3 +153,26 @@ async fn a_handler_cannot_emit_the_schedulers_topics() {
     let (_, listed) = host.get("/events?topic=schedule.*").await;
     assert_eq!(listed["events"].as_array().map(Vec::len), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emitted_events_wait_for_room_in_the_queue_like_ingest() {
+    let host = Setup::new()
+        .plugin("hoard", plugins::TEST_HOARD)
+        .configure(|c| c.max_queue_depth = 5)
+        .start()
+        .await;
+    // Ten events the plugin itself subscribes to: ten more deliveries, past
+    // a queue of five.
+    let (attempt, _) = hoard(&host, json!({ "emits": 10, "end": "ok" })).await;
+    assert_eq!(attempt["outcome"]["kind"], "retry", "{attempt:#}");
+    let message = attempt["outcome"]["message"].as_str().expect("message");
+    assert!(message.contains("the queue is full"), "{message}");
+    assert_eq!(attempt["effects"]["committed"], false);
+    let (_, listed) = host.get("/events?topic=test.hoarded").await;
+    assert_eq!(listed["events"].as_array().map(Vec::len), Some(0));
+    // With room, the same attempt's events are committed.
+    let (attempt, _) = hoard(&host, json!({ "emits": 3, "end": "ok" })).await;
+    assert_eq!(attempt["outcome"]["kind"], "ok", "{attempt:#}");
+    let (_, listed) = host.get("/events?topic=test.hoarded").await;
+    assert_eq!(listed["events"].as_array().map(Vec::len), Some(3));
+}

@@ -308,3 +308,41 @@ async fn a_sources_topics_cannot_be_posted_around_its_signature_check() {
     assert_eq!(listed["events"].as_array().expect("events").len(), 1);
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_says_where_it_came_from_and_keys_do_not_cross_routes() {
+    let host = host_with_sources().await;
+    let body = br#"{"zen": "Keep it logically awesome."}"#;
+    let signature = github_signature(GITHUB_SECRET, body);
+    let headers = [
+        ("x-github-event", "ping"),
+        ("x-github-delivery", "delivery-1"),
+        ("x-hub-signature-256", signature.as_str()),
+    ];
+    let (status, hooked) = post_hook(&host, "github", body, &headers).await;
+    assert_eq!(status, 202, "{hooked}");
+    // The same key posted to the API is another sender's: a new event.
+    let (status, posted) = host
+        .post(
+            "orders.created",
+            b"{}".to_vec(),
+            &[("idempotency-key", "delivery-1")],
+        )
+        .await;
+    assert_eq!(status, 202, "{posted}");
+    assert_eq!(posted["duplicate"], false);
+    assert_ne!(posted["id"], hooked["id"]);
+
+    let (_, event) = host
+        .get(&format!("/events/{}", hooked["id"].as_str().expect("id")))
+        .await;
+    assert_eq!(
+        event["event"]["provenance"],
+        json!({ "kind": "source", "name": "github", "verified": true })
+    );
+    let (_, event) = host
+        .get(&format!("/events/{}", posted["id"].as_str().expect("id")))
+        .await;
+    assert_eq!(event["event"]["provenance"], json!({ "kind": "api" }));
+    host.stop().await;
+}

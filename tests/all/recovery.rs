@@ -15,6 +15,7 @@ async fn stored_counter_event(setup: &Setup, claimed: bool) -> String {
         headers: Vec::new(),
         content_type: Some("application/json".into()),
         body: b"{}".to_vec(),
+        provenance: hookhost::model::Provenance::Api,
     };
     let ingested = store
         .ingest(event, &[hookhost::store::Route::new("counter")])

@@ -161,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
             headers: Vec::new(),
             content_type: Some("application/json".into()),
             emitted_by: None,
+            provenance: None,
         };
         let delivery = DeliveryId {
             event: record.id,

@@ -85,6 +85,7 @@ async fn fill(dir: &Path, args: &Args) -> anyhow::Result<Duration> {
                     headers: Vec::new(),
                     content_type: Some("application/json".into()),
                     body: body.clone(),
+                    provenance: hookhost::model::Provenance::Api,
                 };
                 store.ingest(event, &[]).await?;
             }

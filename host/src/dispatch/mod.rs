@@ -344,6 +344,12 @@ async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slo
             run.attempt.outcome =
                 Outcome::Retry(format!("kv conflict persisted through {conflicts} re-runs"));
         }
+        if run.attempt.outcome == Outcome::Ok {
+            route_emitted(&core, &mut run.effects);
+            if let Some(full) = queue_refusal(&core, &run.effects) {
+                run.attempt.outcome = Outcome::Retry(full);
+            }
+        }
         let in_window = number - claimed.delivery.attempts_before_retry;
         let decision = retry::decide(&policy, in_window, &run.attempt.outcome, rand::random());
         let next = match decision {
@@ -356,17 +362,7 @@ async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slo
         {
             record.committed = true;
         }
-        let effects = if decision == Decision::Succeeded {
-            for emitted in &mut run.effects.emitted {
-                let e = &emitted.event;
-                emitted.subscribers =
-                    core.registry
-                        .routes(&e.topic, e.idempotency_key.as_deref(), &e.body);
-            }
-            Some(&run.effects)
-        } else {
-            None
-        };
+        let effects = (decision == Decision::Succeeded).then_some(&run.effects);
         match finish_with_retries(&core, &run.attempt, next, effects).await {
             Ok(Finish::Committed) => {
                 let a = &run.attempt;
@@ -416,6 +412,33 @@ fn conflict_pause(conflicts: u32, jitter: f64) -> Option<Duration> {
     }
     let cap = (1u64 << conflicts.min(6)) as f64;
     Some(Duration::from_micros((cap * 1000.0 * jitter) as u64))
+}
+
+/// Finds the subscribers of each event an attempt emitted.
+fn route_emitted(core: &Core, effects: &mut crate::store::Effects) {
+    for emitted in &mut effects.emitted {
+        let e = &emitted.event;
+        emitted.subscribers = core
+            .registry
+            .routes(&e.topic, e.idempotency_key.as_deref(), &e.body);
+    }
+}
+
+/// Why an attempt's emitted events cannot join the queue now, if they
+/// cannot: they would take it past `max_queue_depth`, as an ingest would.
+/// The attempt is then retried by its policy, its effects discarded, so a
+/// handler that feeds itself slows down instead of growing the queue.
+fn queue_refusal(core: &Core, effects: &crate::store::Effects) -> Option<String> {
+    let added: usize = effects.emitted.iter().map(|e| e.subscribers.len()).sum();
+    let depth = core.store.queue_depth();
+    let limit = core.config.max_queue_depth;
+    (added > 0 && depth.saturating_add(added as u64) > limit).then(|| {
+        format!(
+            "the queue is full ({depth} deliveries waiting, limit {limit}): the {} events \
+             this attempt emitted would add {added} deliveries; retried later",
+            effects.emitted.len()
+        )
+    })
 }
 
 /// The record of an attempt that could not start: its pinned version is gone.

@@ -158,6 +158,7 @@ fn event_json(record: &EventRecord, body: &[u8]) -> Value {
         "content_type": record.content_type,
         "headers": record.headers,
         "emitted_by": record.emitted_by,
+        "provenance": record.provenance,
         "body": body,
         "body_encoding": encoding,
     })

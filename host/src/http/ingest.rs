@@ -3,7 +3,9 @@
 use super::ApiError;
 use crate::contracts::Violation;
 use crate::core::Core;
-use crate::model::{MAX_IDEMPOTENCY_KEY, NewEvent, Quarantined, now_ms, validate_topic};
+use crate::model::{
+    MAX_IDEMPOTENCY_KEY, NewEvent, Provenance, Quarantined, now_ms, validate_topic,
+};
 use crate::sources::SourceError;
 use axum::Json;
 use axum::body::Bytes;
@@ -79,7 +81,7 @@ async fn ingest_event(
         return Err(ApiError::Forbidden(reserved.explain(&topic)));
     }
     let key = idempotency_key(headers)?;
-    accept(core, topic, key, headers, body).await
+    accept(core, topic, key, Provenance::Api, headers, body).await
 }
 
 async fn ingest_hook(
@@ -116,7 +118,19 @@ async fn ingest_hook(
     if let Some(key) = &derived.idempotency_key {
         check_idempotency_key(key)?;
     }
-    accept(core, derived.topic, derived.idempotency_key, headers, body).await
+    let provenance = Provenance::Source {
+        name: source.to_owned(),
+        verified: src.verifies(),
+    };
+    accept(
+        core,
+        derived.topic,
+        derived.idempotency_key,
+        provenance,
+        headers,
+        body,
+    )
+    .await
 }
 
 fn read_body(core: &Core, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
@@ -140,6 +154,7 @@ async fn accept(
     core: &Core,
     topic: String,
     idempotency_key: Option<String>,
+    provenance: Provenance,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -158,6 +173,7 @@ async fn accept(
         headers: kept_headers(headers, &core.config.strip_headers),
         content_type,
         body: body.to_vec(),
+        provenance,
     };
     if let Err(violation) = core.contracts.check(&event.topic, &event.body) {
         return quarantine(core, event, violation).await;
@@ -236,6 +252,7 @@ async fn quarantine(
         body: event.body,
         contract: violation.pattern.clone(),
         violations: violation.violations.clone(),
+        provenance: Some(event.provenance),
     };
     core.store
         .quarantine(&record)

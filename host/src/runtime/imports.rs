@@ -15,7 +15,7 @@
 use super::HostState;
 use super::bindings::hookhost::plugin::{config, emit, kv, log, types};
 use super::record::{self, LOG_FIELD_FRAME, LOG_LINE_FRAME, MAX_LOG_FIELDS, json_len};
-use crate::model::{LogLevel, LogLine, MAX_IDEMPOTENCY_KEY, NewEvent, validate_topic};
+use crate::model::{LogLevel, LogLine, MAX_IDEMPOTENCY_KEY, NewEvent, Provenance, validate_topic};
 
 /// Longest kv key.
 const MAX_KEY_BYTES: usize = 1024;
@@ -230,6 +230,9 @@ impl emit::Host for HostState {
             headers: Vec::new(),
             content_type,
             body,
+            provenance: Provenance::Emitted {
+                plugin: call.plugin.clone(),
+            },
         });
         Ok(())
     }

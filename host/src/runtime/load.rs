@@ -159,9 +159,26 @@ pub async fn describe(
     })
 }
 
+/// Subscriptions one manifest may declare.
+const MAX_SUBSCRIPTIONS: usize = 64;
+/// Schedules one manifest may declare.
+const MAX_SCHEDULES: usize = 16;
+
 fn convert_manifest(
     m: super::bindings::hookhost::plugin::types::Manifest,
 ) -> Result<Manifest, LoadError> {
+    if m.subscriptions.len() > MAX_SUBSCRIPTIONS {
+        return Err(LoadError::Manifest(format!(
+            "{} subscriptions, over the limit of {MAX_SUBSCRIPTIONS}",
+            m.subscriptions.len()
+        )));
+    }
+    if m.schedules.len() > MAX_SCHEDULES {
+        return Err(LoadError::Manifest(format!(
+            "{} schedules, over the limit of {MAX_SCHEDULES}",
+            m.schedules.len()
+        )));
+    }
     for pattern in &m.subscriptions {
         let literal = pattern.replace('*', "x");
         crate::model::validate_topic(&literal)
@@ -224,6 +241,26 @@ mod tests {
         );
         let component = b"\0asm\x0d\x00\x01\x00";
         assert_eq!(check_header(component), Ok(()));
+    }
+
+    #[test]
+    fn a_manifest_declares_a_bounded_number_of_schedules_and_subscriptions() {
+        use crate::runtime::bindings::hookhost::plugin::types;
+        let manifest = |subscriptions: usize, schedules: usize| types::Manifest {
+            subscriptions: (0..subscriptions).map(|i| format!("t.{i}")).collect(),
+            retry: None,
+            schedules: (0..schedules)
+                .map(|i| types::Schedule {
+                    name: format!("s{i}"),
+                    cron: "0 * * * *".into(),
+                })
+                .collect(),
+        };
+        assert!(convert_manifest(manifest(MAX_SUBSCRIPTIONS, MAX_SCHEDULES)).is_ok());
+        let err = convert_manifest(manifest(1, MAX_SCHEDULES + 1)).expect_err("refused");
+        assert!(err.to_string().contains("17 schedules"), "{err}");
+        let err = convert_manifest(manifest(MAX_SUBSCRIPTIONS + 1, 0)).expect_err("refused");
+        assert!(err.to_string().contains("65 subscriptions"), "{err}");
     }
 
     #[test]

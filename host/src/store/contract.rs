@@ -39,6 +39,7 @@ on_every_backend!(
     purge_removes_finished_events_only,
     quarantine_and_version_history_round_trip,
     claims_taken_together_answer_each_entry_apart,
+    idempotency_keys_count_only_within_their_scope,
 );
 
 pub(super) async fn connect(url: &str) -> Store {
@@ -58,6 +59,7 @@ pub(super) fn event(key: &str) -> NewEvent {
         headers: vec![("x-source".into(), "test".into())],
         content_type: Some("application/json".into()),
         body: format!(r#"{{"key":"{key}"}}"#).into_bytes(),
+        provenance: crate::model::Provenance::Api,
     }
 }
 
@@ -530,6 +532,7 @@ async fn quarantine_and_version_history_round_trip(store: &Store) {
         body: b"\x00\xffnot json".to_vec(),
         contract: "orders.*".into(),
         violations: vec!["not JSON".into()],
+        provenance: None,
     };
     store.quarantine(&q).await.expect("quarantine");
     assert_eq!(
@@ -598,4 +601,68 @@ async fn claims_taken_together_answer_each_entry_apart(store: &Store) {
         );
     }
     assert!(store.claim_many(&[]).await.is_empty());
+}
+
+async fn idempotency_keys_count_only_within_their_scope(store: &Store) {
+    use crate::model::Provenance;
+    let routes = [Route::new("p")];
+    let from = |provenance: Provenance, key: &str| NewEvent {
+        provenance,
+        ..event(key)
+    };
+    let shop = || Provenance::Source {
+        name: "shop".into(),
+        verified: true,
+    };
+    let api = store.ingest(event("k1"), &routes).await.expect("api");
+    let hooked = store
+        .ingest(from(shop(), "k1"), &routes)
+        .await
+        .expect("hook");
+    assert!(!hooked.duplicate, "a source's key is not the api's");
+    assert_ne!(hooked.id, api.id);
+    let again = store
+        .ingest(from(shop(), "k1"), &routes)
+        .await
+        .expect("again");
+    assert_eq!((again.id, again.duplicate), (hooked.id, true));
+    let emitted = Provenance::Emitted { plugin: "p".into() };
+    assert!(
+        !store
+            .ingest(from(emitted, "k1"), &routes)
+            .await
+            .expect("emitted")
+            .duplicate
+    );
+
+    // An anonymous post cannot claim a schedule's future tick.
+    let key = "schedule:p:hourly:3000";
+    assert!(
+        !store
+            .ingest(event(key), &routes)
+            .await
+            .expect("claim")
+            .duplicate
+    );
+    store
+        .schedule_start("p", "hourly", 1_000)
+        .await
+        .expect("start");
+    let tick = from(
+        Provenance::Schedule {
+            plugin: "p".into(),
+            name: "hourly".into(),
+        },
+        key,
+    );
+    assert!(
+        store
+            .fire_schedule("p", "hourly", 3_000, tick, &routes)
+            .await
+            .expect("fire"),
+        "the tick fires"
+    );
+    let (record, _) = store.event(hooked.id).await.expect("read").expect("event");
+    assert_eq!(record.provenance, Some(shop()));
+    assert_eq!(record.idempotency_key.as_deref(), Some("k1"), "shown bare");
 }

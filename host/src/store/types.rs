@@ -165,5 +165,6 @@ pub(super) fn record_of(id: Ulid, event: &NewEvent, at: u64) -> EventRecord {
         headers: event.headers.clone(),
         content_type: event.content_type.clone(),
         emitted_by: None,
+        provenance: Some(event.provenance.clone()),
     }
 }

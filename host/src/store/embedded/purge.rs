@@ -132,7 +132,7 @@ impl SledStore {
                     for key in &doomed.attempts {
                         attempts.remove(key)?;
                     }
-                    if let Some(key) = &doomed.record.idempotency_key
+                    if let Some(key) = doomed.record.dedupe_key()
                         && idempotency
                             .get(key.as_bytes())?
                             .is_some_and(|v| v.as_ref() == keys::event(id))

@@ -13,6 +13,7 @@ fn event(key: &str) -> NewEvent {
         headers: Vec::new(),
         content_type: None,
         body: b"{}".to_vec(),
+        provenance: crate::model::Provenance::Api,
     }
 }
 
@@ -200,6 +201,7 @@ async fn a_schedule_tick_fires_once_and_never_before_the_last() {
             headers: Vec::new(),
             content_type: None,
             body: b"{}".to_vec(),
+            provenance: crate::model::Provenance::Api,
         };
         let store = &store;
         async move {
@@ -265,6 +267,7 @@ async fn an_older_stores_event_with_its_body_apart_is_read_and_purged_whole() {
         headers: vec![("x-shop".into(), "one".into())],
         content_type: Some("application/json".into()),
         emitted_by: None,
+        provenance: None,
     };
     let live = store.live().expect("open");
     live.t
@@ -320,6 +323,7 @@ fn an_event_value_holds_its_record_and_body_and_a_short_one_is_corrupt() {
         headers: Vec::new(),
         content_type: None,
         emitted_by: None,
+        provenance: Some(crate::model::Provenance::Api),
     };
     let encoded = encode(&record);
     let value = event_value(&record, b"body");
@@ -889,4 +893,24 @@ async fn the_scan_floor_skips_claims_and_never_hides_an_entry() {
         assert_eq!(recorded, Finish::Committed);
     }
     assert_eq!(due_now(), vec![b.delivery.id, a]);
+}
+
+#[tokio::test]
+async fn a_key_stored_bare_by_an_older_version_still_dedupes_a_senders_retry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::open(dir.path()).expect("open");
+    let routes = [Route::new("p")];
+    let first = store.ingest(event("k"), &routes).await.expect("ingest");
+    // As an older version stored it: the bare key.
+    let t = store.live().expect("open").t.clone();
+    let scoped = crate::model::dedupe_key(Some(&crate::model::Provenance::Api), "k");
+    let id = t
+        .idempotency
+        .remove(scoped.as_bytes())
+        .expect("remove")
+        .expect("entry");
+    t.idempotency.insert("k", id).expect("insert");
+    let again = store.ingest(event("k"), &routes).await.expect("again");
+    assert_eq!((again.id, again.duplicate), (first.id, true));
+    store.close().await.expect("close");
 }

@@ -53,7 +53,11 @@ pub(super) struct EventRows {
     key: [u8; 16],
     /// The record and the body, as `events` holds them.
     value: IVec,
+    /// Its idempotency key, scoped by where it came from.
     idempotency: Option<IVec>,
+    /// The bare key older events with the same key were stored under, to
+    /// match them too.
+    legacy_idempotency: Option<IVec>,
     deliveries: Vec<DeliveryRows>,
 }
 
@@ -95,10 +99,8 @@ impl EventRows {
         Self {
             key: keys::event(record.id),
             value: event_value(record, body).into(),
-            idempotency: record
-                .idempotency_key
-                .as_deref()
-                .map(|k| k.as_bytes().into()),
+            idempotency: record.dedupe_key().map(|k| k.as_bytes().into()),
+            legacy_idempotency: record.legacy_dedupe_key().map(|k| k.as_bytes().into()),
             deliveries,
         }
     }
@@ -119,7 +121,11 @@ impl EventTx<'_> {
     /// idempotency key is known: then returns the original id.
     pub(super) fn insert(&self, rows: &EventRows) -> TxResult<Option<Ulid>> {
         if let Some(key) = &rows.idempotency {
-            if let Some(existing) = self.idempotency.get(key)? {
+            let legacy = match &rows.legacy_idempotency {
+                Some(bare) => self.idempotency.get(bare)?,
+                None => None,
+            };
+            if let Some(existing) = legacy.or(self.idempotency.get(key)?) {
                 let id = keys::parse_event(&existing).ok_or_else(|| {
                     corrupt(StoreError::Corrupt {
                         tree: "idempotency",

@@ -200,10 +200,16 @@ async fn insert_event(
     let known = tx
         .prepare_cached("SELECT event FROM idempotency WHERE key = $1")
         .await?;
-    if let Some(key) = &record.idempotency_key
-        && let Some(row) = tx.query_opt(&known, &[key]).await?
+    // Its key scoped by where it came from, and the bare key older events
+    // with the same key were stored under.
+    let scoped = record.dedupe_key();
+    for key in [record.legacy_dedupe_key(), scoped.as_deref()]
+        .into_iter()
+        .flatten()
     {
-        return Ok(Some(ulid_of(row.get(0))?));
+        if let Some(row) = tx.query_opt(&known, &[&key]).await? {
+            return Ok(Some(ulid_of(row.get(0))?));
+        }
     }
     let st = tx
         .prepare_cached(
@@ -223,7 +229,7 @@ async fn insert_event(
         ],
     )
     .await?;
-    if let Some(key) = &record.idempotency_key {
+    if let Some(key) = &scoped {
         // A concurrent insert of the same key waits here for the other
         // transaction; if that one committed, its event stands and this one
         // is taken back.

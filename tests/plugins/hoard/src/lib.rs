@@ -1,5 +1,6 @@
 //! Hostile: grows everything the host keeps for an attempt, as its body says,
-//! then ends as `end` says (`ok`, `reject`, `retry` or `trap`).
+//! then ends as `end` says (`ok`, `reject`, `retry` or `trap`). It handles
+//! the events it emits too (`test.hoarded`).
 //!
 //! Body (every field optional):
 //! `{"kv_reads": n, "kv_writes": n, "value_bytes": n, "empty_logs": n,
@@ -29,7 +30,7 @@ struct Hoard;
 impl Handler for Hoard {
     fn describe() -> Manifest {
         Manifest::new()
-            .subscribe("test.hoard")
+            .subscribe("test.hoard*")
             .retry(RetryPolicy::never())
     }
 
