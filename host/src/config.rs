@@ -499,6 +499,15 @@ impl Config {
         Ok(config)
     }
 
+    /// The longest `timeout_ms` any plugin may be given.
+    pub fn longest_timeout_ms(&self) -> u64 {
+        std::iter::once(&self.defaults)
+            .chain(self.plugins.values())
+            .map(|s| s.timeout_ms.unwrap_or(defaults::TIMEOUT_MS))
+            .max()
+            .unwrap_or(defaults::TIMEOUT_MS)
+    }
+
     /// A lease shorter than an attempt may run would let a second host run
     /// a delivery while the first still is.
     fn validate_postgres(&self) -> Result<(), ConfigError> {
@@ -511,11 +520,7 @@ impl Config {
             ));
         }
         if self.store == StoreKind::Postgres {
-            let longest = std::iter::once(&self.defaults)
-                .chain(self.plugins.values())
-                .map(|s| s.timeout_ms.unwrap_or(defaults::TIMEOUT_MS))
-                .max()
-                .unwrap_or(defaults::TIMEOUT_MS);
+            let longest = self.longest_timeout_ms();
             if lease.as_millis() as u64 <= longest {
                 return Err(ConfigError::Invalid(format!(
                     "[postgres] lease ({}) must be longer than the longest plugin timeout_ms ({longest} ms)",

@@ -325,3 +325,38 @@ async fn a_version_loaded_on_one_host_runs_on_every_host() {
     assert!(!plugins[2].join("counter.wasm").exists());
     drop((a, b, c));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_cannot_give_a_plugin_a_timeout_past_the_lease_in_force() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hookhost.toml");
+    std::fs::write(
+        &config,
+        "store = \"postgres\"\n[postgres]\nlease = \"10s\"\n",
+    )
+    .expect("config");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    let env = [("HOOKHOST_DATABASE_URL", db.url.as_str())];
+    let host = start_configured(&dir.path().join("data"), &plugins, Some(&config), &env);
+    // The file now asks for a longer lease too, but the host keeps the one
+    // it started with until it restarts.
+    std::fs::write(
+        &config,
+        "store = \"postgres\"\n[postgres]\nlease = \"60s\"\n[defaults]\ntimeout_ms = 30000\n",
+    )
+    .expect("config");
+    let answer = reqwest::Client::new()
+        .post(format!("{}/config/reload", host.base))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("reload");
+    assert_eq!(answer.status().as_u16(), 422);
+    let body: Value = answer.json().await.expect("json");
+    let error = body["error"].as_str().expect("error");
+    assert!(error.contains("lease of 10000 ms"), "{error}");
+}

@@ -176,3 +176,15 @@ async fn emitted_events_wait_for_room_in_the_queue_like_ingest() {
     let (_, listed) = host.get("/events?topic=test.hoarded").await;
     assert_eq!(listed["events"].as_array().map(Vec::len), Some(3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kv_key_no_store_could_record_traps_on_every_store() {
+    let host = hoarder().await;
+    let (attempt, _) = hoard(&host, json!({ "nul_key": true, "end": "ok" })).await;
+    assert_eq!(attempt["outcome"]["kind"], "trap", "{attempt:#}");
+    let message = attempt["outcome"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("kv key must not contain a NUL byte"),
+        "{message}"
+    );
+}

@@ -309,6 +309,11 @@ pub enum ConfigReloadError {
         "memory_mb of {wanted} MiB is above the {limit} MiB the host started with: that needs a restart"
     )]
     MemoryNeedsRestart { wanted: u64, limit: u64 },
+    #[error(
+        "a plugin timeout_ms of {wanted} ms is not shorter than the lease of {lease_ms} ms the host started with: \
+         another host could run a delivery still running here; raise [postgres] lease and restart"
+    )]
+    TimeoutPastLease { wanted: u64, lease_ms: u64 },
 }
 
 /// Re-reads the configuration file and applies its `[defaults]` and
@@ -329,6 +334,15 @@ pub fn reload_config(core: &Core) -> Result<usize, ConfigReloadError> {
             wanted: wanted >> 20,
             limit: limit >> 20,
         });
+    }
+    // The lease in force is the one the host started with, whatever the
+    // file now says.
+    if let Some(lease) = core.store.lease() {
+        let lease_ms = lease.as_millis() as u64;
+        let wanted = config.longest_timeout_ms();
+        if wanted >= lease_ms {
+            return Err(ConfigReloadError::TimeoutPastLease { wanted, lease_ms });
+        }
     }
     let settings = Arc::new(crate::core::Settings { config, secrets });
     match core.settings.write() {

@@ -171,6 +171,11 @@ fn check_key(key: &str) -> wasmtime::Result<()> {
             key.len()
         );
     }
+    // PostgreSQL's text holds no NUL: refused here, on every store, so an
+    // attempt never produces what one store could not record.
+    if key.contains('\0') {
+        wasmtime::bail!("kv key must not contain a NUL byte");
+    }
     Ok(())
 }
 
@@ -210,10 +215,10 @@ impl emit::Host for HostState {
             wasmtime::bail!("emit: more than {MAX_EMITS} events in one attempt");
         }
         if let Some(key) = &idempotency_key
-            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY)
+            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || key.contains('\0'))
         {
             wasmtime::bail!(
-                "emit: idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes, got {}",
+                "emit: idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes without NUL, got {}",
                 key.len()
             );
         }

@@ -19,6 +19,7 @@
 //! key the attempt read: of two attempts that read the same key, the second
 //! to commit sees a new version and reruns (`Conflict`).
 
+mod lease;
 mod schema;
 pub mod testing;
 #[cfg(test)]

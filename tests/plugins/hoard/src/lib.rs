@@ -22,6 +22,8 @@ struct Body {
     emit_key_bytes: usize,
     emit_topic: Option<String>,
     message_bytes: usize,
+    /// Writes a kv key holding a NUL byte.
+    nul_key: bool,
     end: String,
 }
 
@@ -42,6 +44,9 @@ impl Handler for Hoard {
         let value = vec![b'v'; body.value_bytes];
         for i in 0..body.kv_writes {
             kv::set(&format!("write-{i:08}"), &value);
+        }
+        if body.nul_key {
+            kv::set("before\0after", b"v");
         }
         let fields: Vec<(&str, &str)> = vec![("", ""); body.log_fields];
         for _ in 0..body.empty_logs {
