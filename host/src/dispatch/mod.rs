@@ -27,7 +27,7 @@
 pub mod retry;
 
 use crate::core::Core;
-use crate::model::{DeliveryId, Outcome, now_ms};
+use crate::model::{Outcome, now_ms};
 use crate::reload;
 use crate::runtime::Plugin;
 use crate::store::{Claimed, DueEntry, Finish, Next, StoreError};
@@ -303,7 +303,6 @@ impl Slots {
 /// a kv conflict).
 async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slots: Slots) {
     let id = claimed.delivery.id;
-    let _renewal = renew_while_held(&core, id);
     let number = claimed.delivery.attempts + 1;
     let plugin = match &claimed.delivery.pinned_version {
         Some(sha) if *sha != plugin.version => {
@@ -413,43 +412,6 @@ fn conflict_pause(conflicts: u32, jitter: f64) -> Option<Duration> {
     }
     let cap = (1u64 << conflicts.min(6)) as f64;
     Some(Duration::from_micros((cap * 1000.0 * jitter) as u64))
-}
-
-/// Renews the claim on a delivery while it lives (where claims are leases).
-struct Renewal(Option<tokio::task::JoinHandle<()>>);
-
-impl Drop for Renewal {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-        }
-    }
-}
-
-/// Renews this host's lease on `id` every third of the lease until the
-/// returned guard is dropped: one claim may outlast one attempt's deadline
-/// (kv-conflict re-runs, a pinned version's compile, waits for a slot).
-fn renew_while_held(core: &Arc<Core>, id: DeliveryId) -> Renewal {
-    let Some(every) = core.store.lease_renewal() else {
-        return Renewal(None);
-    };
-    let store = core.store.clone();
-    Renewal(Some(tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        // The first tick is at once: the claim was just made.
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            match store.renew_lease(id).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(delivery = %id, "lease lost while the delivery ran");
-                    return;
-                }
-                Err(e) => tracing::warn!(delivery = %id, error = %e, "renewing a lease failed"),
-            }
-        }
-    })))
 }
 
 /// Finds the subscribers of each event an attempt emitted.

@@ -481,27 +481,12 @@ impl Store {
         }
     }
 
-    /// How often a held claim must be renewed: `None` where claims do not
-    /// expire (the embedded store holds them in memory).
-    pub fn lease_renewal(&self) -> Option<std::time::Duration> {
-        self.lease().map(|lease| lease / 3)
-    }
-
     /// How long a claim holds its delivery: `None` where claims do not
     /// expire.
     pub fn lease(&self) -> Option<std::time::Duration> {
         match &self.backend {
             Backend::Embedded(_) => None,
             Backend::Postgres(p) => Some(p.lease()),
-        }
-    }
-
-    /// Extends this host's claim on `id` (see [`Store::lease_renewal`]);
-    /// `false` when it no longer holds it.
-    pub async fn renew_lease(&self, id: DeliveryId) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Embedded(_) => Ok(true),
-            Backend::Postgres(p) => p.renew_lease(id).await,
         }
     }
 

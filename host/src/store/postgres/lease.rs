@@ -1,44 +1,11 @@
-//! Renewing a claim's lease while its attempt runs.
-//!
-//! A lease outlasts one attempt's deadline, but one claim can take longer
-//! than one attempt: kv-conflict re-runs, the compile of a pinned version,
-//! waits for a plugin's slot. The dispatcher renews the lease every third
-//! of its length while it holds the claim, so only a host that stopped or
-//! stalled loses a delivery to another.
+//! The lease a claim holds its delivery for.
 
-use super::{DB_NOW_MS, PgStore, id_bytes, ms};
-use crate::model::DeliveryId;
-use crate::store::StoreError;
+use super::PgStore;
 use std::time::Duration;
 
 impl PgStore {
     /// How long a claim holds its delivery.
     pub fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms)
-    }
-
-    /// Extends this host's lease on delivery `id` to a full lease from now;
-    /// `false` when this host no longer holds it (it finished, or its lease
-    /// ran out and another host took it).
-    pub async fn renew_lease(&self, id: DeliveryId) -> Result<bool, StoreError> {
-        let c = self.work.get().await?;
-        let st = c
-            .prepare_cached(&format!(
-                "UPDATE deliveries SET lease_until = {DB_NOW_MS} + $3
-                 WHERE event = $1 AND seq = $2 AND status = 'running' AND leased_by = $4"
-            ))
-            .await?;
-        let renewed = c
-            .execute(
-                &st,
-                &[
-                    &id_bytes(id.event),
-                    &(id.seq as i32),
-                    &ms(self.lease_ms),
-                    &self.me,
-                ],
-            )
-            .await?;
-        Ok(renewed == 1)
     }
 }
