@@ -26,6 +26,10 @@ use std::path::Path;
 const MAGIC: &[u8; 16] = b"HOOKHOST-BACKUP1";
 const RECORD: u8 = 1;
 const END: u8 = 0;
+/// The longest key or value a backup may hold: larger than any the store
+/// writes (event bodies are bounded by the body limits, records by their
+/// bounds). A length past it is damage, refused before any memory is taken.
+const MAX_PART_BYTES: usize = 1 << 30;
 
 /// What a backup wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,14 +156,21 @@ impl<R: Read> Reader<R> {
     }
 
     fn bytes(&mut self, n: usize) -> Result<Vec<u8>, StoreError> {
-        let mut buf = vec![0; n];
-        self.inner.read_exact(&mut buf).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                bad("the file ends early: the backup is truncated")
-            } else {
-                io(e)
-            }
-        })?;
+        if n > MAX_PART_BYTES {
+            return Err(bad(format!(
+                "a record of {n} bytes is larger than any the store writes: the backup is damaged"
+            )));
+        }
+        // Grown as the bytes arrive, not reserved from the length: a length
+        // the file does not hold costs nothing but the error.
+        let mut buf = Vec::new();
+        (&mut self.inner)
+            .take(n as u64)
+            .read_to_end(&mut buf)
+            .map_err(io)?;
+        if buf.len() < n {
+            return Err(bad("the file ends early: the backup is truncated"));
+        }
         self.hash.update(&buf);
         Ok(buf)
     }
@@ -292,5 +303,39 @@ fn write_restore(path: &Path, dir: &Path) -> Result<RestoreSummary, StoreError> 
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAGIC, RECORD, verify_backup};
+
+    /// A backup whose first record claims a key of `key_len` bytes and holds
+    /// three.
+    fn lying(key_len: u32) -> tempfile::NamedTempFile {
+        let mut bytes = MAGIC.to_vec();
+        bytes.push(RECORD);
+        bytes.extend_from_slice(&6u16.to_be_bytes());
+        bytes.extend_from_slice(b"events");
+        bytes.extend_from_slice(&key_len.to_be_bytes());
+        bytes.extend_from_slice(b"abc");
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), bytes).expect("write");
+        file
+    }
+
+    #[test]
+    fn a_length_past_any_record_is_refused_before_it_is_read() {
+        let err = verify_backup(lying(u32::MAX).path()).expect_err("refused");
+        assert!(
+            err.to_string().contains("larger than any the store writes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_length_the_file_does_not_hold_is_a_truncated_backup() {
+        let err = verify_backup(lying(1000).path()).expect_err("refused");
+        assert!(err.to_string().contains("truncated"), "{err}");
     }
 }
