@@ -354,7 +354,7 @@ pub struct PluginLimits {
     pub schedules: BTreeMap<String, String>,
     pub outbound: crate::runtime::OutboundLimits,
     /// Topics the plugin may not emit: a source's or the scheduler's.
-    pub reserved: Vec<crate::sources::Reserved>,
+    pub reserved: std::sync::Arc<[crate::sources::Reserved]>,
 }
 
 /// Captured logs and output per attempt, in bytes.
@@ -651,7 +651,7 @@ impl Config {
             config: own.map(|s| s.config.clone()).unwrap_or_default(),
             secrets: BTreeMap::new(),
             schedules: own.map(|s| s.schedules.clone()).unwrap_or_default(),
-            reserved: crate::sources::reserved_topics(&self.sources),
+            reserved: crate::sources::reserved_topics(&self.sources).into(),
             outbound: crate::runtime::OutboundLimits {
                 allowed: own
                     .map_or(&self.defaults.allowed_hosts, |s| &s.allowed_hosts)

@@ -96,12 +96,7 @@ fn preflighted_type(content_type: Option<&str>) -> bool {
     let Some(content_type) = content_type else {
         return false;
     };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = super::ingest::media_type(content_type);
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
         || essence == "application/wasm"

@@ -268,13 +268,18 @@ async fn quarantine(
 }
 
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type
+    let essence = media_type(content_type);
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+/// A content type's media type, without parameters, lowercase.
+pub(super) fn media_type(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json")
+        .to_ascii_lowercase()
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

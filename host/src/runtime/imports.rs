@@ -26,9 +26,9 @@ const MAX_WRITE_BYTES: usize = 16 * 1024 * 1024;
 /// Bytes a buffered write costs the host beside its key and value.
 const WRITE_OVERHEAD: usize = 64;
 /// Distinct kv keys one attempt may write or delete.
-pub(super) const MAX_KV_WRITES: usize = 10_000;
+const MAX_KV_WRITES: usize = 10_000;
 /// Distinct kv keys one attempt may read from the store.
-pub(super) const MAX_KV_READS: usize = 10_000;
+const MAX_KV_READS: usize = 10_000;
 /// Events one attempt may emit.
 const MAX_EMITS: usize = 100;
 /// Largest emitted body.

@@ -293,8 +293,9 @@ struct CallState {
     emitted: Vec<NewEvent>,
     /// Emitted bodies' and topics' bytes.
     emit_bytes: usize,
-    /// Topics the plugin may not emit.
-    reserved: Vec<crate::sources::Reserved>,
+    /// Topics the plugin may not emit (shared with its limits: an attempt
+    /// copies no list).
+    reserved: Arc<[crate::sources::Reserved]>,
     /// The record's share for effects: what it keeps, and what it leaves out.
     budget: record::Budget,
 }
