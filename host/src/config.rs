@@ -183,8 +183,8 @@ impl Postgres {
 
 /// `[retention]`: finished events (every delivery succeeded) older than
 /// `max_age` are purged in the background with their deliveries, attempts,
-/// logs and idempotency keys. Dead letters and quarantined bodies stay
-/// until handled.
+/// logs and idempotency keys. Dead letters stay until handled; quarantined
+/// bodies stay until released, `quarantine_max_age` or `quarantine_max_bytes`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
@@ -199,6 +199,13 @@ pub struct Retention {
     /// as the batch took, so it never takes more than half of one core.
     #[serde(default = "defaults::purge_batch")]
     pub batch: usize,
+    /// Quarantined bodies older than this are removed (`"off"`: never).
+    #[serde(default = "defaults::quarantine_max_age")]
+    pub quarantine_max_age: String,
+    /// The newest quarantined bodies are kept up to this many bytes (as
+    /// stored); older ones past it are removed, checked every `check_every`.
+    #[serde(default = "defaults::quarantine_max_bytes")]
+    pub quarantine_max_bytes: u64,
 }
 
 impl Default for Retention {
@@ -207,6 +214,8 @@ impl Default for Retention {
             max_age: defaults::max_age(),
             check_every: defaults::purge_every(),
             batch: defaults::purge_batch(),
+            quarantine_max_age: defaults::quarantine_max_age(),
+            quarantine_max_bytes: defaults::quarantine_max_bytes(),
         }
     }
 }
@@ -220,6 +229,14 @@ impl Retention {
         parse_duration(&self.max_age).ok()
     }
 
+    /// `quarantine_max_age` as a duration; `None` when it is off.
+    pub fn quarantine_max_age(&self) -> Option<std::time::Duration> {
+        if self.quarantine_max_age == "off" {
+            return None;
+        }
+        parse_duration(&self.quarantine_max_age).ok()
+    }
+
     pub fn check_every(&self) -> std::time::Duration {
         parse_duration(&self.check_every).unwrap_or(std::time::Duration::from_secs(60))
     }
@@ -231,6 +248,9 @@ impl Retention {
             parse_duration(&self.max_age).map_err(|e| bad("max_age", e))?;
         }
         parse_duration(&self.check_every).map_err(|e| bad("check_every", e))?;
+        if self.quarantine_max_age != "off" {
+            parse_duration(&self.quarantine_max_age).map_err(|e| bad("quarantine_max_age", e))?;
+        }
         if self.batch == 0 {
             return Err(bad("batch", "must be positive".into()));
         }
@@ -299,7 +319,7 @@ pub struct PluginSettings {
     /// Overrides of the plugin's schedules by name: another cron, or `"off"`.
     #[serde(default)]
     pub schedules: BTreeMap<String, String>,
-    /// Hosts the plugin may call over `wasi:http`: `[scheme://]host[:port]`,
+    /// Hosts the plugin may call (the `http` interface or `wasi:http`): `[scheme://]host[:port]`,
     /// `*.example.com` for subdomains; without a scheme, https only.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
@@ -430,6 +450,12 @@ mod defaults {
     }
     pub fn purge_batch() -> usize {
         200
+    }
+    pub fn quarantine_max_age() -> String {
+        "30d".into()
+    }
+    pub fn quarantine_max_bytes() -> u64 {
+        256 << 20
     }
     pub const FUEL: u64 = 1_000_000_000;
     pub const TIMEOUT_MS: u64 = 5_000;
@@ -806,6 +832,18 @@ mod tests {
         assert_eq!(c.retention.check_every(), Duration::from_secs(60));
         let c = Config::from_toml("[retention]\nmax_age = \"off\"").expect("valid");
         assert_eq!(c.retention.max_age(), None);
+        assert_eq!(
+            c.retention.quarantine_max_age(),
+            Some(Duration::from_secs(30 * 86_400)),
+            "the quarantine keeps its own bound"
+        );
+        assert_eq!(c.retention.quarantine_max_bytes, 256 << 20);
+        let c = Config::from_toml("[retention]\nquarantine_max_age = \"off\"").expect("valid");
+        assert_eq!(c.retention.quarantine_max_age(), None);
+        let err = Config::from_toml("[retention]\nquarantine_max_age = \"soon\"")
+            .expect_err("invalid")
+            .to_string();
+        assert!(err.contains("quarantine_max_age"), "{err}");
         for (text, ms) in [
             ("500ms", 500),
             ("90s", 90_000),

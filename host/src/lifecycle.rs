@@ -1,4 +1,5 @@
-//! Background care of the store: retention and recovery from failed writes.
+//! Background care of the store: retention, the quarantine's bounds and
+//! recovery from failed writes.
 
 use crate::core::Core;
 use crate::model::now_ms;
@@ -59,6 +60,33 @@ pub async fn retention(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
                 took_ms = started.elapsed().as_millis() as u64,
                 "purged finished events past retention"
             );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Keeps the quarantine within `[retention] quarantine_max_age` and
+/// `quarantine_max_bytes`, every `check_every`, until `stop`.
+pub async fn quarantine(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+    let settings = core.config.retention.clone();
+    let every = settings.check_every();
+    loop {
+        let cutoff = settings
+            .quarantine_max_age()
+            .map_or(0, |age| now_ms().saturating_sub(age.as_millis() as u64));
+        match core
+            .store
+            .purge_quarantine(cutoff, settings.quarantine_max_bytes)
+            .await
+        {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(removed, "purged quarantined bodies past their age or size")
+            }
+            Err(e) => tracing::warn!(error = %e, "quarantine purge failed; trying again later"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

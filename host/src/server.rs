@@ -112,6 +112,7 @@ pub async fn run(
     let dispatcher = tokio::spawn(dispatch::run(core.clone(), stopped.clone()));
     let schedules = tokio::spawn(crate::schedule::run(core.clone(), stopped.clone()));
     let retention = tokio::spawn(crate::lifecycle::retention(core.clone(), stopped.clone()));
+    let quarantine = tokio::spawn(crate::lifecycle::quarantine(core.clone(), stopped.clone()));
     let healer = tokio::spawn(crate::lifecycle::heal(core.clone(), stopped.clone()));
     let follower = core
         .store
@@ -145,7 +146,7 @@ pub async fn run(
     {
         tracing::error!(error = %e, "plugin version follower failed");
     }
-    for task in [retention, healer] {
+    for task in [retention, quarantine, healer] {
         if let Err(e) = task.await {
             tracing::error!(error = %e, "store care task failed");
         }

@@ -40,6 +40,7 @@ on_every_backend!(
     quarantine_and_version_history_round_trip,
     claims_taken_together_answer_each_entry_apart,
     idempotency_keys_count_only_within_their_scope,
+    quarantine_is_bounded_by_age_and_size,
 );
 
 pub(super) async fn connect(url: &str) -> Store {
@@ -519,6 +520,45 @@ async fn purge_removes_finished_events_only(store: &Store) {
     assert!(store.event(pending.id).await.expect("read").is_some());
     let again = store.ingest(event("p1"), &[]).await.expect("ingest");
     assert!(!again.duplicate, "its idempotency key went with it");
+}
+
+async fn quarantine_is_bounded_by_age_and_size(store: &Store) {
+    let now = now_ms();
+    let body = |at: u64, n: u128| Quarantined {
+        id: Ulid::from_parts(at, n),
+        received_at_ms: at,
+        topic: "orders.created".into(),
+        idempotency_key: None,
+        headers: Vec::new(),
+        content_type: None,
+        body: vec![b'x'; 1000],
+        contract: "orders.*".into(),
+        violations: vec!["not JSON".into()],
+        provenance: None,
+    };
+    let old = body(now - 10_000, 1);
+    let new: Vec<Quarantined> = (1..=3).map(|n| body(now, n)).collect();
+    for q in std::iter::once(&old).chain(&new) {
+        store.quarantine(q).await.expect("quarantine");
+    }
+    let size = serde_json::to_vec(&new[0]).expect("json").len() as u64;
+    // Room for two and a half: the two newest stay.
+    let removed = store
+        .purge_quarantine(now - 5_000, size * 5 / 2)
+        .await
+        .expect("purge");
+    assert_eq!(removed, 2);
+    let kept: Vec<Ulid> = store
+        .quarantined(None, 10)
+        .await
+        .expect("list")
+        .iter()
+        .map(|q| q.id)
+        .collect();
+    assert_eq!(kept, [new[2].id, new[1].id]);
+    // Within both bounds, nothing goes.
+    let removed = store.purge_quarantine(0, u64::MAX).await.expect("purge");
+    assert_eq!(removed, 0);
 }
 
 async fn quarantine_and_version_history_round_trip(store: &Store) {

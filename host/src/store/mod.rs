@@ -261,6 +261,25 @@ impl Store {
         }
     }
 
+    /// Removes the quarantined bodies received before `cutoff_ms`, and the
+    /// oldest of the rest past the newest `max_bytes` (counted as stored,
+    /// JSON); returns how many it removed.
+    pub async fn purge_quarantine(
+        &self,
+        cutoff_ms: u64,
+        max_bytes: u64,
+    ) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.purge_quarantine(cutoff_ms, max_bytes))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("purge stopped: {e}")))?
+            }
+            Backend::Postgres(p) => p.purge_quarantine(cutoff_ms, max_bytes).await,
+        }
+    }
+
     /// Bytes the store occupies on disk.
     pub async fn size_on_disk(&self) -> Result<u64, StoreError> {
         match &self.backend {

@@ -501,6 +501,37 @@ impl SledStore {
         self.noted(result.map(drop).map_err(Into::into))
     }
 
+    /// See [`Store::purge_quarantine`](crate::store::Store::purge_quarantine).
+    /// Not flushed: a removal lost to a power cut is made again by the next
+    /// purge.
+    pub fn purge_quarantine(&self, cutoff_ms: u64, max_bytes: u64) -> Result<usize, StoreError> {
+        let doomed = {
+            let live = self.live()?;
+            let mut kept = 0u64;
+            let mut doomed = Vec::new();
+            for item in live.t.quarantine.iter().rev() {
+                let (key, value) = item?;
+                let received_at_ms = <[u8; 16]>::try_from(key.as_ref())
+                    .map(|k| ulid::Ulid(u128::from_be_bytes(k)).timestamp_ms())
+                    .unwrap_or(0);
+                if received_at_ms >= cutoff_ms {
+                    kept = kept.saturating_add(value.len() as u64);
+                    if kept <= max_bytes {
+                        continue;
+                    }
+                }
+                doomed.push(key);
+            }
+            doomed
+        };
+        let s = self.writing()?;
+        for key in &doomed {
+            let result = s.t.quarantine.remove(key);
+            self.noted(result.map(drop).map_err(Into::into))?;
+        }
+        Ok(doomed.len())
+    }
+
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.live()?.db.size_on_disk()?)

@@ -552,6 +552,29 @@ impl PgStore {
         Ok(())
     }
 
+    pub async fn purge_quarantine(
+        &self,
+        cutoff_ms: u64,
+        max_bytes: u64,
+    ) -> Result<usize, StoreError> {
+        let c = self.pool.get().await?;
+        let cutoff = id_bytes(Ulid::from_parts(cutoff_ms, 0));
+        let old = c
+            .execute("DELETE FROM quarantine WHERE id < $1", &[&cutoff])
+            .await?;
+        let over = c
+            .execute(
+                "DELETE FROM quarantine WHERE id IN (
+                    SELECT id FROM (
+                        SELECT id, sum(octet_length(record::text)) OVER (ORDER BY id DESC) AS kept
+                        FROM quarantine
+                    ) newest_first WHERE kept > $1)",
+                &[&(max_bytes.min(i64::MAX as u64) as i64)],
+            )
+            .await?;
+        Ok((old + over) as usize)
+    }
+
     pub async fn size_on_disk(&self) -> Result<u64, StoreError> {
         let c = self.pool.get().await?;
         let row = c
