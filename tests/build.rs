@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-const PLUGINS: [&str; 15] = [
+const PLUGINS: [&str; 17] = [
     "stripe-ledger",
     "github-digest",
     "test-loop",
@@ -19,6 +19,8 @@ const PLUGINS: [&str; 15] = [
     "test-clock",
     "test-caller",
     "test-hoard",
+    "test-legacy",
+    "test-provenance",
 ];
 
 fn main() {

@@ -281,3 +281,118 @@ async fn fuel_and_deadline_stop_a_python_guest() {
 async fn fuel_and_deadline_stop_a_javascript_guest() {
     limits_hold(polyglot::PROBES[1], "js.probe").await;
 }
+
+/// What a local server received: (idempotency key, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>;
+
+/// A server on 127.0.0.1 that records what is posted to `/hook`.
+async fn remote() -> (String, Received, tokio::task::JoinHandle<()>) {
+    let received = Received::default();
+    let log = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let log = log.clone();
+                async move {
+                    let key = headers
+                        .get("idempotency-key")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    log.lock().expect("log").push((key, body));
+                    "ok"
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, received, task)
+}
+
+/// The text of kv key `key` as the attempt wrote it.
+fn written(attempt: &Value, key: &str) -> Option<String> {
+    attempt["effects"]["kv_writes"]
+        .as_array()?
+        .iter()
+        .find(|w| w["key"] == key)
+        .and_then(|w| w["value"]["text"].as_str().map(str::to_owned))
+}
+
+/// A guest calls an allowed server on 127.0.0.1 through the `http`
+/// interface (the request arrives, with the host's default idempotency
+/// key), and a call to a host not on its list is refused and recorded.
+/// `denied` is the refusal as the guest stored it.
+async fn calls_out(guest: Guest, topic: &str, lang: &str, denied: &str) {
+    let Some(path) = component(&guest) else {
+        return;
+    };
+    let (url, received, server) = remote().await;
+    let name = guest.name;
+    let allowed = url.clone();
+    let host = Setup::new()
+        .plugin(name, path.to_str().expect("path"))
+        .limits(name, |s| s.allowed_hosts = vec![allowed])
+        .ready_within(READY)
+        .start()
+        .await;
+    let body = serde_json::json!({ "fetch": format!("{url}/hook") }).to_string();
+    let id = post(&host, topic, &body).await;
+    let (status, attempts) = settled(&host, &id).await;
+    assert_eq!(status, "succeeded", "{attempts:#?}");
+    assert_eq!(
+        written(&attempts[0], "status").as_deref(),
+        Some("200"),
+        "{attempts:#?}"
+    );
+    assert_eq!(
+        received.lock().expect("log").clone(),
+        [(
+            Some(format!("{id}:{name}:0")),
+            serde_json::json!({ "from": lang, "event": id })
+        )]
+    );
+    assert_eq!(attempts[0]["http"][0]["status"], 200, "{attempts:#?}");
+
+    let id = post(&host, topic, r#"{"fetch": "http://127.0.0.2:9/hook"}"#).await;
+    let (status, attempts) = settled(&host, &id).await;
+    assert_eq!(status, "succeeded", "{attempts:#?}");
+    assert_eq!(
+        written(&attempts[0], "error").as_deref(),
+        Some(denied),
+        "{attempts:#?}"
+    );
+    let recorded = attempts[0]["http"][0]["error"].as_str().unwrap_or_default();
+    assert!(recorded.contains("allowed_hosts"), "{attempts:#?}");
+    assert_eq!(received.lock().expect("log").len(), 1);
+    host.stop().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_guest_calls_out_through_the_http_interface() {
+    calls_out(
+        polyglot::PROBES[0],
+        "py.probe",
+        "py",
+        "Error_Denied: not in the plugin's allowed_hosts",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_guest_calls_out_through_the_http_interface() {
+    calls_out(
+        polyglot::PROBES[1],
+        "js.probe",
+        "js",
+        r#"{"tag":"denied","val":"not in the plugin's allowed_hosts"}"#,
+    )
+    .await;
+}

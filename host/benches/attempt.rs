@@ -35,7 +35,7 @@ mod raw {
     });
 }
 
-use raw::hookhost::plugin::{config, emit, kv, log, types};
+use raw::hookhost::plugin::{config, emit, http, kv, log, types};
 
 struct RawState {
     wasi: WasiCtx,
@@ -83,6 +83,13 @@ impl config::Host for RawState {
         Ok(None)
     }
 }
+impl http::Host for RawState {
+    fn fetch(&mut self, _: http::Request) -> wasmtime::Result<Result<http::Response, http::Error>> {
+        Ok(Err(http::Error::Denied(
+            "no network in the benchmark".into(),
+        )))
+    }
+}
 
 fn noop_component() -> PathBuf {
     match xtask::build_plugins(&["test-noop"]) {
@@ -101,6 +108,7 @@ fn raw_event() -> types::Event {
         headers: Vec::new(),
         content_type: Some("application/json".into()),
         body: b"{\"amount\": 100}".to_vec(),
+        provenance: Some(types::Provenance::Api),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The event a handler receives.
 
 use crate::wit;
+use crate::wit::hookhost::plugin::types;
 use serde::de::DeserializeOwned;
 
 /// One delivery of a stored event to this handler.
@@ -23,6 +24,38 @@ pub struct Event {
     pub content_type: Option<String>,
     /// The raw body.
     pub body: Vec<u8>,
+    /// Where the event came from; `None` for events stored by a host that
+    /// did not yet keep it.
+    pub provenance: Option<Provenance>,
+}
+
+/// Where an event came from. Topics a configured source produces arrive
+/// only through that source, so a handler of `stripe.*` that wants to be
+/// sure can check [`Event::verified_by`]`("stripe")`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provenance {
+    /// `POST /events/{topic}`, with the ingest token whenever the host
+    /// requires one.
+    Api,
+    /// A configured source's route, `POST /hooks/{name}`.
+    Source {
+        /// The source's name.
+        name: String,
+        /// Whether its signature was checked and matched.
+        verified: bool,
+    },
+    /// Emitted by a plugin's handler.
+    Emitted {
+        /// The emitting plugin.
+        plugin: String,
+    },
+    /// A schedule's tick.
+    Schedule {
+        /// The plugin that declares the schedule.
+        plugin: String,
+        /// The schedule's name.
+        name: String,
+    },
 }
 
 impl Event {
@@ -47,6 +80,12 @@ impl Event {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether the event came through source `name` with a checked
+    /// signature.
+    pub fn verified_by(&self, name: &str) -> bool {
+        matches!(&self.provenance, Some(Provenance::Source { name: n, verified: true }) if n == name)
+    }
+
     pub(crate) fn from_wit(e: wit::Event) -> Self {
         Self {
             id: e.id,
@@ -57,6 +96,18 @@ impl Event {
             headers: e.headers,
             content_type: e.content_type,
             body: e.body,
+            provenance: e.provenance.map(|p| match p {
+                types::Provenance::Api => Provenance::Api,
+                types::Provenance::Source(s) => Provenance::Source {
+                    name: s.name,
+                    verified: s.verified,
+                },
+                types::Provenance::Emitted(plugin) => Provenance::Emitted { plugin },
+                types::Provenance::Schedule(s) => Provenance::Schedule {
+                    plugin: s.plugin,
+                    name: s.name,
+                },
+            }),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! A small synchronous HTTP client over `wasi:http`, for calling the APIs
-//! your automation talks to (Slack, an accounting API, an email API).
+//! A small synchronous HTTP client for calling the APIs your automation
+//! talks to (Slack, an accounting API, an email API), over the host's
+//! `http` interface.
 //!
 //! The host lets a plugin call only the hosts its operator lists in
 //! `allowed_hosts`, within per-attempt budgets (number of requests, total
@@ -7,17 +8,17 @@
 //! recorded in the attempt (method, origin, status, duration: never paths,
 //! headers or bodies).
 //!
-//! Forward the attempt's idempotency key so a retried attempt does not
-//! repeat a side effect at the other end:
+//! Every call carries an `Idempotency-Key`: by default
+//! `<event id>:<plugin>:<n>`, `n` counting this attempt's calls from 0, so a
+//! retried attempt that makes the same calls sends the same keys and an API
+//! that honours them does not act twice. Set your own with
+//! [`Request::idempotency_key`], or none with an empty key.
 //!
 //! ```no_run
-//! use hookhost_sdk::{Event, HandlerError, http};
+//! use hookhost_sdk::{HandlerError, http};
 //!
-//! fn notify(event: &Event, url: &str) -> Result<(), HandlerError> {
-//!     let response = http::Request::post(url)
-//!         .json(&serde_json::json!({ "text": "paid" }))?
-//!         .idempotency_key(&event.id)
-//!         .send()?;
+//! fn notify(url: &str) -> Result<(), HandlerError> {
+//!     let response = http::post_json(url, &serde_json::json!({ "text": "paid" }))?;
 //!     if !response.is_success() {
 //!         return Err(HandlerError::retry(format!("notify failed: {}", response.status)));
 //!     }
@@ -26,26 +27,31 @@
 //! ```
 
 use crate::HandlerError;
-use wasip2::http::outgoing_handler;
-use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
-};
-use wasip2::io::streams::StreamError;
+use crate::wit::hookhost::plugin::http as wit;
 
 /// Why a request did not produce a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpError {
-    /// The URL could not be used.
-    InvalidUrl(String),
-    /// The host refused or failed the request: not allowed, over budget,
-    /// timed out, unreachable, response too large…
+    /// Not allowed: not in `allowed_hosts`, a non-public address, the
+    /// attempt's request budget spent, or a shadow run.
+    Denied(String),
+    /// The call or the attempt's time for HTTP ran out.
+    Timeout(String),
+    /// The response (or the request) was larger than the host takes.
+    TooLarge(String),
+    /// The request could not be built: a bad URL, method or header.
+    Invalid(String),
+    /// Anything else: DNS, connection, TLS, protocol.
     Failed(String),
 }
 
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HttpError::InvalidUrl(m) => write!(f, "invalid url: {m}"),
+            HttpError::Denied(m) => write!(f, "http request denied: {m}"),
+            HttpError::Timeout(m) => write!(f, "http request timed out: {m}"),
+            HttpError::TooLarge(m) => write!(f, "http request too large: {m}"),
+            HttpError::Invalid(m) => write!(f, "invalid http request: {m}"),
             HttpError::Failed(m) => write!(f, "http request failed: {m}"),
         }
     }
@@ -53,10 +59,26 @@ impl std::fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
-/// An HTTP failure is worth retrying by default: the other end may be back.
+/// An HTTP failure is worth retrying, unless the request itself is wrong:
+/// the other end may be back, the operator may allow the host.
 impl From<HttpError> for HandlerError {
-    fn from(e: HttpError) -> Self {
-        HandlerError::retry(e.to_string())
+    fn from(err: HttpError) -> Self {
+        match err {
+            HttpError::Invalid(_) => HandlerError::Reject(err.to_string()),
+            _ => HandlerError::Retry(err.to_string()),
+        }
+    }
+}
+
+impl From<wit::Error> for HttpError {
+    fn from(e: wit::Error) -> Self {
+        match e {
+            wit::Error::Denied(m) => HttpError::Denied(m),
+            wit::Error::Timeout(m) => HttpError::Timeout(m),
+            wit::Error::TooLarge(m) => HttpError::TooLarge(m),
+            wit::Error::Invalid(m) => HttpError::Invalid(m),
+            wit::Error::Failed(m) => HttpError::Failed(m),
+        }
     }
 }
 
@@ -66,7 +88,7 @@ pub struct Response {
     /// The status code.
     pub status: u16,
     /// Response headers, names lowercase.
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Vec<(String, String)>,
     /// The whole body.
     pub body: Vec<u8>,
 }
@@ -81,6 +103,19 @@ impl Response {
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, HandlerError> {
         Ok(serde_json::from_slice(&self.body)?)
     }
+
+    /// The body as UTF-8 text, if it is valid UTF-8.
+    pub fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.body).ok()
+    }
+
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A request to build and [`send`](Request::send).
@@ -88,8 +123,10 @@ impl Response {
 pub struct Request {
     method: String,
     url: String,
-    headers: Vec<(String, Vec<u8>)>,
-    body: Vec<u8>,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    idempotency_key: Option<String>,
+    timeout_ms: Option<u32>,
 }
 
 impl Request {
@@ -100,7 +137,9 @@ impl Request {
             method: method.to_ascii_uppercase(),
             url: url.to_owned(),
             headers: Vec::new(),
-            body: Vec::new(),
+            body: None,
+            idempotency_key: None,
+            timeout_ms: None,
         }
     }
 
@@ -117,20 +156,26 @@ impl Request {
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers
-            .push((name.to_ascii_lowercase(), value.as_bytes().to_vec()));
+            .push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 
-    /// Sets `Idempotency-Key`: pass the event's [`id`](crate::Event::id),
-    /// stable across retries and replays, so the other end recognises a
-    /// repeated call.
-    pub fn idempotency_key(self, key: &str) -> Self {
-        self.header("idempotency-key", key)
+    /// Sets `Idempotency-Key` in place of the default
+    /// (`<event id>:<plugin>:<n>`); an empty key sends none.
+    pub fn idempotency_key(mut self, key: &str) -> Self {
+        self.idempotency_key = Some(key.to_owned());
+        self
+    }
+
+    /// Bounds this call, within the attempt's time for HTTP.
+    pub fn timeout_ms(mut self, ms: u32) -> Self {
+        self.timeout_ms = Some(ms);
+        self
     }
 
     /// A raw body.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.body = body.into();
+        self.body = Some(body.into());
         self
     }
 
@@ -143,56 +188,18 @@ impl Request {
 
     /// Sends the request and reads the whole response.
     pub fn send(self) -> Result<Response, HttpError> {
-        let url = Url::parse(&self.url)?;
-        let headers = Fields::from_list(&self.headers)
-            .map_err(|e| HttpError::InvalidUrl(format!("bad header: {e:?}")))?;
-        let request = OutgoingRequest::new(headers);
-        let method = match self.method.as_str() {
-            "GET" => Method::Get,
-            "POST" => Method::Post,
-            "PUT" => Method::Put,
-            "PATCH" => Method::Patch,
-            "DELETE" => Method::Delete,
-            "HEAD" => Method::Head,
-            "OPTIONS" => Method::Options,
-            other => Method::Other(other.to_owned()),
-        };
-        let invalid = |what: &str| HttpError::InvalidUrl(format!("{what} of {:?}", self.url));
-        request
-            .set_method(&method)
-            .map_err(|()| invalid("method"))?;
-        request
-            .set_scheme(Some(&url.scheme))
-            .map_err(|()| invalid("scheme"))?;
-        request
-            .set_authority(Some(&url.authority))
-            .map_err(|()| invalid("host"))?;
-        request
-            .set_path_with_query(Some(&url.path))
-            .map_err(|()| invalid("path"))?;
-        let body = request.body().map_err(|()| invalid("body"))?;
-        let pending = outgoing_handler::handle(request, None).map_err(failed)?;
-        let written = write_body(&body, &self.body)
-            .and_then(|()| OutgoingBody::finish(body, None).map_err(failed));
-        pending.subscribe().block();
-        // A refused request closes the body stream: its own error says why.
-        let response = match (pending.get(), written) {
-            (Some(Ok(Err(e))), _) => return Err(failed(e)),
-            (_, Err(e)) => return Err(e),
-            (Some(Ok(Ok(response))), Ok(())) => response,
-            _ => return Err(HttpError::Failed("no response".into())),
-        };
-        let status = response.status();
-        let headers = response.headers().entries();
-        let incoming = response
-            .consume()
-            .map_err(|()| HttpError::Failed("response body unavailable".into()))?;
-        let body = read_body(&incoming)?;
-        drop(response);
+        let response = wit::fetch(&wit::Request {
+            method: self.method,
+            url: self.url,
+            headers: self.headers,
+            body: self.body,
+            idempotency_key: self.idempotency_key,
+            timeout_ms: self.timeout_ms,
+        })?;
         Ok(Response {
-            status,
-            headers,
-            body,
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
         })
     }
 }
@@ -210,96 +217,15 @@ pub fn get(url: &str) -> Result<Response, HttpError> {
     Request::get(url).send()
 }
 
-fn failed(e: ErrorCode) -> HttpError {
-    HttpError::Failed(format!("{e:?}"))
-}
-
-fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), HttpError> {
-    let stream = body
-        .write()
-        .map_err(|()| HttpError::Failed("request body unavailable".into()))?;
-    // `blocking-write-and-flush` takes at most 4096 bytes at a time.
-    for chunk in bytes.chunks(4096) {
-        stream
-            .blocking_write_and_flush(chunk)
-            .map_err(|e| HttpError::Failed(format!("writing the body: {e:?}")))?;
+/// `GET`s `url` and parses its body as JSON; a non-2xx status is an error
+/// worth retrying.
+pub fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, HandlerError> {
+    let response = get(url)?;
+    if !response.is_success() {
+        return Err(HandlerError::retry(format!(
+            "GET {url}: status {}",
+            response.status
+        )));
     }
-    Ok(())
-}
-
-fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, HttpError> {
-    let stream = incoming
-        .stream()
-        .map_err(|()| HttpError::Failed("response body unavailable".into()))?;
-    let mut body = Vec::new();
-    loop {
-        match stream.blocking_read(64 * 1024) {
-            Ok(chunk) => body.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => return Ok(body),
-            Err(StreamError::LastOperationFailed(e)) => {
-                return Err(HttpError::Failed(format!(
-                    "reading the response: {}",
-                    e.to_debug_string()
-                )));
-            }
-        }
-    }
-}
-
-/// The parts of an `http(s)://host[:port][/path][?query]` URL a request needs.
-struct Url {
-    scheme: Scheme,
-    authority: String,
-    path: String,
-}
-
-impl Url {
-    fn parse(url: &str) -> Result<Self, HttpError> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| HttpError::InvalidUrl(format!("{url:?} has no scheme")))?;
-        let scheme = match scheme.to_ascii_lowercase().as_str() {
-            "https" => Scheme::Https,
-            "http" => Scheme::Http,
-            other => {
-                return Err(HttpError::InvalidUrl(format!(
-                    "scheme {other:?} in {url:?}"
-                )));
-            }
-        };
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(split);
-        if authority.is_empty() || authority.contains('@') {
-            return Err(HttpError::InvalidUrl(format!("host of {url:?}")));
-        }
-        let path = match path {
-            "" => "/".to_owned(),
-            p if p.starts_with('?') => format!("/{p}"),
-            p => p.to_owned(),
-        };
-        Ok(Self {
-            scheme,
-            authority: authority.to_owned(),
-            path,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Url;
-
-    #[test]
-    fn urls_split_into_scheme_host_and_path() {
-        let u = Url::parse("https://hooks.slack.com/services/T/B/X?x=1").expect("url");
-        assert_eq!(u.authority, "hooks.slack.com");
-        assert_eq!(u.path, "/services/T/B/X?x=1");
-        let u = Url::parse("http://127.0.0.1:8080").expect("url");
-        assert_eq!(u.authority, "127.0.0.1:8080");
-        assert_eq!(u.path, "/");
-        assert_eq!(Url::parse("http://h?q=1").expect("url").path, "/?q=1");
-        assert!(Url::parse("ftp://x").is_err());
-        assert!(Url::parse("no-scheme").is_err());
-        assert!(Url::parse("https://user@host/").is_err());
-    }
+    response.json()
 }

@@ -46,10 +46,11 @@ pub mod kv;
 pub mod log;
 mod manifest;
 
-pub use event::Event;
+pub use event::{Event, Provenance};
 pub use manifest::{Manifest, RetryPolicy, Schedule};
 
-/// Bindings generated from `wit/`; not part of the public API.
+/// Bindings generated from `wit/` (`hookhost:plugin@0.2.0`); not part of
+/// the public API.
 #[doc(hidden)]
 #[allow(missing_docs, unsafe_code, clippy::all)]
 pub mod wit {

@@ -14,10 +14,10 @@
 //
 // Build: componentize-js --wit ../../wit --world-name handler --out lead-router.wasm handler.js
 
-import { get, set } from "hookhost:plugin/kv@0.1.0";
-import { emit } from "hookhost:plugin/emit@0.1.0";
-import { log } from "hookhost:plugin/log@0.1.0";
-import { get as configGet } from "hookhost:plugin/config@0.1.0";
+import { get, set } from "hookhost:plugin/kv@0.2.0";
+import { emit } from "hookhost:plugin/emit@0.2.0";
+import { log } from "hookhost:plugin/log@0.2.0";
+import { get as configGet } from "hookhost:plugin/config@0.2.0";
 
 const text = new TextDecoder();
 const bytes = new TextEncoder();

@@ -2,7 +2,7 @@
 
 use hmac::{Hmac, Mac};
 use hookhost::sources::{SourceConfig, SourceKind};
-use hookhost_tests::{Setup, TestHost, data_path};
+use hookhost_tests::{Setup, TestHost, data_path, plugins};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -344,5 +344,78 @@ async fn an_event_says_where_it_came_from_and_keys_do_not_cross_routes() {
         .get(&format!("/events/{}", posted["id"].as_str().expect("id")))
         .await;
     assert_eq!(event["event"]["provenance"], json!({ "kind": "api" }));
+    host.stop().await;
+}
+
+/// The `provenance` log line of an event's first attempt by `plugin`.
+async fn logged_provenance(host: &TestHost, id: &str) -> Value {
+    let event = host.wait_settled(id).await;
+    assert_eq!(event["status"], "succeeded", "{event:#}");
+    let logs = &event["deliveries"][0]["attempts"][0]["logs"];
+    let line = logs
+        .as_array()
+        .expect("logs")
+        .iter()
+        .find(|l| l["message"] == "provenance")
+        .unwrap_or_else(|| panic!("no provenance line: {event:#}"));
+    let mut fields = serde_json::Map::new();
+    for pair in line["fields"].as_array().expect("fields") {
+        fields.insert(pair[0].as_str().expect("key").to_owned(), pair[1].clone());
+    }
+    Value::Object(fields)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_reads_where_its_event_came_from() {
+    let host = Setup::new()
+        .plugin("provenance", plugins::TEST_PROVENANCE)
+        .configure(|c| {
+            c.sources.insert(
+                "github".into(),
+                source(SourceKind::Github, "HOOKHOST_TEST_GITHUB_SECRET", |_| {}),
+            );
+        })
+        .start()
+        .await;
+    let body = br#"{"zen": "Design for failure."}"#;
+    let signature = github_signature(GITHUB_SECRET, body);
+    let headers = [
+        ("x-github-event", "ping"),
+        ("x-github-delivery", "delivery-9"),
+        ("x-hub-signature-256", signature.as_str()),
+    ];
+    let (status, hooked) = post_hook(&host, "github", body, &headers).await;
+    assert_eq!(status, 202, "{hooked}");
+    let hooked = hooked["id"].as_str().expect("id");
+    assert_eq!(
+        logged_provenance(&host, hooked).await,
+        json!({ "kind": "source", "name": "github", "verified": "true" })
+    );
+
+    let (status, posted) = host
+        .post_json("orders.created", &json!({ "emit": true }))
+        .await;
+    assert_eq!(status, 202, "{posted}");
+    let posted = posted["id"].as_str().expect("id");
+    assert_eq!(
+        logged_provenance(&host, posted).await,
+        json!({ "kind": "api" })
+    );
+
+    // The event it emitted says which plugin emitted it.
+    let (_, listed) = host.get("/events?topic=prov.emitted").await;
+    let emitted = listed["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["topic"] == "prov.emitted")
+        .unwrap_or_else(|| panic!("nothing emitted: {listed:#}"))["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        logged_provenance(&host, &emitted).await,
+        json!({ "kind": "emitted", "plugin": "provenance" })
+    );
     host.stop().await;
 }

@@ -118,7 +118,7 @@ async fn an_allowed_call_arrives_with_its_body_and_key_and_is_recorded() {
     let id = event["event"]["id"].as_str().expect("id");
     assert_eq!(
         remote.received(),
-        [(Some(id.to_owned()), json!({ "amount": 5 }))]
+        [(Some(format!("{id}:caller:0")), json!({ "amount": 5 }))]
     );
     let http = &attempt(&event)["http"];
     assert_eq!(http[0]["method"], "POST");
@@ -129,6 +129,56 @@ async fn an_allowed_call_arrives_with_its_body_and_key_and_is_recorded() {
         !http.to_string().contains("token=abc") && !http.to_string().contains("/hook"),
         "paths and queries are never recorded: {http}"
     );
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_attempt_sends_the_same_default_idempotency_keys() {
+    let remote = Remote::start().await;
+    let allowed = remote.url.clone();
+    let host = Setup::new()
+        .plugin("caller", plugins::TEST_CALLER)
+        .limits("caller", |s| {
+            s.allowed_hosts = vec![allowed];
+            s.retry = Some(hookhost::model::RetryPolicy {
+                max_attempts: 2,
+                initial_backoff_ms: 1,
+                max_backoff_ms: 1,
+            });
+        })
+        .start()
+        .await;
+    let hook = format!("{}/hook", remote.url);
+    let (status, answer) = host
+        .post_json(
+            "test.call",
+            &json!({
+                "requests": [
+                    { "url": hook, "body": { "n": 1 } },
+                    { "url": hook, "body": { "n": 2 }, "key": "mine" },
+                    { "url": hook, "body": { "n": 3 }, "key": "" },
+                    { "url": hook, "body": { "n": 4 } },
+                ],
+                "retry_first": true,
+            }),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let event = host.wait_settled(answer["id"].as_str().expect("id")).await;
+    assert_eq!(event["status"], "succeeded", "{event:#}");
+    let attempts = event["deliveries"][0]["attempts"]
+        .as_array()
+        .expect("attempts");
+    assert_eq!(attempts.len(), 2, "{event:#}");
+    let id = event["event"]["id"].as_str().expect("id");
+    let once = [
+        (Some(format!("{id}:caller:0")), json!({ "n": 1 })),
+        (Some("mine".to_owned()), json!({ "n": 2 })),
+        (None, json!({ "n": 3 })),
+        (Some(format!("{id}:caller:3")), json!({ "n": 4 })),
+    ];
+    let twice: Vec<_> = once.iter().chain(once.iter()).cloned().collect();
+    assert_eq!(remote.received(), twice);
     host.stop().await;
 }
 
@@ -153,7 +203,7 @@ async fn a_host_not_on_the_list_is_denied_and_recorded() {
         attempt["outcome"]["message"]
             .as_str()
             .expect("message")
-            .contains("HttpRequestDenied"),
+            .contains("http request denied: not in the plugin's allowed_hosts"),
         "the handler sees the denial: {attempt:#}"
     );
     assert!(
@@ -220,8 +270,7 @@ async fn request_count_time_and_response_size_budgets_hold() {
         a["outcome"]["message"]
             .as_str()
             .expect("message")
-            .to_lowercase()
-            .contains("size"),
+            .contains("too large: response body over max_response_bytes (1024 bytes)"),
         "the oversized response is an error: {a:#}"
     );
     host.stop().await;
@@ -404,5 +453,56 @@ async fn an_allowed_name_that_resolves_to_loopback_is_refused_unless_the_address
     let event = call(&host, json!([{ "url": format!("{}/hook", remote.url) }])).await;
     assert_eq!(event["status"], "succeeded", "{event:#}");
     assert_eq!(remote.received().len(), 1);
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_0_1_0_loads_unchanged_and_calls_out_through_wasi_http() {
+    let remote = Remote::start().await;
+    let allowed = remote.url.clone();
+    let host = Setup::new()
+        .plugin("legacy", plugins::TEST_LEGACY)
+        .plugin("caller", plugins::TEST_CALLER)
+        .limits("legacy", |s| s.allowed_hosts = vec![allowed])
+        .start()
+        .await;
+    let (_, listed) = host.get("/plugins").await;
+    let contract = |name: &str| {
+        listed["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["contract"].clone())
+    };
+    assert_eq!(contract("legacy"), Some(json!("0.1.0")), "{listed:#}");
+    assert_eq!(contract("caller"), Some(json!("0.2.0")), "{listed:#}");
+
+    let (status, answer) = host
+        .post_json(
+            "test.legacy",
+            &json!({ "get": format!("{}/big", remote.url) }),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let event = host.wait_settled(answer["id"].as_str().expect("id")).await;
+    assert_eq!(event["status"], "succeeded", "{event:#}");
+    let attempt = attempt(&event);
+    let writes = &attempt["effects"]["kv_writes"];
+    let write = |key: &str| {
+        writes
+            .as_array()
+            .expect("writes")
+            .iter()
+            .find(|w| w["key"] == key)
+            .map(|w| w["value"]["text"].clone())
+    };
+    assert_eq!(write("seen"), Some(json!("1")), "{attempt:#}");
+    assert_eq!(write("status"), Some(json!("200")), "{attempt:#}");
+    assert_eq!(attempt["http"][0]["status"], 200, "{attempt:#}");
+    assert_eq!(
+        attempt["logs"][0]["message"],
+        format!("legacy saw {}", event["event"]["id"].as_str().expect("id"))
+    );
     host.stop().await;
 }

@@ -235,6 +235,7 @@ fn plugin_json(p: &Plugin, last_error: Option<Value>) -> Value {
         "name": p.name,
         "loaded": true,
         "version": p.version,
+        "contract": p.contract,
         "size_bytes": p.size_bytes,
         "from_cache": p.from_cache,
         "loaded_at_ms": p.loaded_at_ms,

@@ -1,8 +1,8 @@
 //! One attempt: a fresh `Store` from the plugin's `InstancePre`, bounded by
 //! fuel, an epoch deadline and a memory cap, and the record of how it went.
 
-use super::bindings::hookhost::plugin::types;
 use super::record::{self, List};
+use super::world::Handled;
 use super::{EPOCH_TICK, FUEL_YIELD_INTERVAL, HostState, KvSnapshot, Plugin, Runtime};
 use crate::model::{
     Attempt, Blob, DeliveryId, EffectsRecord, EmitRecord, EventRecord, KvRecord, Outcome, now_ms,
@@ -81,26 +81,16 @@ impl Runtime {
             state.outbound.go_offline();
         }
         state.call.snapshot = snapshot;
+        state.call.event_id = Some(event.id.to_string());
         let mut wstore = wasmtime::Store::new(&self.engine, state);
         wstore.limiter(|s| &mut s.limiter);
-        let wit_event = types::Event {
-            id: event.id.to_string(),
-            topic: event.topic.clone(),
-            idempotency_key: event.idempotency_key.clone(),
-            received_at_ms: event.received_at_ms,
-            attempt: number,
-            headers: event.headers.clone(),
-            content_type: event.content_type.clone(),
-            body: body.to_vec(),
-        };
 
         let call = async {
             wstore.set_fuel(limits.fuel)?;
             wstore.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
             wstore.set_epoch_deadline(deadline_ticks(limits.timeout_ms));
             wstore.epoch_deadline_trap();
-            let handler = plugin.pre.instantiate_async(&mut wstore).await?;
-            handler.call_handle(&mut wstore, &wit_event).await
+            plugin.pre.handle(&mut wstore, event, number, body).await
         };
         // The epoch deadline stops the guest; this backstop also covers time
         // spent outside it (e.g. a slow instantiation).
@@ -112,9 +102,9 @@ impl Runtime {
         let state = wstore.into_data();
         let outcome = match result {
             Err(_elapsed) => Outcome::Deadline,
-            Ok(Ok(Ok(()))) => Outcome::Ok,
-            Ok(Ok(Err(types::HandlerError::Retry(m)))) => Outcome::Retry(m),
-            Ok(Ok(Err(types::HandlerError::Reject(m)))) => Outcome::Reject(m),
+            Ok(Ok(Handled::Ok)) => Outcome::Ok,
+            Ok(Ok(Handled::Retry(m))) => Outcome::Retry(m),
+            Ok(Ok(Handled::Reject(m))) => Outcome::Reject(m),
             Ok(Err(e)) => classify_trap(&e, state.limiter.exceeded),
         };
         let (stdout, out_cut) = stdout.take();
@@ -123,7 +113,7 @@ impl Runtime {
             .outbound
             .calls
             .lock()
-            .map(|c| c.clone())
+            .map(|c| c.kept.clone())
             .unwrap_or_default();
         let mut call = state.call;
         let mut cut = false;

@@ -1,4 +1,5 @@
-//! The host side of the `log`, `kv`, `emit` and `config` imports.
+//! The host side of the `log`, `kv`, `emit` and `config` imports, one
+//! implementation behind the traits of every contract version.
 //!
 //! Writes and emits are buffered in the call state and handed to the store
 //! only when the attempt succeeds. A guest that abuses an import (a huge key,
@@ -13,8 +14,8 @@
 //! again by [`record`](super::record).
 
 use super::HostState;
-use super::bindings::hookhost::plugin::{config, emit, kv, log, types};
 use super::record::{self, LOG_FIELD_FRAME, LOG_LINE_FRAME, MAX_LOG_FIELDS, json_len};
+use super::world::{v0_1, v0_2};
 use crate::model::{LogLevel, LogLine, MAX_IDEMPOTENCY_KEY, NewEvent, Provenance, validate_topic};
 
 /// Longest kv key.
@@ -36,22 +37,75 @@ const MAX_EMIT_BYTES: usize = 1024 * 1024;
 /// Emitted bytes per attempt, all events together.
 const MAX_EMIT_TOTAL_BYTES: usize = 16 * 1024 * 1024;
 
-impl types::Host for HostState {}
+/// The `log`, `kv`, `emit` and `config` imports of one contract version,
+/// each a thin call to the host's one implementation.
+macro_rules! imports {
+    ($v:ident) => {
+        impl $v::hookhost::plugin::types::Host for HostState {}
 
-impl log::Host for HostState {
-    fn log(
+        impl $v::hookhost::plugin::log::Host for HostState {
+            fn log(
+                &mut self,
+                level: $v::hookhost::plugin::types::Level,
+                message: String,
+                fields: Vec<(String, String)>,
+            ) -> wasmtime::Result<()> {
+                use $v::hookhost::plugin::types::Level;
+                let level = match level {
+                    Level::Trace => LogLevel::Trace,
+                    Level::Debug => LogLevel::Debug,
+                    Level::Info => LogLevel::Info,
+                    Level::Warn => LogLevel::Warn,
+                    Level::Error => LogLevel::Error,
+                };
+                self.log_line(level, message, fields)
+            }
+        }
+
+        impl $v::hookhost::plugin::kv::Host for HostState {
+            async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+                self.kv_get(key).await
+            }
+
+            fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+                self.kv_set(key, value)
+            }
+
+            fn delete(&mut self, key: String) -> wasmtime::Result<()> {
+                check_key(&key)?;
+                self.buffer_write(key, None)
+            }
+        }
+
+        impl $v::hookhost::plugin::emit::Host for HostState {
+            fn emit(
+                &mut self,
+                topic: String,
+                body: Vec<u8>,
+                idempotency_key: Option<String>,
+            ) -> wasmtime::Result<()> {
+                self.emit_event(topic, body, idempotency_key)
+            }
+        }
+
+        impl $v::hookhost::plugin::config::Host for HostState {
+            fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+                Ok(self.config_get(&key))
+            }
+        }
+    };
+}
+
+imports!(v0_1);
+imports!(v0_2);
+
+impl HostState {
+    fn log_line(
         &mut self,
-        level: types::Level,
+        level: LogLevel,
         message: String,
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
-        let level = match level {
-            types::Level::Trace => LogLevel::Trace,
-            types::Level::Debug => LogLevel::Debug,
-            types::Level::Info => LogLevel::Info,
-            types::Level::Warn => LogLevel::Warn,
-            types::Level::Error => LogLevel::Error,
-        };
         let call = &mut self.call;
         if fields.len() > MAX_LOG_FIELDS {
             call.truncated = true;
@@ -83,10 +137,8 @@ impl log::Host for HostState {
         });
         Ok(())
     }
-}
 
-impl kv::Host for HostState {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+    async fn kv_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
         check_key(&key)?;
         let call = &mut self.call;
         if let Some(buffered) = call.writes.get(&key) {
@@ -123,7 +175,7 @@ impl kv::Host for HostState {
         Ok(value)
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+    fn kv_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
         check_key(&key)?;
         if value.len() > MAX_VALUE_BYTES {
             wasmtime::bail!(
@@ -134,13 +186,6 @@ impl kv::Host for HostState {
         self.buffer_write(key, Some(value))
     }
 
-    fn delete(&mut self, key: String) -> wasmtime::Result<()> {
-        check_key(&key)?;
-        self.buffer_write(key, None)
-    }
-}
-
-impl HostState {
     fn buffer_write(&mut self, key: String, value: Option<Vec<u8>>) -> wasmtime::Result<()> {
         let call = &mut self.call;
         if call.store.is_none() {
@@ -179,8 +224,8 @@ fn check_key(key: &str) -> wasmtime::Result<()> {
     Ok(())
 }
 
-impl emit::Host for HostState {
-    fn emit(
+impl HostState {
+    fn emit_event(
         &mut self,
         topic: String,
         body: Vec<u8>,
@@ -241,16 +286,14 @@ impl emit::Host for HostState {
         });
         Ok(())
     }
-}
 
-impl config::Host for HostState {
-    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+    fn config_get(&self, key: &str) -> Option<String> {
         let call = &self.call;
-        Ok(call.config.get(&key).cloned().or_else(|| {
+        call.config.get(key).cloned().or_else(|| {
             call.secrets
                 .iter()
                 .find(|(k, _)| *k == key)
                 .map(|(_, v)| v.expose().to_owned())
-        }))
+        })
     }
 }

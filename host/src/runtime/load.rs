@@ -4,10 +4,10 @@
 //! a Python one), so [`read_and_compile`] is blocking and callers run it off
 //! the async threads. Every failure is a [`LoadError`] naming the step.
 
-use super::bindings::{Handler, HandlerPre};
+use super::world::Pre;
 use super::{HostState, Plugin, Runtime};
 use crate::config::PluginLimits;
-use crate::model::{Manifest, RetryPolicy, Schedule, now_ms};
+use crate::model::{Manifest, now_ms};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ pub enum LoadError {
 
 /// A compiled, link-checked component awaiting `describe()`.
 pub struct Compiled {
-    pub(super) pre: HandlerPre<HostState>,
+    pub(super) pre: Pre,
     pub sha256: String,
     pub size_bytes: u64,
     /// True when the compiled code came from the artifact cache.
@@ -84,7 +84,7 @@ pub fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Compiled, LoadError> {
         .linker
         .instantiate_pre(&component)
         .map_err(|e| LoadError::World(format!("{e:#}")))?;
-    let pre = HandlerPre::new(instance_pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
+    let pre = Pre::new(instance_pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
     Ok(Compiled {
         pre,
         sha256,
@@ -138,13 +138,8 @@ pub async fn describe(
         DESCRIBE_TIMEOUT.as_millis() as u64
     ));
     store.epoch_deadline_trap();
-    let handler: Handler = compiled
-        .pre
-        .instantiate_async(&mut store)
-        .await
-        .map_err(fail)?;
-    let manifest = handler.call_describe(&mut store).await.map_err(fail)?;
-    let manifest = convert_manifest(manifest)?;
+    let manifest = compiled.pre.describe(&mut store).await.map_err(fail)?;
+    let manifest = validate_manifest(manifest)?;
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrency));
     Ok(Plugin {
         name: name.to_owned(),
@@ -154,6 +149,7 @@ pub async fn describe(
         manifest,
         limits,
         loaded_at_ms: now_ms(),
+        contract: compiled.pre.contract(),
         pre: compiled.pre,
         permits,
     })
@@ -164,9 +160,8 @@ const MAX_SUBSCRIPTIONS: usize = 64;
 /// Schedules one manifest may declare.
 const MAX_SCHEDULES: usize = 16;
 
-fn convert_manifest(
-    m: super::bindings::hookhost::plugin::types::Manifest,
-) -> Result<Manifest, LoadError> {
+/// Checks a manifest as `describe()` returned it.
+fn validate_manifest(m: Manifest) -> Result<Manifest, LoadError> {
     if m.subscriptions.len() > MAX_SUBSCRIPTIONS {
         return Err(LoadError::Manifest(format!(
             "{} subscriptions, over the limit of {MAX_SUBSCRIPTIONS}",
@@ -197,22 +192,7 @@ fn convert_manifest(
             "retry.max-attempts must be at least 1".into(),
         ));
     }
-    Ok(Manifest {
-        subscriptions: m.subscriptions,
-        retry: m.retry.map(|r| RetryPolicy {
-            max_attempts: r.max_attempts,
-            initial_backoff_ms: r.initial_backoff_ms,
-            max_backoff_ms: r.max_backoff_ms,
-        }),
-        schedules: m
-            .schedules
-            .into_iter()
-            .map(|s| Schedule {
-                name: s.name,
-                cron: s.cron,
-            })
-            .collect(),
-    })
+    Ok(m)
 }
 
 /// Whether `name` is a valid plugin name: `[a-z0-9][a-z0-9-]*`, at most 64.
@@ -245,21 +225,21 @@ mod tests {
 
     #[test]
     fn a_manifest_declares_a_bounded_number_of_schedules_and_subscriptions() {
-        use crate::runtime::bindings::hookhost::plugin::types;
-        let manifest = |subscriptions: usize, schedules: usize| types::Manifest {
+        use crate::model::Schedule;
+        let manifest = |subscriptions: usize, schedules: usize| Manifest {
             subscriptions: (0..subscriptions).map(|i| format!("t.{i}")).collect(),
             retry: None,
             schedules: (0..schedules)
-                .map(|i| types::Schedule {
+                .map(|i| Schedule {
                     name: format!("s{i}"),
                     cron: "0 * * * *".into(),
                 })
                 .collect(),
         };
-        assert!(convert_manifest(manifest(MAX_SUBSCRIPTIONS, MAX_SCHEDULES)).is_ok());
-        let err = convert_manifest(manifest(1, MAX_SCHEDULES + 1)).expect_err("refused");
+        assert!(validate_manifest(manifest(MAX_SUBSCRIPTIONS, MAX_SCHEDULES)).is_ok());
+        let err = validate_manifest(manifest(1, MAX_SCHEDULES + 1)).expect_err("refused");
         assert!(err.to_string().contains("17 schedules"), "{err}");
-        let err = convert_manifest(manifest(MAX_SUBSCRIPTIONS + 1, 0)).expect_err("refused");
+        let err = validate_manifest(manifest(MAX_SUBSCRIPTIONS + 1, 0)).expect_err("refused");
         assert!(err.to_string().contains("65 subscriptions"), "{err}");
     }
 

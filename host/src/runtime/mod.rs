@@ -15,6 +15,7 @@
 
 mod attempt;
 mod cache;
+mod fetch;
 mod imports;
 pub mod load;
 mod outbound;
@@ -22,6 +23,7 @@ mod output;
 pub mod record;
 mod registry;
 mod send;
+mod world;
 
 pub use attempt::AttemptRun;
 pub use load::LoadError;
@@ -35,20 +37,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-/// Bindings generated from `wit/`, the single WIT source.
-pub(crate) mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "handler",
-        // kv reads go to the store, which may be across the network.
-        imports: { "hookhost:plugin/kv.get": async | trappable, default: trappable },
-        exports: { default: async },
-    });
-}
 
 /// How often the epoch advances: the granularity of attempt deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -63,6 +54,8 @@ pub struct CheckReport {
     pub file: String,
     pub sha256: String,
     pub size_bytes: u64,
+    /// The contract version the component targets, e.g. `0.2.0`.
+    pub contract: &'static str,
     pub manifest: crate::model::Manifest,
 }
 
@@ -82,6 +75,7 @@ pub async fn check_file(path: &std::path::Path) -> Result<CheckReport, LoadError
         file: path.display().to_string(),
         sha256: plugin.version.clone(),
         size_bytes: plugin.size_bytes,
+        contract: plugin.contract,
         manifest: plugin.manifest.clone(),
     })
 }
@@ -134,7 +128,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::Handler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        world::add_to_linker(&mut linker)?;
         let cache = cache_dir
             .map(|dir| cache::ArtifactCache::open(dir, &engine))
             .transpose()?;
@@ -270,6 +264,10 @@ pub type KvSnapshot = BTreeMap<String, Option<Vec<u8>>>;
 /// The per-call state behind the host imports.
 struct CallState {
     plugin: String,
+    /// The event of the attempt; `None` while loading.
+    event_id: Option<String>,
+    /// `http.fetch` calls so far: the next call's index.
+    fetches: u32,
     /// `None` while loading (`describe`): kv reads see nothing, writes and
     /// emits are refused.
     store: Option<Arc<Store>>,
@@ -325,6 +323,8 @@ impl HostState {
             ),
             call: CallState {
                 plugin: plugin.to_owned(),
+                event_id: None,
+                fetches: 0,
                 store,
                 config: limits.config.clone(),
                 secrets: limits

@@ -105,7 +105,31 @@ pub struct Outbound {
     sent: u32,
     /// Set for shadow runs: every call is refused.
     offline: bool,
-    pub calls: Arc<Mutex<Vec<HttpCall>>>,
+    pub calls: Arc<Mutex<Recorded>>,
+}
+
+/// The calls an attempt made, as recorded.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// The first [`MAX_RECORDED`] calls.
+    pub kept: Vec<HttpCall>,
+    /// Whether the latest call is the last of `kept`.
+    latest_kept: bool,
+    /// Why the latest call failed, if it did (kept or not).
+    pub latest_error: Option<String>,
+}
+
+impl Recorded {
+    /// Marks the latest call failed after its response head arrived (its
+    /// body was too large or too slow).
+    pub fn fail_latest(&mut self, error: String) {
+        if self.latest_kept
+            && let Some(call) = self.kept.last_mut()
+        {
+            call.error = Some(error.clone());
+        }
+        self.latest_error = Some(error);
+    }
 }
 
 impl Outbound {
@@ -116,7 +140,7 @@ impl Outbound {
             deadline,
             sent: 0,
             offline: false,
-            calls: Arc::new(Mutex::new(Vec::new())),
+            calls: Arc::new(Mutex::new(Recorded::default())),
         }
     }
 
@@ -125,11 +149,18 @@ impl Outbound {
         self.offline = true;
     }
 
-    fn record(calls: &Mutex<Vec<HttpCall>>, call: HttpCall) {
-        if let Ok(mut calls) = calls.lock()
-            && calls.len() < MAX_RECORDED
-        {
-            calls.push(call);
+    /// What is left of the attempt's time for HTTP.
+    pub fn time_left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn record(calls: &Mutex<Recorded>, call: HttpCall) {
+        if let Ok(mut calls) = calls.lock() {
+            calls.latest_error = call.error.clone();
+            calls.latest_kept = calls.kept.len() < MAX_RECORDED;
+            if calls.latest_kept {
+                calls.kept.push(call);
+            }
         }
     }
 }

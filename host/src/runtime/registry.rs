@@ -5,8 +5,7 @@
 //! `Arc<Plugin>`, so it finishes on the version it started with even if a new
 //! one is installed meanwhile.
 
-use super::HostState;
-use super::bindings::HandlerPre;
+use super::world::Pre;
 use crate::config::PluginLimits;
 use crate::model::Manifest;
 use crate::store::Route;
@@ -25,7 +24,9 @@ pub struct Plugin {
     pub manifest: Manifest,
     pub limits: PluginLimits,
     pub loaded_at_ms: u64,
-    pub(super) pre: HandlerPre<HostState>,
+    /// The contract version the component targets, e.g. `0.2.0`.
+    pub contract: &'static str,
+    pub(super) pre: Pre,
     /// Bounds this plugin's concurrent attempts.
     pub permits: Arc<tokio::sync::Semaphore>,
 }
@@ -47,6 +48,7 @@ impl Plugin {
             manifest: self.manifest.clone(),
             limits,
             loaded_at_ms: self.loaded_at_ms,
+            contract: self.contract,
             pre: self.pre.clone(),
             permits,
         }

@@ -1,11 +1,14 @@
 // js-probe: a JavaScript guest for the sandbox tests (`tests/polyglot`).
 //
 // Subscribes to `js.probe`. `{"spin": true}` loops forever (fuel and deadline
-// must stop it); otherwise it counts in kv and emits `js.counted`.
+// must stop it); `{"fetch": url}` posts to `url` through the host's `http`
+// interface and stores the status (kv `status`) or the error (kv `error`);
+// otherwise it counts in kv and emits `js.counted`.
 
-import { get, set } from "hookhost:plugin/kv@0.1.0";
-import { emit } from "hookhost:plugin/emit@0.1.0";
-import { log } from "hookhost:plugin/log@0.1.0";
+import { get, set } from "hookhost:plugin/kv@0.2.0";
+import { emit } from "hookhost:plugin/emit@0.2.0";
+import { log } from "hookhost:plugin/log@0.2.0";
+import { fetch } from "hookhost:plugin/http@0.2.0";
 
 export function describe() {
   return {
@@ -21,6 +24,23 @@ export function handle(event) {
   if (body.reject) throw { tag: "reject", val: body.reject };
   if (body.raise) throw new Error(body.raise);
   if (body.spin) { for (;;) {} }
+  if (body.fetch) {
+    try {
+      const response = fetch({
+        method: "POST",
+        url: body.fetch,
+        headers: [["content-type", "application/json"]],
+        body: new TextEncoder().encode(JSON.stringify({ from: "js", event: event.id })),
+        idempotencyKey: undefined,
+        timeoutMs: undefined,
+      });
+      set("status", new TextEncoder().encode(String(response.status)));
+    } catch (e) {
+      const error = e && e.payload !== undefined ? e.payload : e;
+      set("error", new TextEncoder().encode(JSON.stringify(error)));
+    }
+    return;
+  }
   const before = get("count");
   const count = (before ? Number(new TextDecoder().decode(before)) : 0) + 1;
   set("count", new TextEncoder().encode(String(count)));

@@ -1,14 +1,19 @@
-//! Makes the outbound HTTP requests its event lists, in order, forwarding
-//! the event id as the idempotency key; logs each result and rejects with the
-//! first failure.
+//! Makes the outbound HTTP requests its event lists, in order, each with the
+//! host's default idempotency key unless it names one (`"key"`, `""` for
+//! none); logs each result and rejects with the first failure. With
+//! `"retry_first": true`, its first attempt asks for a retry after making
+//! its calls.
 //!
-//! Body: `{"requests": [{"method": "POST", "url": "http://…", "body": {…}}]}`.
+//! Body: `{"requests": [{"method": "POST", "url": "http://…", "body": {…},
+//! "key": "…"}], "retry_first": false}`.
 use hookhost_sdk::{Event, Handler, HandlerError, Manifest, RetryPolicy, http, log};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct Body {
     requests: Vec<Call>,
+    #[serde(default)]
+    retry_first: bool,
 }
 
 #[derive(Deserialize)]
@@ -18,6 +23,8 @@ struct Call {
     url: String,
     #[serde(default)]
     body: Option<serde_json::Value>,
+    #[serde(default)]
+    key: Option<String>,
 }
 
 fn post() -> String {
@@ -37,8 +44,10 @@ impl Handler for Caller {
         let body: Body = event.json()?;
         let mut first_error = None;
         for call in body.requests {
-            let mut request =
-                http::Request::new(&call.method, &call.url).idempotency_key(&event.id);
+            let mut request = http::Request::new(&call.method, &call.url);
+            if let Some(key) = &call.key {
+                request = request.idempotency_key(key);
+            }
             if let Some(json) = &call.body {
                 request = request.json(json)?;
             }
@@ -58,6 +67,9 @@ impl Handler for Caller {
         }
         match first_error {
             Some(e) => Err(HandlerError::reject(e.to_string())),
+            None if body.retry_first && event.attempt == 1 => {
+                Err(HandlerError::retry("first attempt: try again"))
+            }
             None => Ok(()),
         }
     }
