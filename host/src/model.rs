@@ -278,8 +278,13 @@ pub enum OrderBy {
 impl OrderBy {
     /// The event's key, if it has one: a string or number at the pointer (an
     /// event without one is not ordered).
+    ///
+    /// A key longer than [`MAX_IDEMPOTENCY_KEY`] bytes or holding a NUL byte
+    /// is stored as `sha256:<hex>` of itself: every store can index it (a
+    /// PostgreSQL text column takes no NUL, a btree row only so much), and
+    /// equal keys stay equal.
     pub fn key_of(&self, idempotency_key: Option<&str>, body: &[u8]) -> Option<String> {
-        match self {
+        let key = match self {
             OrderBy::IdempotencyKey => idempotency_key.map(str::to_owned),
             OrderBy::Body(pointer) => {
                 let value: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -290,7 +295,12 @@ impl OrderBy {
                     _ => None,
                 }
             }
+        }?;
+        if key.len() <= MAX_IDEMPOTENCY_KEY && !key.contains('\0') {
+            return Some(key);
         }
+        use sha2::Digest as _;
+        Some(format!("sha256:{}", hex::encode(sha2::Sha256::digest(key))))
     }
 }
 
@@ -680,6 +690,23 @@ mod tests {
         assert_eq!(at("/data/obj"), None, "only scalars are keys");
         assert_eq!(at("/missing"), None);
         assert_eq!(OrderBy::Body("/a".into()).key_of(None, b"not json"), None);
+    }
+
+    #[test]
+    fn ordering_keys_every_store_can_index_are_kept_others_are_digested() {
+        let at = |body: &[u8]| OrderBy::Body("/k".into()).key_of(None, body);
+        let nul = at(br#"{"k": "a\u0000b"}"#).expect("a key");
+        assert!(nul.starts_with("sha256:") && !nul.contains('\0'), "{nul}");
+        assert_eq!(at(br#"{"k": "a\u0000b"}"#), Some(nul.clone()), "stable");
+        assert_ne!(at(br#"{"k": "a\u0000c"}"#), Some(nul));
+        let long = format!(r#"{{"k": "{}"}}"#, "x".repeat(MAX_IDEMPOTENCY_KEY + 1));
+        let digested = at(long.as_bytes()).expect("a key");
+        assert_eq!(digested.len(), "sha256:".len() + 64);
+        let fits = format!(r#"{{"k": "{}"}}"#, "x".repeat(MAX_IDEMPOTENCY_KEY));
+        assert_eq!(
+            at(fits.as_bytes()).map(|k| k.len()),
+            Some(MAX_IDEMPOTENCY_KEY)
+        );
     }
 
     #[test]

@@ -41,6 +41,7 @@ on_every_backend!(
     claims_taken_together_answer_each_entry_apart,
     idempotency_keys_count_only_within_their_scope,
     quarantine_is_bounded_by_age_and_size,
+    any_ordering_key_a_body_yields_can_be_stored,
 );
 
 pub(super) async fn connect(url: &str) -> Store {
@@ -520,6 +521,21 @@ async fn purge_removes_finished_events_only(store: &Store) {
     assert!(store.event(pending.id).await.expect("read").is_some());
     let again = store.ingest(event("p1"), &[]).await.expect("ingest");
     assert!(!again.duplicate, "its idempotency key went with it");
+}
+
+async fn any_ordering_key_a_body_yields_can_be_stored(store: &Store) {
+    let long = format!(r#"{{"k": "{}"}}"#, "x".repeat(100_000));
+    for body in [br#"{"k": "a\u0000b"}"#.as_slice(), long.as_bytes()] {
+        let order_key = crate::model::OrderBy::Body("/k".into()).key_of(None, body);
+        let route = Route {
+            plugin: "ordered".into(),
+            order_key,
+        };
+        let mut new = event("ordered");
+        new.idempotency_key = None;
+        new.body = body.to_vec();
+        store.ingest(new, &[route]).await.expect("stored");
+    }
 }
 
 async fn quarantine_is_bounded_by_age_and_size(store: &Store) {
