@@ -82,18 +82,14 @@ impl wit::Host for HostState {
         let (parts, body) = response.into_parts();
         let body = match tokio::time::timeout(left, body.collect()).await {
             Ok(Ok(body)) => body.to_bytes(),
-            Ok(Err(e)) => {
-                let error = classify(&e, None);
-                if let Ok(mut r) = recorded.lock() {
-                    r.fail_latest(message(&error).to_owned());
-                }
-                return Ok(Err(error));
-            }
-            Err(_) => {
-                let error = wit::Error::Timeout(format!(
-                    "timed out reading the response body after {} ms",
-                    left.as_millis()
-                ));
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => classify(&e, None),
+                    _ => wit::Error::Timeout(format!(
+                        "timed out reading the response body after {} ms",
+                        left.as_millis()
+                    )),
+                };
                 if let Ok(mut r) = recorded.lock() {
                     r.fail_latest(message(&error).to_owned());
                 }
