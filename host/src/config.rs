@@ -525,13 +525,14 @@ impl Config {
         Ok(config)
     }
 
-    /// The longest `timeout_ms` any plugin may be given.
+    /// The longest `timeout_ms` any plugin may be given: a plugin's own, or
+    /// else `[defaults]`' (which a plugin without a section gets too).
     pub fn longest_timeout_ms(&self) -> u64 {
-        std::iter::once(&self.defaults)
-            .chain(self.plugins.values())
-            .map(|s| s.timeout_ms.unwrap_or(defaults::TIMEOUT_MS))
-            .max()
-            .unwrap_or(defaults::TIMEOUT_MS)
+        let default = self.defaults.timeout_ms.unwrap_or(defaults::TIMEOUT_MS);
+        self.plugins
+            .values()
+            .map(|s| s.timeout_ms.unwrap_or(default))
+            .fold(default, u64::max)
     }
 
     /// A lease shorter than an attempt may run would let a second host run
@@ -780,6 +781,16 @@ mod tests {
         assert!(
             Config::from_toml("store = \"postgres\"\n[postgres]\nlease = \"5s\"").is_err(),
             "a lease no longer than the default 5 s timeout is refused"
+        );
+        let shorter = "store = \"postgres\"\n[postgres]\nlease = \"3s\"\n\
+                       [defaults]\ntimeout_ms = 2900\n[plugins.a]\nfuel = 1000\n";
+        assert!(
+            Config::from_toml(shorter).is_ok(),
+            "a plugin without its own timeout_ms has [defaults]' one"
+        );
+        assert!(
+            Config::from_toml(&format!("{shorter}timeout_ms = 3000\n")).is_err(),
+            "a plugin's own timeout_ms counts"
         );
         assert!(Config::from_toml("store = \"mysql\"").is_err());
     }

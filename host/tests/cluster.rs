@@ -360,3 +360,116 @@ async fn a_reload_cannot_give_a_plugin_a_timeout_past_the_lease_in_force() {
     let error = body["error"].as_str().expect("error");
     assert!(error.contains("lease of 10000 ms"), "{error}");
 }
+
+/// How long the slow API below takes to answer each call.
+const SLOW_CALL: Duration = Duration::from_millis(2_400);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_that_outlasts_its_lease_keeps_it_and_runs_one_attempt_at_a_time() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    // A slow API on 127.0.0.1 that counts the calls it receives.
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = axum::Router::new().route(
+        "/slow",
+        axum::routing::post(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // The time passing is what is under test: a claim longer
+                // than its lease.
+                tokio::time::sleep(SLOW_CALL).await;
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let built = xtask::build_plugins(&["test-caller"]).expect("build the plugin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    std::fs::copy(&built[0], plugins.join("caller.wasm")).expect("install caller");
+    // Each run of the slow attempt takes most of its deadline, and a kv
+    // conflict runs it twice: its one claim lasts about 1.6 leases.
+    let config = dir.path().join("hookhost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"postgres\"\n[postgres]\nlease = \"3s\"\n\n\
+             [defaults]\ntimeout_ms = 2900\n\n\
+             [plugins.caller]\nallowed_hosts = [\"{remote}\"]\nmax_concurrency = 2\n"
+        ),
+    )
+    .expect("config");
+    let env = [("HOOKHOST_DATABASE_URL", db.url.as_str())];
+    let host = start_configured(&dir.path().join("data"), &plugins, Some(&config), &env);
+    assert_eq!(get(&host.base, "/plugins/caller").await["loaded"], true);
+
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        let client = client.clone();
+        let url = format!("{}/events/test.call", host.base);
+        async move {
+            let answer: Value = client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("post")
+                .json()
+                .await
+                .expect("json");
+            answer["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let settled = |id: String| {
+        let base = host.base.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let event = get(&base, &format!("/events/{id}")).await;
+                let status = &event["deliveries"][0]["status"];
+                if status == "succeeded" || status == "dead" {
+                    return event;
+                }
+                assert!(Instant::now() < deadline, "never settled: {event:#}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let slow = post(serde_json::json!({
+        "requests": [{ "url": format!("{remote}/slow") }],
+        "count": "n",
+    }))
+    .await;
+    // While the slow attempt waits for its answer, a quick one writes the
+    // counter it read: its first run ends in a kv conflict and runs again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the slow call never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let quick = post(serde_json::json!({ "requests": [], "count": "n" })).await;
+    assert_eq!(settled(quick).await["deliveries"][0]["status"], "succeeded");
+    let slow = settled(slow).await;
+    let delivery = &slow["deliveries"][0];
+    assert_eq!(delivery["status"], "succeeded", "{slow:#}");
+    assert_eq!(delivery["attempts"].as_array().map(Vec::len), Some(1));
+    // Had the lease run out, the reaper would have handed the delivery to a
+    // second run while the first still held its claim: a third call.
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one run and its conflict re-run, never two at once"
+    );
+    server.abort();
+}

@@ -27,7 +27,7 @@
 pub mod retry;
 
 use crate::core::Core;
-use crate::model::{Outcome, now_ms};
+use crate::model::{DeliveryId, Outcome, now_ms};
 use crate::reload;
 use crate::runtime::Plugin;
 use crate::store::{Claimed, DueEntry, Finish, Next, StoreError};
@@ -45,7 +45,8 @@ const BATCH: usize = 256;
 const SKIP_MARGIN: usize = 8;
 /// Due entries examined per pass at most (blocked ones included).
 const SCAN_CAP: usize = 4096;
-/// Re-runs after kv conflicts before the attempt is retried later instead.
+/// Re-runs after kv conflicts before the claim is given back, so that the
+/// delivery runs again later, on any host, without counting as a failure.
 const MAX_CONFLICT_RERUNS: u32 = 100;
 /// Tries to record an attempt before leaving it to the restart's requeue.
 const FINISH_TRIES: u32 = 5;
@@ -303,6 +304,7 @@ impl Slots {
 /// a kv conflict).
 async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slots: Slots) {
     let id = claimed.delivery.id;
+    let _renewal = renew_while_held(&core, id);
     let number = claimed.delivery.attempts + 1;
     let plugin = match &claimed.delivery.pinned_version {
         Some(sha) if *sha != plugin.version => {
@@ -340,10 +342,6 @@ async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slo
             )
             .await;
         slots.release(&core.wake);
-        if conflicts >= MAX_CONFLICT_RERUNS {
-            run.attempt.outcome =
-                Outcome::Retry(format!("kv conflict persisted through {conflicts} re-runs"));
-        }
         if run.attempt.outcome == Outcome::Ok {
             route_emitted(&core, &mut run.effects);
             if let Some(full) = queue_refusal(&core, &run.effects) {
@@ -382,6 +380,10 @@ async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slo
             }
             Ok(Finish::Conflict) => {
                 conflicts += 1;
+                if conflicts >= MAX_CONFLICT_RERUNS {
+                    give_back(&core, id, conflicts).await;
+                    return;
+                }
                 tracing::debug!(conflicts, "kv conflict: re-running attempt");
                 if let Some(pause) = conflict_pause(conflicts, rand::random()) {
                     tokio::time::sleep(pause).await;
@@ -412,6 +414,59 @@ fn conflict_pause(conflicts: u32, jitter: f64) -> Option<Duration> {
     }
     let cap = (1u64 << conflicts.min(6)) as f64;
     Some(Duration::from_micros((cap * 1000.0 * jitter) as u64))
+}
+
+/// Gives back the claim of a delivery whose kv conflicts persisted through
+/// `conflicts` re-runs: every conflict means another attempt committed, so
+/// the work as a whole moves on; this one runs again later, on any host,
+/// and no failed attempt is charged to it.
+async fn give_back(core: &Core, id: DeliveryId, conflicts: u32) {
+    tracing::warn!(
+        conflicts,
+        "kv conflict persisted: the claim is given back and the delivery runs again"
+    );
+    match core.store.give_back(id).await {
+        Ok(true) => core.wake.notify_one(),
+        Ok(false) => tracing::warn!("the claim was lost before it was given back"),
+        // The lease runs out instead.
+        Err(e) => tracing::warn!(error = %e, "giving back a claim failed"),
+    }
+}
+
+/// Renews the claim on a delivery while it lives (where claims are leases).
+struct Renewal(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Renews this host's lease on `id` every third of the lease until the
+/// returned guard is dropped: one claim may outlast one attempt's deadline
+/// (kv-conflict re-runs, a pinned version's compile, waits for a slot).
+fn renew_while_held(core: &Arc<Core>, id: DeliveryId) -> Renewal {
+    let Some(every) = core.store.lease_renewal() else {
+        return Renewal(None);
+    };
+    let store = core.store.clone();
+    Renewal(Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        // The first tick is at once: the claim was just made.
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            match store.renew_lease(id).await {
+                Ok(true) => {}
+                // Recorded or given back since the last tick; a lease that
+                // ran out shows as a stale result when the attempt ends.
+                Ok(false) => return,
+                Err(e) => tracing::warn!(delivery = %id, error = %e, "renewing a lease failed"),
+            }
+        }
+    })))
 }
 
 /// Finds the subscribers of each event an attempt emitted.

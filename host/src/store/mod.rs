@@ -509,6 +509,35 @@ impl Store {
         }
     }
 
+    /// How often a held claim must be renewed: `None` where claims do not
+    /// expire (the embedded store holds them in memory).
+    pub fn lease_renewal(&self) -> Option<std::time::Duration> {
+        self.lease().map(|lease| lease / 3)
+    }
+
+    /// Extends this host's claim on `id` (see [`Store::lease_renewal`]);
+    /// `false` when it no longer holds it.
+    pub async fn renew_lease(&self, id: DeliveryId) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Embedded(_) => Ok(true),
+            Backend::Postgres(p) => p.renew_lease(id).await,
+        }
+    }
+
+    /// Gives back a claim the dispatcher stops running without a result (a
+    /// kv conflict that persisted): the delivery is due again at once, on
+    /// any host, and no attempt is recorded. `false` when this host no
+    /// longer held it.
+    pub async fn give_back(&self, id: DeliveryId) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => {
+                s.unclaim(id);
+                Ok(true)
+            }
+            Backend::Postgres(p) => p.give_back(id).await,
+        }
+    }
+
     /// Gives up the claim of an attempt whose result could not be recorded,
     /// so the delivery can run again: at once on sled; on PostgreSQL when
     /// its lease runs out (a lease is not released early: the result may

@@ -293,3 +293,67 @@ async fn an_unreachable_database_is_reported_until_it_is_back() {
             .duplicate
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lease_is_renewed_or_given_back_and_a_lost_one_is_not() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let a = host(&db.url, Duration::from_secs(60)).await;
+    let b = host(&db.url, Duration::from_secs(60)).await;
+    let stored = a
+        .ingest(event("renewed"), &[Route::new("p")])
+        .await
+        .expect("ingest");
+    let due = a.due(now_ms() + 1, None, 8).await.expect("due");
+    let claimed = a.claim(&due[0]).await.expect("claim").expect("claimed");
+    let id = claimed.delivery.id;
+    let lease_left = || async {
+        let c = a.pool.get().await.expect("conn");
+        let row = c
+            .query_one(
+                &format!(
+                    "SELECT lease_until - {DB_NOW_MS} FROM deliveries WHERE event = $1 AND seq = $2"
+                ),
+                &[&id_bytes(stored.id), &(id.seq as i32)],
+            )
+            .await
+            .expect("lease");
+        row.get::<_, Option<i64>>(0)
+    };
+    // The lease has nearly run out, as after a long claim.
+    a.pool
+        .get()
+        .await
+        .expect("conn")
+        .execute(
+            &format!("UPDATE deliveries SET lease_until = {DB_NOW_MS} + 10 WHERE event = $1"),
+            &[&id_bytes(stored.id)],
+        )
+        .await
+        .expect("age the lease");
+    assert!(lease_left().await.expect("leased") <= 10);
+    assert!(!b.renew_lease(id).await.expect("renew"), "not b's lease");
+    assert!(a.renew_lease(id).await.expect("renew"));
+    assert!(
+        lease_left().await.expect("leased") > 50_000,
+        "a full lease from now"
+    );
+
+    // Given back, it is due at once for any host, with no attempt recorded.
+    assert!(!b.give_back(id).await.expect("give back"), "not b's claim");
+    assert!(a.give_back(id).await.expect("give back"));
+    assert_eq!(lease_left().await, None);
+    assert!(!a.renew_lease(id).await.expect("renew"), "given back");
+    let due = b.due(now_ms() + 1, None, 8).await.expect("due");
+    assert_eq!(due.len(), 1, "due again");
+    let again = b.claim(&due[0]).await.expect("claim").expect("claimed");
+    assert_eq!(again.delivery.attempts, 0, "no attempt was charged");
+    let done = attempt(&again, Outcome::Ok);
+    b.finish_attempt(&done, Next::Succeeded, None)
+        .await
+        .expect("finish");
+    assert!(!b.renew_lease(id).await.expect("renew"), "finished");
+    a.close().await.expect("close");
+    b.close().await.expect("close");
+}

@@ -2,11 +2,13 @@
 //! host's default idempotency key unless it names one (`"key"`, `""` for
 //! none); logs each result and rejects with the first failure. With
 //! `"retry_first": true`, its first attempt asks for a retry after making
-//! its calls.
+//! its calls. With `"count": "<key>"`, it reads that kv counter before its
+//! calls and writes it increased by one after them, so that a write by
+//! another attempt in between is a kv conflict.
 //!
 //! Body: `{"requests": [{"method": "POST", "url": "http://…", "body": {…},
-//! "key": "…"}], "retry_first": false}`.
-use hookhost_sdk::{Event, Handler, HandlerError, Manifest, RetryPolicy, http, log};
+//! "key": "…"}], "retry_first": false, "count": null}`.
+use hookhost_sdk::{Event, Handler, HandlerError, Manifest, RetryPolicy, http, kv, log};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -14,6 +16,8 @@ struct Body {
     requests: Vec<Call>,
     #[serde(default)]
     retry_first: bool,
+    #[serde(default)]
+    count: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +46,10 @@ impl Handler for Caller {
 
     fn handle(event: Event) -> Result<(), HandlerError> {
         let body: Body = event.json()?;
+        let counted = match &body.count {
+            Some(key) => Some((key, kv::get_json::<i64>(key)?.unwrap_or(0))),
+            None => None,
+        };
         let mut first_error = None;
         for call in body.requests {
             let mut request = http::Request::new(&call.method, &call.url);
@@ -64,6 +72,9 @@ impl Handler for Caller {
                     first_error.get_or_insert(e);
                 }
             }
+        }
+        if let Some((key, before)) = counted {
+            kv::set_json(key, &(before + 1))?;
         }
         match first_error {
             Some(e) => Err(HandlerError::reject(e.to_string())),
