@@ -10,65 +10,48 @@ Keeps each customer's lifetime spend from `shop.order.paid` events and emits
 - `"status": "pending"` asks for a retry: the payment has not settled yet.
 - Anything else unexpected (a `total_cents` that is not a number) raises an
   uncaught exception: the attempt traps and the traceback is in its stderr.
+- With `notify_url` configured (a secret), each customer's first order is
+  posted there; the call carries the host's stable idempotency key, so a
+  retried attempt does not notify twice at an API that honours it.
 
-Build: componentize-py -d ../../wit -w handler componentize app -o order-tally.wasm
+Build: componentize-py -d ../../wit -w handler componentize app -p . -p ../../sdk/python -o order-tally.wasm
+Test:  python -m pytest   (no host needed)
 """
 
-import json
-
-import wit_world
-from componentize_py_types import Err
-from wit_world.imports import config, emit, kv, log, types
+from hookhost import Event, Handler, Reject, Retry, RetryPolicy, config, emit_json, http, kv, log
 
 
-def reject(message: str) -> Err:
-    return Err(types.HandlerError_Reject(message))
+class WitWorld(Handler):
+    subscriptions = ["shop.order.paid"]
+    retry = RetryPolicy(max_attempts=5, initial_backoff_ms=1_000, max_backoff_ms=60_000)
 
-
-def retry(message: str) -> Err:
-    return Err(types.HandlerError_Retry(message))
-
-
-class WitWorld(wit_world.WitWorld):
-    def describe(self) -> types.Manifest:
-        return types.Manifest(
-            subscriptions=["shop.order.paid"],
-            retry=types.RetryPolicy(
-                max_attempts=5, initial_backoff_ms=1_000, max_backoff_ms=60_000
-            ),
-            schedules=[],
-        )
-
-    def handle(self, event: types.Event) -> None:
-        try:
-            order = json.loads(event.body)
-        except ValueError as e:
-            raise reject(f"body is not JSON: {e}")
+    def handle(self, event: Event) -> None:
+        order = event.json()
         if not isinstance(order, dict) or not order.get("customer") or not order.get("order_id"):
-            raise reject("an order needs a customer and an order_id")
+            raise Reject("an order needs a customer and an order_id")
         if order.get("status") == "pending":
-            raise retry(f"payment for {order['order_id']} has not settled yet")
+            raise Retry(f"payment for {order['order_id']} has not settled yet")
 
         # An uncaught ValueError here (a total that is not a number) traps.
         cents = int(order.get("total_cents", 0))
         customer = order["customer"]
 
         key = f"customer:{customer}"
-        stored = kv.get(key)
-        totals = json.loads(stored) if stored else {"orders": 0, "lifetime_cents": 0}
+        totals = kv.get_json(key, {"orders": 0, "lifetime_cents": 0})
         totals["orders"] += 1
         totals["lifetime_cents"] += cents
-        kv.set(key, json.dumps(totals).encode())
+        kv.set_json(key, totals)
 
-        currency = order.get("currency") or config.get("currency") or "eur"
-        update = {"customer": customer, "currency": currency, **totals}
-        emit.emit(
+        notify = config.get("notify_url")
+        if notify and totals["orders"] == 1:
+            answer = http.post_json(notify, {"text": f"First order from {customer}"})
+            if not answer.ok:
+                raise Retry(f"notify answered {answer.status}")
+
+        currency = order.get("currency") or config.get("currency", "eur")
+        emit_json(
             "shop.customer.updated",
-            json.dumps(update).encode(),
-            f"tally-{order['order_id']}",
+            {"customer": customer, "currency": currency, **totals},
+            idempotency_key=f"tally-{order['order_id']}",
         )
-        log.log(
-            types.Level.INFO,
-            "order tallied",
-            [("customer", customer), ("orders", str(totals["orders"]))],
-        )
+        log.info("order tallied", customer=customer, orders=totals["orders"])

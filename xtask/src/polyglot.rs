@@ -124,7 +124,11 @@ pub fn build(guest: &Guest) -> Result<PathBuf, BuildError> {
         .map_err(|e| BuildError::Failed(format!("cannot create {}: {e}", out_dir.display())))?;
     let out = out_dir.join(format!("{}.wasm", guest.name));
     let dir = root.join(guest.dir);
-    let newest_source = newest(&[dir.as_path(), root.join("wit").as_path()]);
+    let sdk = match guest.lang {
+        Lang::Python { .. } => root.join("sdk/python/hookhost"),
+        Lang::JavaScript { .. } => root.join("sdk/js"),
+    };
+    let newest_source = newest(&[dir.as_path(), root.join("wit").as_path(), sdk.as_path()]);
     let built = std::fs::metadata(&out).and_then(|m| m.modified()).ok();
     if let (Some(built), Some(source)) = (built, newest_source)
         && built >= source
@@ -140,7 +144,9 @@ pub fn build(guest: &Guest) -> Result<PathBuf, BuildError> {
             cmd.current_dir(&dir)
                 .arg("-d")
                 .arg(root.join("wit"))
-                .args(["-w", "handler", "componentize", module, "-o"])
+                .args(["-w", "handler", "componentize", module, "-p", ".", "-p"])
+                .arg(root.join("sdk/python"))
+                .arg("-o")
                 .arg(&partial);
         }
         Lang::JavaScript { file } => {
