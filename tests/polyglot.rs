@@ -396,3 +396,126 @@ async fn a_javascript_guest_calls_out_through_the_http_interface() {
     )
     .await;
 }
+
+/// A toolchain's result, or `None` (and a note) when it is missing and not
+/// required.
+fn unless_missing<T>(result: Result<T, BuildError>, what: &str) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(BuildError::Missing(why)) => {
+            assert!(
+                std::env::var("HOOKHOST_REQUIRE_POLYGLOT").is_err(),
+                "HOOKHOST_REQUIRE_POLYGLOT is set but {why}"
+            );
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("skipping {what}: {why}");
+            }
+            None
+        }
+        Err(BuildError::Failed(why)) => panic!("{what}: {why}"),
+    }
+}
+
+#[test]
+fn the_examples_pass_their_own_tests_without_a_host() {
+    for guest in polyglot::EXAMPLES {
+        let dir = xtask::workspace_root().join(guest.dir);
+        if let Some(output) = unless_missing(polyglot::own_tests(&dir, guest.lang), guest.name) {
+            assert!(
+                output.contains("passed") || output.contains("# pass"),
+                "{output}"
+            );
+            assert!(!output.contains("# pass 0"), "no test ran: {output}");
+        }
+    }
+}
+
+/// `hookhost new --lang <lang>`: the folder's own tests pass with no host,
+/// it builds as is, and the host serves it: an order is handled, the
+/// allow-listed notify call arrives at a server on 127.0.0.1 with the
+/// default idempotency key, and a copy whose notify_url is not allowed has
+/// the refusal recorded in its attempt.
+async fn scaffolded(lang: hookhost::scaffold::Lang, build_as: polyglot::Lang) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("tally");
+    hookhost::scaffold::create("tally", &folder, lang, None).expect("scaffold");
+    let Some(output) = unless_missing(polyglot::own_tests(&folder, build_as), "own tests") else {
+        return;
+    };
+    assert!(
+        output.contains("5 passed") || output.contains("# pass 5"),
+        "{output}"
+    );
+    let wasm = dir.path().join("tally.wasm");
+    if unless_missing(polyglot::build_folder(&folder, build_as, &wasm), "build").is_none() {
+        return;
+    }
+    let (url, received, server) = remote().await;
+    let allowed = url.clone();
+    let notify = format!("{url}/hook");
+    let wasm = wasm.to_str().expect("path").to_owned();
+    let host = Setup::new()
+        .plugin("tally", &wasm)
+        .plugin("tally-elsewhere", &wasm)
+        .limits("tally", |s| {
+            s.allowed_hosts = vec![allowed];
+            s.config.insert("notify_url".into(), notify);
+        })
+        .limits("tally-elsewhere", |s| {
+            quick_retry(s);
+            s.config
+                .insert("notify_url".into(), "https://api.example.com/totals".into());
+        })
+        .ready_within(READY)
+        .start()
+        .await;
+    let id = post(&host, "orders.created", r#"{"amount": 5}"#).await;
+    let event = host
+        .wait_event_within(&id, READY, |e| {
+            e["deliveries"].as_array().is_some_and(|d| {
+                d.iter()
+                    .all(|d| d["status"] == "succeeded" || d["status"] == "dead")
+            })
+        })
+        .await;
+    let served = hookhost_tests::delivery_to(&event, "tally");
+    assert_eq!(served["status"], "succeeded", "{event:#}");
+    assert_eq!(
+        received.lock().expect("log").clone(),
+        [(
+            Some(format!("{id}:tally:0")),
+            serde_json::json!({ "topic": "orders.created", "total": 5 })
+        )]
+    );
+    let refused = hookhost_tests::delivery_to(&event, "tally-elsewhere");
+    assert_eq!(refused["status"], "dead", "{event:#}");
+    let call = &refused["attempts"][0]["http"][0];
+    assert!(
+        call["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("allowed_hosts")),
+        "{event:#}"
+    );
+    assert_eq!(received.lock().expect("log").len(), 1);
+    host.stop().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scaffolded_python_handler_tests_builds_and_serves() {
+    scaffolded(
+        hookhost::scaffold::Lang::Python,
+        polyglot::Lang::Python { module: "app" },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scaffolded_javascript_handler_tests_builds_and_serves() {
+    scaffolded(
+        hookhost::scaffold::Lang::Js,
+        polyglot::Lang::JavaScript { file: "handler.js" },
+    )
+    .await;
+}

@@ -43,6 +43,7 @@ pub mod metrics;
 pub mod model;
 pub mod reload;
 pub mod runtime;
+pub mod scaffold;
 pub mod schedule;
 mod server;
 pub mod shadow;

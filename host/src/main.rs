@@ -113,13 +113,16 @@ enum Command {
         #[arg(long, default_value = "./data")]
         data: PathBuf,
     },
-    /// Create a handler crate that builds for wasm32-wasip2 as is.
+    /// Create a handler folder that builds as is, with a test that needs no host.
     New {
         /// Plugin name (`[a-z0-9-]`); also the directory, unless --dir.
         name: String,
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Path to the hookhost SDK (default: the one this binary was built with).
+        /// The handler's language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: hookhost::scaffold::Lang,
+        /// Path to the Rust SDK (default: the one this binary was built with).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -275,17 +278,22 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::New { name, dir, sdk } => {
+        Command::New {
+            name,
+            dir,
+            lang,
+            sdk,
+        } => {
+            use hookhost::scaffold;
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-            let sdk = cli::sdk_dependency(sdk.as_deref())?;
-            cli::scaffold(&name, &dir, &sdk)?;
+            let sdk = match lang {
+                scaffold::Lang::Rust => Some(scaffold::sdk_dependency(sdk.as_deref())?),
+                _ => None,
+            };
+            scaffold::create(&name, &dir, lang, sdk.as_deref())?;
             #[allow(clippy::print_stdout)]
             {
-                println!(
-                    "created {}\nbuild it: cd {} && cargo build --release --target wasm32-wasip2",
-                    dir.display(),
-                    dir.display()
-                );
+                println!("{}", scaffold::next_steps(&name, &dir, lang));
             }
             Ok(())
         }

@@ -11,56 +11,43 @@
 //   not answered yet.
 // - Anything else unexpected (a `message` that is not text) throws an
 //   uncaught exception: the attempt traps and the error is in its stderr.
+// - With `crm_url` configured, the lead is also posted there, with the
+//   host's stable idempotency key (a retry does not create it twice).
 //
-// Build: componentize-js --wit ../../wit --world-name handler --out lead-router.wasm handler.js
+// Build (from the repository root): componentize-js --wit wit --world-name handler --out lead-router.wasm plugins/lead-router-js/handler.js
+// Test (no host): node --import ../../sdk/js/register.js --test
 
-import { get, set } from "hookhost:plugin/kv@0.2.0";
-import { emit } from "hookhost:plugin/emit@0.2.0";
-import { log } from "hookhost:plugin/log@0.2.0";
-import { get as configGet } from "hookhost:plugin/config@0.2.0";
+import { handler, Reject, Retry, config, emitJson, http, kv, log } from "../../sdk/js/index.js";
 
-const text = new TextDecoder();
-const bytes = new TextEncoder();
+export const { describe, handle } = handler({
+  subscriptions: ["form.submitted"],
+  retry: { maxAttempts: 5, initialBackoffMs: 1000, maxBackoffMs: 60000 },
 
-// A returned error is thrown as the WIT variant `handler-error`.
-const reject = (message) => ({ tag: "reject", val: message });
-const retry = (message) => ({ tag: "retry", val: message });
+  handle(event) {
+    const lead = event.json();
+    const email = typeof lead?.email === "string" ? lead.email.trim().toLowerCase() : "";
+    const at = email.indexOf("@");
+    if (at < 1 || at === email.length - 1) {
+      throw new Reject("a lead needs a valid email");
+    }
+    if (lead.captcha === "pending") {
+      throw new Retry(`the captcha check for ${email} has not answered yet`);
+    }
 
-export function describe() {
-  return {
-    subscriptions: ["form.submitted"],
-    retry: { maxAttempts: 5, initialBackoffMs: 1000n, maxBackoffMs: 60000n },
-    schedules: [],
-  };
-}
+    // An uncaught TypeError here (a message that is not text) traps.
+    const summary = (lead.message ?? "").trim().slice(0, 200);
 
-export function handle(event) {
-  let lead;
-  try {
-    lead = JSON.parse(text.decode(event.body));
-  } catch (e) {
-    throw reject(`body is not JSON: ${e.message}`);
-  }
-  const email = typeof lead?.email === "string" ? lead.email.trim().toLowerCase() : "";
-  const at = email.indexOf("@");
-  if (at < 1 || at === email.length - 1) {
-    throw reject("a lead needs a valid email");
-  }
-  if (lead.captcha === "pending") {
-    throw retry(`the captcha check for ${email} has not answered yet`);
-  }
+    const domain = email.slice(at + 1);
+    const count = kv.increment(`domain:${domain}`);
 
-  // An uncaught TypeError here (a message that is not text) traps.
-  const summary = (lead.message ?? "").trim().slice(0, 200);
-
-  const domain = email.slice(at + 1);
-  const key = `domain:${domain}`;
-  const stored = get(key);
-  const count = (stored ? Number(text.decode(stored)) : 0) + 1;
-  set(key, bytes.encode(String(count)));
-
-  const owner = configGet("owner") ?? "sales";
-  const created = { email, name: lead.name ?? "", domain, summary, owner, leads_from_domain: count };
-  emit("crm.lead.created", bytes.encode(JSON.stringify(created)), `lead-${event.id}`);
-  log("info", "lead routed", [["domain", domain], ["count", String(count)]]);
-}
+    const owner = config.get("owner", "sales");
+    const created = { email, name: lead.name ?? "", domain, summary, owner, leads_from_domain: count };
+    const crm = config.get("crm_url");
+    if (crm) {
+      const answer = http.postJson(crm, created);
+      if (!answer.ok) throw new Retry(`the CRM answered ${answer.status}`);
+    }
+    emitJson("crm.lead.created", created, `lead-${event.id}`);
+    log.info("lead routed", { domain, count: String(count) });
+  },
+});

@@ -138,42 +138,149 @@ pub fn build(guest: &Guest) -> Result<PathBuf, BuildError> {
     toolchain(guest.lang)?;
     // Written beside, then renamed: a half-built component is never used.
     let partial = out_dir.join(format!(".{}.wasm.partial", guest.name));
-    let mut cmd = Command::new(guest.lang.tool());
     match guest.lang {
-        Lang::Python { module } => {
-            cmd.current_dir(&dir)
-                .arg("-d")
-                .arg(root.join("wit"))
-                .args(["-w", "handler", "componentize", module, "-p", ".", "-p"])
-                .arg(root.join("sdk/python"))
-                .arg("-o")
-                .arg(&partial);
-        }
-        Lang::JavaScript { file } => {
-            // componentize-js reads its inputs through a WASI sandbox that
-            // sees the working directory: give it paths relative to the root.
-            cmd.current_dir(&root)
-                .args(["--wit", "wit", "--world-name", "handler", "--out"])
-                .arg(&partial)
-                .arg(Path::new(guest.dir).join(file));
-        }
+        Lang::Python { module } => compile_python(
+            &dir,
+            module,
+            &root.join("wit"),
+            &[dir.as_path(), root.join("sdk/python").as_path()],
+            &partial,
+        )?,
+        // componentize-js reads its inputs through a WASI sandbox that sees
+        // the working directory: the root, where the SDK is too.
+        Lang::JavaScript { file } => compile_js(
+            &root,
+            Path::new("wit"),
+            &Path::new(guest.dir).join(file),
+            &partial,
+        )?,
     }
+    std::fs::rename(&partial, &out)
+        .map_err(|e| BuildError::Failed(format!("cannot move {}: {e}", out.display())))?;
+    Ok(out)
+}
+
+/// Builds the handler folder `dir` that `hookhost new` made (its own `wit/`
+/// and SDK copy) into the component `out`.
+pub fn build_folder(dir: &Path, lang: Lang, out: &Path) -> Result<(), BuildError> {
+    toolchain(lang)?;
+    match lang {
+        Lang::Python { module } => compile_python(dir, module, &dir.join("wit"), &[dir], out),
+        Lang::JavaScript { file } => compile_js(dir, Path::new("wit"), Path::new(file), out),
+    }
+}
+
+fn compile_python(
+    dir: &Path,
+    module: &str,
+    wit: &Path,
+    python_path: &[&Path],
+    out: &Path,
+) -> Result<(), BuildError> {
+    let mut cmd = Command::new("componentize-py");
+    cmd.current_dir(dir)
+        .arg("-d")
+        .arg(wit)
+        .args(["-w", "handler", "componentize", module]);
+    for p in python_path {
+        cmd.arg("-p").arg(p);
+    }
+    cmd.arg("-o").arg(out);
+    run_tool(cmd, "componentize-py", out)
+}
+
+/// `wit` and `entry` are relative to `cwd`, all componentize-js sees.
+fn compile_js(cwd: &Path, wit: &Path, entry: &Path, out: &Path) -> Result<(), BuildError> {
+    let mut cmd = Command::new("componentize-js");
+    cmd.current_dir(cwd)
+        .arg("--wit")
+        .arg(wit)
+        .args(["--world-name", "handler", "--out"])
+        .arg(out)
+        .arg(entry);
+    run_tool(cmd, "componentize-js", out)
+}
+
+fn run_tool(mut cmd: Command, tool: &str, out: &Path) -> Result<(), BuildError> {
     let output = cmd
         .output()
-        .map_err(|e| BuildError::Failed(format!("cannot run {}: {e}", guest.lang.tool())))?;
-    if !output.status.success() || !partial.exists() {
+        .map_err(|e| BuildError::Failed(format!("cannot run {tool}: {e}")))?;
+    if !output.status.success() || !out.exists() {
         return Err(BuildError::Failed(format!(
-            "{} failed to build {} ({}): {}{}",
-            guest.lang.tool(),
-            guest.name,
+            "{tool} failed to build {} ({}): {}{}",
+            out.display(),
             output.status,
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         )));
     }
-    std::fs::rename(&partial, &out)
-        .map_err(|e| BuildError::Failed(format!("cannot move {}: {e}", out.display())))?;
-    Ok(out)
+    Ok(())
+}
+
+/// Runs a handler folder's own tests in its language's runner, with no
+/// host: `python3 -m pytest`, or `node --test` with the SDK's module hook
+/// (the folder's own copy, else this repository's). Returns their output.
+pub fn own_tests(dir: &Path, lang: Lang) -> Result<String, BuildError> {
+    let mut cmd = match lang {
+        Lang::Python { .. } => {
+            let has_pytest = Command::new("python3")
+                .args(["-m", "pytest", "--version"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !has_pytest {
+                return Err(BuildError::Missing(
+                    "pytest is not installed: pip install pytest".into(),
+                ));
+            }
+            let mut cmd = Command::new("python3");
+            cmd.args(["-m", "pytest", "-q", "-p", "no:cacheprovider"]);
+            cmd
+        }
+        Lang::JavaScript { .. } => {
+            let has_node = Command::new("node")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !has_node {
+                return Err(BuildError::Missing(
+                    "node is not installed: install Node.js 20 or later".into(),
+                ));
+            }
+            let own = dir.join("hookhost/register.js");
+            let register = if own.exists() {
+                own
+            } else {
+                workspace_root().join("sdk/js/register.js")
+            };
+            let mut cmd = Command::new("node");
+            cmd.arg("--import").arg(url_of(&register)).arg("--test");
+            cmd
+        }
+    };
+    // No bytecode left in the sources.
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+    let output = cmd.current_dir(dir).output().map_err(|e| {
+        BuildError::Failed(format!("cannot run the tests of {}: {e}", dir.display()))
+    })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(text)
+    } else {
+        Err(BuildError::Failed(format!(
+            "the tests of {} failed ({}):\n{text}",
+            dir.display(),
+            output.status
+        )))
+    }
+}
+
+/// A `file://` URL for `path`, as `node --import` takes it.
+fn url_of(path: &Path) -> String {
+    format!("file://{}", path.display())
 }
 
 /// The newest modification time of the files directly in `dirs`.

@@ -1,0 +1,28 @@
+"""__NAME__: a Hookhost handler in Python.
+
+Adds up the `amount` of every `orders.*` event in kv and, when the operator
+configures `notify_url`, posts each new total there.
+
+Build: componentize-py -d wit -w handler componentize app -o __NAME__.wasm
+Test:  python -m pytest           (no host needed)
+"""
+
+from hookhost import Event, Handler, Reject, Retry, config, http, kv, log
+
+
+class WitWorld(Handler):
+    subscriptions = ["orders.*"]
+
+    def handle(self, event: Event) -> None:
+        order = event.json()
+        amount = order.get("amount") if isinstance(order, dict) else None
+        if not isinstance(amount, int) or amount <= 0:
+            raise Reject(f"amount {amount!r} is not a positive integer")  # dead letter
+        total = kv.increment("total", amount)  # committed only if this attempt succeeds
+        notify = config.get("notify_url")
+        if notify:
+            # Carries a stable Idempotency-Key: a retry does not notify twice.
+            answer = http.post_json(notify, {"topic": event.topic, "total": total})
+            if not answer.ok:
+                raise Retry(f"notify_url answered {answer.status}")
+        log.info("order added", topic=event.topic, total=total)

@@ -1,0 +1,2 @@
+import { host } from "./host.js";
+export const get = (key) => host().configGet(key);

@@ -1,0 +1,2 @@
+import { host } from "./host.js";
+export const fetch = (request) => host().fetch(request);
