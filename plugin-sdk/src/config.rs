@@ -12,3 +12,17 @@ use crate::wit::hookhost::plugin::config as wit_config;
 pub fn get(key: &str) -> Option<String> {
     wit_config::get(key)
 }
+
+/// The configured value for `key`; unset, the attempt is retried (the
+/// operator can set it, and the event is not lost).
+///
+/// ```no_run
+/// # fn handle() -> Result<(), hookhost_sdk::HandlerError> {
+/// let url = hookhost_sdk::config::require("notify_url")?;
+/// # Ok(()) }
+/// ```
+pub fn require(key: &str) -> Result<String, crate::HandlerError> {
+    get(key).ok_or_else(|| {
+        crate::HandlerError::retry(format!("config {key:?} is not set for this plugin"))
+    })
+}
