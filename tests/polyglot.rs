@@ -451,6 +451,22 @@ async fn scaffolded(lang: hookhost::scaffold::Lang, build_as: polyglot::Lang) {
     if unless_missing(polyglot::build_folder(&folder, build_as, &wasm), "build").is_none() {
         return;
     }
+    // Its golden cases pass in the sandbox, offline, as written.
+    let verdicts = hookhost::harness::run(
+        &wasm,
+        &[folder.join("cases")],
+        &hookhost::harness::Options::default(),
+    )
+    .await
+    .expect("hookhost test");
+    assert_eq!(verdicts.len(), 2);
+    for (case, verdict) in &verdicts {
+        assert!(
+            matches!(verdict, hookhost::harness::Verdict::Passed),
+            "{}: {verdict:?}",
+            case.display()
+        );
+    }
     let (url, received, server) = remote().await;
     let allowed = url.clone();
     let notify = format!("{url}/hook");

@@ -36,6 +36,7 @@ pub mod config;
 pub mod contracts;
 pub mod core;
 pub mod dispatch;
+pub mod harness;
 pub mod heap;
 pub mod http;
 pub mod lifecycle;

@@ -113,6 +113,24 @@ enum Command {
         #[arg(long, default_value = "./data")]
         data: PathBuf,
     },
+    /// Run a built component in the sandbox, offline, against case files,
+    /// and compare what it did with each case's `<case>.expected.json`.
+    Test {
+        /// The `.wasm` component.
+        component: PathBuf,
+        /// Case files, or directories of them (`*.json`).
+        #[arg(required = true)]
+        cases: Vec<PathBuf>,
+        /// Write each case's expected file from what it did.
+        #[arg(long)]
+        bless: bool,
+        /// The operator's configuration: the plugin's limits, config and allowed hosts.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The plugin's name in that configuration (default: the file's stem).
+        #[arg(long)]
+        plugin: Option<String>,
+    },
     /// Create a handler folder that builds as is, with a test that needs no host.
     New {
         /// Plugin name (`[a-z0-9-]`); also the directory, unless --dir.
@@ -264,6 +282,25 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Check { file } => runtime.block_on(check(&file)),
+        Command::Test {
+            component,
+            cases,
+            bless,
+            config,
+            plugin,
+        } => {
+            let config = config.map(|p| Config::from_file(&p)).transpose()?;
+            let options = hookhost::harness::Options {
+                bless,
+                config,
+                plugin,
+            };
+            let failed = runtime.block_on(test_cases(&component, &cases, &options))?;
+            if failed > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Restore { file, data } => {
             let summary = hookhost::store::restore(&file, &data)
                 .with_context(|| format!("cannot restore {}", file.display()))?;
@@ -557,6 +594,7 @@ async fn client(command: Command) -> anyhow::Result<()> {
         }
         Command::Serve(_)
         | Command::Check { .. }
+        | Command::Test { .. }
         | Command::New { .. }
         | Command::Restore { .. } => {}
     }
@@ -601,6 +639,50 @@ async fn check(file: &Path) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
+}
+
+/// Runs `hookhost test`, printing each case's verdict; returns how many
+/// failed.
+async fn test_cases(
+    component: &Path,
+    cases: &[PathBuf],
+    options: &hookhost::harness::Options,
+) -> anyhow::Result<usize> {
+    use hookhost::harness::{Verdict, expected_path};
+    let verdicts = hookhost::harness::run(component, cases, options).await?;
+    let mut failed = 0;
+    #[allow(clippy::print_stdout)]
+    for (case, verdict) in &verdicts {
+        match verdict {
+            Verdict::Passed => println!("ok       {}", case.display()),
+            Verdict::Blessed => println!(
+                "blessed  {} -> {}",
+                case.display(),
+                expected_path(case).display()
+            ),
+            Verdict::Failed(diff) => {
+                failed += 1;
+                println!("FAILED   {}\n{diff}", case.display());
+            }
+            Verdict::Unexpected(report) => {
+                failed += 1;
+                println!(
+                    "FAILED   {}: no {} (run with --bless to write it); it did:\n{report}",
+                    case.display(),
+                    expected_path(case).display()
+                );
+            }
+        }
+    }
+    #[allow(clippy::print_stdout)]
+    {
+        println!(
+            "{} cases: {} passed or blessed, {failed} failed",
+            verdicts.len(),
+            verdicts.len() - failed
+        );
+    }
+    Ok(failed)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -50,19 +50,50 @@ pub fn next_steps(name: &str, dir: &Path, lang: Lang) -> String {
     let dir = dir.display();
     match lang {
         Lang::Rust => format!(
-            "created {dir}\ntest it:  cd {dir} && cargo test\nbuild it: cargo build --release --target wasm32-wasip2"
+            "created {dir}\ntest it:  cd {dir} && cargo test\nbuild it: cargo build --release --target wasm32-wasip2 && cp target/wasm32-wasip2/release/{}.wasm {name}.wasm\ncheck it: hookhost test {name}.wasm cases",
+            name.replace('-', "_")
         ),
         Lang::Python => format!(
-            "created {dir}\ntest it:  cd {dir} && python -m pytest\nbuild it: componentize-py -d wit -w handler componentize app -o {name}.wasm"
+            "created {dir}\ntest it:  cd {dir} && python -m pytest\nbuild it: componentize-py -d wit -w handler componentize app -o {name}.wasm\ncheck it: hookhost test {name}.wasm cases"
         ),
         Lang::Js => format!(
-            "created {dir}\nset up:   cd {dir} && npm install\ntest it:  npm test\nbuild it: npm run build"
+            "created {dir}\nset up:   cd {dir} && npm install\ntest it:  npm test\nbuild it: npm run build\ncheck it: hookhost test {name}.wasm cases"
         ),
     }
 }
 
 /// The WIT the host speaks, copied into Python and JavaScript folders.
 const WIT: (&str, &str) = ("wit/handler.wit", include_str!("../../wit/handler.wit"));
+
+/// Golden cases for `hookhost test`, the same for every language.
+const CASES: [(&str, &str); 4] = [
+    (
+        "cases/first-order.json",
+        include_str!("../templates/cases/first-order.json"),
+    ),
+    (
+        "cases/first-order.expected.json",
+        include_str!("../templates/cases/first-order.expected.json"),
+    ),
+    (
+        "cases/bad-amount.json",
+        include_str!("../templates/cases/bad-amount.json"),
+    ),
+    (
+        "cases/bad-amount.expected.json",
+        include_str!("../templates/cases/bad-amount.expected.json"),
+    ),
+];
+
+const RUST: &[(&str, &str)] = &[
+    ("Cargo.toml", include_str!("../templates/rust/Cargo.toml")),
+    ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
+    (".gitignore", include_str!("../templates/rust/gitignore")),
+    CASES[0],
+    CASES[1],
+    CASES[2],
+    CASES[3],
+];
 
 const PYTHON: &[(&str, &str)] = &[
     ("app.py", include_str!("../templates/python/app.py")),
@@ -73,6 +104,10 @@ const PYTHON: &[(&str, &str)] = &[
     ("README.md", include_str!("../templates/python/README.md")),
     (".gitignore", include_str!("../templates/python/gitignore")),
     WIT,
+    CASES[0],
+    CASES[1],
+    CASES[2],
+    CASES[3],
     (
         "hookhost/__init__.py",
         include_str!("../../sdk/python/hookhost/__init__.py"),
@@ -97,6 +132,10 @@ const JS: &[(&str, &str)] = &[
     ("README.md", include_str!("../templates/js/README.md")),
     (".gitignore", include_str!("../templates/js/gitignore")),
     WIT,
+    CASES[0],
+    CASES[1],
+    CASES[2],
+    CASES[3],
     (
         "hookhost/package.json",
         include_str!("../../sdk/js/package.json"),
@@ -156,92 +195,13 @@ fn fill(name: &str, files: &[(&str, &str)]) -> Vec<(String, String)> {
 /// A Rust handler crate: Cargo.toml, src/lib.rs using the SDK with a test.
 fn rust(name: &str, sdk: &str) -> Vec<(String, String)> {
     let crate_name = name.replace('-', "_");
-    let files = [
-        (
-            "Cargo.toml",
-            format!(
-                r#"[package]
-name = "{name}"
-version = "0.1.0"
-edition = "2024"
-
-[lib]
-crate-type = ["cdylib", "rlib"]
-
-[dependencies]
-hookhost-sdk = {sdk}
-serde = {{ version = "1", features = ["derive"] }}
-serde_json = "1"
-
-# A crate of its own, not a member of any workspace around it.
-[workspace]
-
-[profile.release]
-opt-level = "s"
-lto = true
-strip = true
-"#
-            ),
-        ),
-        (
-            "src/lib.rs",
-            format!(
-                r#"//! `{name}`: a Hookhost handler.
-//!
-//! Build: `cargo build --release --target wasm32-wasip2`, then copy
-//! `target/wasm32-wasip2/release/{crate_name}.wasm` to the host's
-//! `plugins/{name}.wasm`; the host loads it within a second.
-
-use hookhost_sdk::{{Event, Handler, HandlerError, Manifest, kv, log}};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct Order {{
-    amount: i64,
-}}
-
-/// The total after adding `order` to `before`; rejects what cannot be right.
-fn add(before: i64, order: &Order) -> Result<i64, HandlerError> {{
-    if order.amount <= 0 {{
-        return Err(HandlerError::reject(format!("amount {{}} is not positive", order.amount)));
-    }}
-    Ok(before + order.amount)
-}}
-
-struct Plugin;
-
-impl Handler for Plugin {{
-    fn describe() -> Manifest {{
-        Manifest::new().subscribe("orders.*")
-    }}
-
-    fn handle(event: Event) -> Result<(), HandlerError> {{
-        let order: Order = event.json()?;
-        let total = add(kv::get_json("total")?.unwrap_or(0), &order)?;
-        kv::set_json("total", &total)?;
-        log::info(&format!("{{}}: total is now {{total}}", event.topic));
-        Ok(())
-    }}
-}}
-
-hookhost_sdk::export!(Plugin);
-
-#[cfg(test)]
-mod tests {{
-    use super::*;
-
-    #[test]
-    fn adds_positive_amounts_and_rejects_the_rest() {{
-        assert_eq!(add(5, &Order {{ amount: 7 }}).ok(), Some(12));
-        assert!(add(5, &Order {{ amount: 0 }}).is_err());
-    }}
-}}
-"#
-            ),
-        ),
-        (".gitignore", "/target\n".to_owned()),
-    ];
-    files.into_iter().map(|(p, t)| (p.to_owned(), t)).collect()
+    let mut files = fill(name, RUST);
+    for (_, text) in &mut files {
+        *text = text
+            .replace("__SDK__", sdk)
+            .replace("__CRATE__", &crate_name);
+    }
+    files
 }
 
 /// The SDK dependency line for a scaffold: `explicit`, else this checkout's

@@ -222,7 +222,12 @@ fn a_scaffolded_handler_builds_for_wasm32_wasip2_and_loads() {
         ],
         None,
     );
-    for file in ["Cargo.toml", "src/lib.rs", ".gitignore"] {
+    for file in [
+        "Cargo.toml",
+        "src/lib.rs",
+        ".gitignore",
+        "cases/first-order.json",
+    ] {
         assert!(crate_dir.join(file).is_file(), "{file}");
     }
     let refused = hookhost(
@@ -256,6 +261,19 @@ fn a_scaffolded_handler_builds_for_wasm32_wasip2_and_loads() {
         report["manifest"]["subscriptions"][0], "orders.*",
         "{report:#}"
     );
+    // Its golden cases pass in the sandbox, offline, as written.
+    let named = crate_dir.join("order-total.wasm");
+    std::fs::copy(&wasm, &named).expect("copy");
+    let cases = crate_dir.join("cases");
+    let passed = ok(
+        &[
+            "test",
+            named.to_str().expect("path"),
+            cases.to_str().expect("path"),
+        ],
+        None,
+    );
+    assert!(passed.contains("2 cases: 2 passed"), "{passed}");
 }
 
 /// The binary allocates with jemalloc and the options in `heap::CONF`. A
@@ -288,4 +306,112 @@ fn serve_runs_on_jemalloc_with_its_background_thread() {
         seen.iter().any(|n| n == "jemalloc_bg_thd"),
         "no jemalloc background thread among {seen:?}"
     );
+}
+
+/// `hookhost test`: a real component (the Rust test-caller) in the real
+/// sandbox, offline: declared answers, a refused host, a declared timeout;
+/// no expected file fails, `--bless` writes them, a rerun passes, and a
+/// changed expectation fails with a diff and exit code 1.
+#[test]
+fn hookhost_test_runs_cases_offline_and_compares_them_with_expected_files() {
+    let built = xtask::build_plugins(&["test-caller"]).expect("build test-caller");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wasm = dir.path().join("caller.wasm");
+    std::fs::copy(&built[0], &wasm).expect("copy");
+    let cases = dir.path().join("cases");
+    std::fs::create_dir(&cases).expect("cases dir");
+    let call = |url: &str| {
+        serde_json::json!({ "topic": "test.call", "json": {
+            "requests": [{ "url": url, "body": { "n": 1 } }]
+        } })
+    };
+    let write = |name: &str, case: Value| {
+        std::fs::write(cases.join(name), case.to_string()).expect("write case");
+    };
+    // api.example.com is never contacted: the answer is declared.
+    write(
+        "answered.json",
+        serde_json::json!({
+            "event": call("https://api.example.com/hook"),
+            "http": [{ "method": "POST", "url": "https://api.example.com/hook", "status": 202,
+                       "json": { "accepted": true } }],
+        }),
+    );
+    write(
+        "refused.json",
+        serde_json::json!({ "event": call("https://other.example.com/hook") }),
+    );
+    write(
+        "timeout.json",
+        serde_json::json!({
+            "event": call("https://api.example.com/hook"),
+            "http": [{ "url": "https://api.example.com/hook", "error": "timeout" }],
+        }),
+    );
+    let (wasm, cases_dir) = (wasm.to_str().expect("path"), cases.to_str().expect("path"));
+
+    let first = hookhost(&["test", wasm, cases_dir], None);
+    assert_eq!(first.status.code(), Some(1), "no expected files yet");
+    assert!(String::from_utf8_lossy(&first.stdout).contains("run with --bless"));
+
+    let blessed = ok(&["test", wasm, cases_dir, "--bless"], None);
+    assert!(
+        blessed.contains("3 cases: 3 passed or blessed, 0 failed"),
+        "{blessed}"
+    );
+    let expected = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(cases.join(name)).expect("expected"))
+            .expect("json")
+    };
+    let answered = expected("answered.expected.json");
+    assert_eq!(answered["outcome"]["kind"], "ok", "{answered:#}");
+    assert_eq!(
+        answered["http"][0],
+        serde_json::json!({
+            "method": "POST",
+            "url": "https://api.example.com/hook",
+            "idempotency_key": "01J00000000000000000000000:caller:0",
+            "body": { "n": 1 },
+            "status": 202,
+        })
+    );
+    let refused = expected("refused.expected.json");
+    assert_eq!(refused["outcome"]["kind"], "reject", "{refused:#}");
+    assert!(
+        refused["http"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not in the plugin's allowed_hosts")),
+        "{refused:#}"
+    );
+    let timeout = expected("timeout.expected.json");
+    assert!(
+        timeout["outcome"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("timed out")),
+        "{timeout:#}"
+    );
+
+    let rerun = ok(&["test", wasm, cases_dir], None);
+    assert!(
+        rerun.contains("3 cases: 3 passed or blessed, 0 failed"),
+        "{rerun}"
+    );
+
+    let path = cases.join("answered.expected.json");
+    let changed = std::fs::read_to_string(&path)
+        .expect("read")
+        .replace("202", "201");
+    std::fs::write(&path, changed).expect("write");
+    let failed = hookhost(&["test", wasm, cases_dir], None);
+    assert_eq!(failed.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&failed.stdout);
+    assert!(
+        out.contains("FAILED   ") && out.contains("answered.json"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-      \"status\": 201,") || out.contains("-      \"status\": 201"),
+        "{out}"
+    );
+    assert!(out.contains("+      \"status\": 202"), "{out}");
 }

@@ -44,6 +44,27 @@ impl Runtime {
             .await
     }
 
+    /// Runs `plugin` offline (`hookhost test`): its kv reads see `kv` (keys
+    /// not in it are absent from a store that should be empty) and its
+    /// outbound calls are answered from `answers`, never sent. The caller
+    /// must not commit the effects.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run_offline(
+        &self,
+        plugin: &Plugin,
+        store: Arc<Store>,
+        delivery: DeliveryId,
+        number: u32,
+        event: &EventRecord,
+        body: &[u8],
+        kv: KvSnapshot,
+        answers: Arc<super::answers::Answers>,
+    ) -> AttemptRun {
+        let offline = (kv, super::Offline::Answer(answers));
+        self.run(plugin, store, delivery, number, event, body, Some(offline))
+            .await
+    }
+
     /// Runs `plugin` as [`Runtime::run_attempt`] does, but its kv reads see
     /// `snapshot` first (a live attempt's reads) and its outbound calls are
     /// refused, never sent. The caller must not commit the effects.
@@ -58,7 +79,8 @@ impl Runtime {
         body: &[u8],
         snapshot: KvSnapshot,
     ) -> AttemptRun {
-        self.run(plugin, store, delivery, number, event, body, Some(snapshot))
+        let offline = (snapshot, super::Offline::Refuse);
+        self.run(plugin, store, delivery, number, event, body, Some(offline))
             .await
     }
 
@@ -71,16 +93,16 @@ impl Runtime {
         number: u32,
         event: &EventRecord,
         body: &[u8],
-        snapshot: Option<KvSnapshot>,
+        offline: Option<(KvSnapshot, super::Offline)>,
     ) -> AttemptRun {
         let started_at_ms = now_ms();
         let started = Instant::now();
         let limits = &plugin.limits;
         let (mut state, stdout, stderr) = HostState::new(&plugin.name, limits, Some(store));
-        if snapshot.is_some() {
-            state.outbound.go_offline();
+        if let Some((snapshot, offline)) = offline {
+            state.outbound.go_offline(offline);
+            state.call.snapshot = Some(snapshot);
         }
-        state.call.snapshot = snapshot;
         state.call.event_id = Some(event.id.to_string());
         let mut wstore = wasmtime::Store::new(&self.engine, state);
         wstore.limiter(|s| &mut s.limiter);

@@ -13,6 +13,7 @@
 //!   any toolchain link, but there are no preopens, no environment, no
 //!   network addresses; stdout and stderr are captured, capped.
 
+pub mod answers;
 mod attempt;
 mod cache;
 mod fetch;
@@ -27,7 +28,7 @@ mod world;
 
 pub use attempt::AttemptRun;
 pub use load::LoadError;
-pub use outbound::{HostRule, OutboundLimits};
+pub use outbound::{HostRule, Offline, OutboundLimits};
 pub use registry::{LoadFailure, Plugin, Registry};
 
 use crate::config::{Config, PluginLimits};

@@ -18,7 +18,10 @@
 //! - A shadow run never reaches the network: each call it makes is refused
 //!   and recorded as refused (a candidate replayed on a thousand events must
 //!   not post to a payment API a thousand times).
+//! - `hookhost test` never reaches it either: its calls are answered from
+//!   the answers its case declares ([`answers`](super::answers)).
 
+use super::answers::{Answers, SeenCall, body_value};
 use super::send::SendError;
 use crate::model::HttpCall;
 use bytes::Bytes;
@@ -103,9 +106,18 @@ pub struct Outbound {
     /// When the attempt's time for HTTP runs out.
     deadline: Instant,
     sent: u32,
-    /// Set for shadow runs: every call is refused.
-    offline: bool,
+    /// Set for runs that must not reach the network.
+    offline: Option<Offline>,
     pub calls: Arc<Mutex<Recorded>>,
+}
+
+/// How a run that must not reach the network treats its calls.
+#[derive(Debug, Clone)]
+pub enum Offline {
+    /// Each call is refused (shadow runs).
+    Refuse,
+    /// Each call is answered from declared answers (`hookhost test`).
+    Answer(Arc<Answers>),
 }
 
 /// The calls an attempt made, as recorded.
@@ -139,14 +151,14 @@ impl Outbound {
             limits,
             deadline,
             sent: 0,
-            offline: false,
+            offline: None,
             calls: Arc::new(Mutex::new(Recorded::default())),
         }
     }
 
-    /// Refuses every call from now on (shadow runs).
-    pub fn go_offline(&mut self) {
-        self.offline = true;
+    /// Never reaches the network from now on.
+    pub fn go_offline(&mut self, offline: Offline) {
+        self.offline = Some(offline);
     }
 
     /// What is left of the attempt's time for HTTP.
@@ -195,7 +207,11 @@ impl WasiHttpHooks for Outbound {
             error: None,
         };
         let calls = self.calls.clone();
-        let denied = if self.offline {
+        let answers = match &self.offline {
+            Some(Offline::Answer(answers)) => Some(answers.clone()),
+            _ => None,
+        };
+        let denied = if matches!(self.offline, Some(Offline::Refuse)) {
             Some("denied: a shadow run never reaches the network".to_owned())
         } else if !self
             .limits
@@ -213,11 +229,17 @@ impl WasiHttpHooks for Outbound {
             None
         };
         if let Some(reason) = denied {
+            if let Some(answers) = &answers {
+                answers.record(seen(&request, Vec::new(), None, Some(reason.clone())));
+            }
             call.error = Some(reason);
             Self::record(&calls, call);
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         self.sent += 1;
+        if let Some(answers) = answers {
+            return Box::new(answer(request, answers, calls, call));
+        }
         let left = self.deadline.saturating_duration_since(Instant::now());
         let max_body = self.limits.max_response_bytes;
         // The guest's own timeouts, never past the budget; the budget itself
@@ -274,6 +296,99 @@ impl WasiHttpHooks for Outbound {
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
             ))
         })
+    }
+}
+
+/// Answers `request` from `answers` (`hookhost test`), recording it.
+async fn answer(
+    request: http::Request<WasiBody>,
+    answers: Arc<Answers>,
+    calls: Arc<Mutex<Recorded>>,
+    mut call: HttpCall,
+) -> SendResult {
+    let (parts, body) = request.into_parts();
+    let head = http::Request::from_parts(parts, ());
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let method = head.method().to_string();
+    let url = head.uri().to_string();
+    let declared = match answers.find(&method, &url).cloned() {
+        Some(declared) if declared.error.is_none() => declared,
+        other => {
+            use super::answers::AnswerError;
+            let (reason, error) = match other.and_then(|a| a.error) {
+                None => (
+                    format!("failed: no answer declared for {method} {url}"),
+                    Error::ConnectionRefused,
+                ),
+                Some(AnswerError::Timeout) => (
+                    "timed out: the declared answer is a timeout".to_owned(),
+                    Error::ConnectionTimeout,
+                ),
+                Some(AnswerError::Failed) => (
+                    "failed: the declared answer is a failure".to_owned(),
+                    Error::ConnectionRefused,
+                ),
+            };
+            answers.record(seen(&head, body.to_vec(), None, Some(reason.clone())));
+            call.error = Some(reason);
+            Outbound::record(&calls, call);
+            return Err(error);
+        }
+    };
+    let mut response = http::Response::builder().status(declared.status);
+    let mut typed = false;
+    for (name, value) in &declared.headers {
+        typed |= name.eq_ignore_ascii_case("content-type");
+        response = response.header(name.as_str(), value.as_str());
+    }
+    let bytes = match (&declared.json, &declared.text) {
+        (Some(json), _) => {
+            if !typed {
+                response = response.header("content-type", "application/json");
+            }
+            Bytes::from(json.to_string())
+        }
+        (None, Some(text)) => Bytes::from(text.clone()),
+        (None, None) => Bytes::new(),
+    };
+    let response = response
+        .body(
+            http_body_util::Full::new(bytes)
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .map_err(|e| Error::InternalError(Some(format!("a declared answer: {e}"))))?;
+    answers.record(seen(&head, body.to_vec(), Some(declared.status), None));
+    call.status = Some(declared.status);
+    Outbound::record(&calls, call);
+    Ok((
+        response,
+        Box::new(async { Ok(()) }) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ))
+}
+
+/// A request as `hookhost test` reports it.
+fn seen<B>(
+    request: &http::Request<B>,
+    body: Vec<u8>,
+    status: Option<u16>,
+    error: Option<String>,
+) -> SeenCall {
+    SeenCall {
+        method: request.method().to_string(),
+        url: request.uri().to_string(),
+        idempotency_key: request
+            .headers()
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: body_value(&body),
+        status,
+        error,
     }
 }
 

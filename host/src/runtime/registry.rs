@@ -34,7 +34,7 @@ pub struct Plugin {
 impl Plugin {
     /// The same version under other limits. The concurrency bound is shared
     /// with the old one while it is unchanged.
-    fn with_limits(&self, limits: PluginLimits) -> Plugin {
+    pub(crate) fn with_limits(&self, limits: PluginLimits) -> Plugin {
         let permits = if limits.max_concurrency == self.limits.max_concurrency {
             self.permits.clone()
         } else {

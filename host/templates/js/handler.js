@@ -4,6 +4,7 @@
 // operator configures `notify_url`, posts each new total there.
 //
 // Build: npm run build      Test: npm test   (no host needed)
+// The built component, in the sandbox, offline: hookhost test __NAME__.wasm cases
 
 import { handler, Reject, Retry, config, http, kv, log } from "./hookhost/index.js";
 
@@ -14,7 +15,7 @@ export const { describe, handle } = handler({
     const order = event.json();
     const amount = order?.amount;
     if (!Number.isInteger(amount) || amount <= 0) {
-      throw new Reject(`amount ${JSON.stringify(amount)} is not a positive integer`); // dead letter
+      throw new Reject("amount must be a positive integer"); // dead letter
     }
     const total = kv.increment("total", amount); // committed only if this attempt succeeds
     const notify = config.get("notify_url");

@@ -5,6 +5,7 @@ configures `notify_url`, posts each new total there.
 
 Build: componentize-py -d wit -w handler componentize app -o __NAME__.wasm
 Test:  python -m pytest           (no host needed)
+       hookhost test __NAME__.wasm cases   (the built component, in the sandbox, offline)
 """
 
 from hookhost import Event, Handler, Reject, Retry, config, http, kv, log
@@ -17,7 +18,7 @@ class WitWorld(Handler):
         order = event.json()
         amount = order.get("amount") if isinstance(order, dict) else None
         if not isinstance(amount, int) or amount <= 0:
-            raise Reject(f"amount {amount!r} is not a positive integer")  # dead letter
+            raise Reject("amount must be a positive integer")  # dead letter
         total = kv.increment("total", amount)  # committed only if this attempt succeeds
         notify = config.get("notify_url")
         if notify:
