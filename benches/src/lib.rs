@@ -501,6 +501,26 @@ impl Host {
     }
 }
 
+/// A host core without a server: its store in `data/store`, its artifact
+/// cache in `data/artifacts`, its plugins directory `plugins`.
+pub async fn core(data: &Path, plugins: &Path) -> anyhow::Result<Arc<hookhost::core::Core>> {
+    let config = hookhost::Config {
+        data: data.to_owned(),
+        plugins_dir: plugins.to_owned(),
+        ..hookhost::Config::default()
+    };
+    let store = hookhost::store::Store::open(&data.join("store"))?;
+    let runtime = hookhost::runtime::Runtime::new(&config, Some(&data.join("artifacts")))?;
+    Ok(Arc::new(hookhost::core::Core::new(
+        config,
+        store,
+        runtime,
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::metric;

@@ -17,13 +17,8 @@
 #![allow(clippy::print_stdout)]
 
 use clap::Parser;
-use hookhost::Config;
-use hookhost::core::Core;
 use hookhost::model::{DeliveryId, EventRecord, Outcome};
-use hookhost::runtime::Runtime;
-use hookhost::store::Store;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -72,26 +67,6 @@ fn component(guest: &Guest) -> Result<PathBuf, String> {
     xtask::polyglot::build(g).map_err(|e| e.to_string())
 }
 
-/// A core whose plugins directory holds `file` as `name`, with its artifact
-/// cache in `data`.
-async fn core(data: &Path, plugins: &Path) -> anyhow::Result<Arc<Core>> {
-    let config = Config {
-        data: data.to_owned(),
-        plugins_dir: plugins.to_owned(),
-        ..Config::default()
-    };
-    let store = Store::open(&data.join("store"))?;
-    let runtime = Runtime::new(&config, Some(&data.join("artifacts")))?;
-    Ok(Arc::new(Core::new(
-        config,
-        store,
-        runtime,
-        Default::default(),
-        Default::default(),
-        Default::default(),
-    )))
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -125,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
         std::fs::copy(&path, &file)?;
         let size = std::fs::metadata(&file)?.len();
 
-        let first = core(&dir.path().join("a"), &plugins).await?;
+        let first = hookhost_bench::core(&dir.path().join("a"), &plugins).await?;
         let started = Instant::now();
         hookhost::reload::load_file(&first, &file)
             .await
@@ -141,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
             dir.path().join("b-artifacts"),
             dir.path().join("b/artifacts"),
         )?;
-        let cached_core = core(&dir.path().join("b"), &plugins).await?;
+        let cached_core = hookhost_bench::core(&dir.path().join("b"), &plugins).await?;
         let started = Instant::now();
         hookhost::reload::load_file(&cached_core, &file)
             .await

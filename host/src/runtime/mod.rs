@@ -17,6 +17,7 @@ pub mod answers;
 mod attempt;
 mod cache;
 mod fetch;
+mod functions;
 mod imports;
 pub mod load;
 mod outbound;
@@ -116,7 +117,9 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the engine for `config`: its pool has room for `workers`
     /// concurrent attempts plus loads, each memory up to the largest cap.
-    /// With `cache_dir`, compiled components are cached there by sha256.
+    /// With `cache_dir`, compiled components are cached there by sha256,
+    /// and compiled functions in `functions/` under it, so that a changed
+    /// component compiles only the functions that changed.
     pub fn new(config: &Config, cache_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
         let pool = pooling(config.workers as u32, config.max_memory_bytes());
         let mut wasm = wasmtime::Config::new();
@@ -124,6 +127,10 @@ impl Runtime {
             .consume_fuel(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if let Some(dir) = cache_dir {
+            let functions = functions::FunctionCache::open(&dir.join("functions"))?;
+            wasm.enable_incremental_compilation(Arc::new(functions))?;
+        }
         let engine = Engine::new(&wasm)?;
 
         let mut linker = Linker::new(&engine);
