@@ -448,9 +448,10 @@ async fn scaffolded(lang: hookhost::scaffold::Lang, build_as: polyglot::Lang) {
         "{output}"
     );
     let wasm = dir.path().join("tally.wasm");
-    if unless_missing(polyglot::build_folder(&folder, build_as, &wasm), "build").is_none() {
+    if unless_missing(polyglot::toolchain(build_as), "build").is_none() {
         return;
     }
+    hookhost::dev::build::build(&folder, lang, &wasm).expect("the scaffold builds as is");
     // Its golden cases pass in the sandbox, offline, as written.
     let verdicts = hookhost::harness::run(
         &wasm,

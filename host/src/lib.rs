@@ -35,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod contracts;
 pub mod core;
+pub mod dev;
 pub mod dispatch;
 pub mod harness;
 pub mod heap;

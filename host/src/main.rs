@@ -131,6 +131,25 @@ enum Command {
         #[arg(long)]
         plugin: Option<String>,
     },
+    /// Watch a handler folder: rebuild on save, check, shadow-run on recorded
+    /// events and hot-swap into a local host (state in `<folder>/.hookhost`).
+    Dev {
+        /// The handler folder (default: the current one).
+        #[arg(default_value = ".")]
+        folder: PathBuf,
+        /// The plugin's name (default: the folder's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Address of the local host.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The local host's configuration (limits, config values, allowed hosts).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Recorded events each new build is shadow-run on.
+        #[arg(long, default_value_t = 20)]
+        shadow_events: usize,
+    },
     /// Create a handler folder that builds as is, with a test that needs no host.
     New {
         /// Plugin name (`[a-z0-9-]`); also the directory, unless --dir.
@@ -282,6 +301,23 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Check { file } => runtime.block_on(check(&file)),
+        Command::Dev {
+            folder,
+            name,
+            listen,
+            config,
+            shadow_events,
+        } => {
+            let config = config.map(|p| Config::from_file(&p)).transpose()?;
+            let options = hookhost::dev::Options {
+                folder,
+                name,
+                listen,
+                config,
+                shadow_events,
+            };
+            runtime.block_on(hookhost::dev::run(options, shutdown_signal()))
+        }
         Command::Test {
             component,
             cases,
@@ -595,6 +631,7 @@ async fn client(command: Command) -> anyhow::Result<()> {
         Command::Serve(_)
         | Command::Check { .. }
         | Command::Test { .. }
+        | Command::Dev { .. }
         | Command::New { .. }
         | Command::Restore { .. } => {}
     }

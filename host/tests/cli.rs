@@ -415,3 +415,151 @@ fn hookhost_test_runs_cases_offline_and_compares_them_with_expected_files() {
     );
     assert!(out.contains("+      \"status\": 202"), "{out}");
 }
+
+/// `hookhost dev` on a fresh Python folder: the first build serves; after
+/// events are handled, a save that changes what the handler writes is
+/// rebuilt, shadow-run on them (the difference printed) and served; a save
+/// that does not build is reported and the last good version keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hookhost_dev_rebuilds_on_save_shadow_runs_and_swaps_the_new_build_in() {
+    use std::io::BufRead as _;
+    let python = xtask::polyglot::Lang::Python { module: "app" };
+    if let Err(why) = xtask::polyglot::toolchain(python) {
+        assert!(
+            std::env::var("HOOKHOST_REQUIRE_POLYGLOT").is_err(),
+            "HOOKHOST_REQUIRE_POLYGLOT is set but {why}"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("tally");
+    let folder_arg = folder.to_str().expect("path");
+    ok(
+        &["new", "tally", "--lang", "python", "--dir", folder_arg],
+        None,
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookhost"))
+        .args(["dev", folder_arg, "--listen", "127.0.0.1:0"])
+        .env("HOOKHOST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hookhost dev");
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let seen = std::cell::RefCell::new(Vec::new());
+    // The lines up to and including the first that contains `text`.
+    let until = |text: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(240);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    seen.borrow_mut().push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "never printed {text:?}; printed:\n{}",
+                    seen.borrow().join("\n")
+                ),
+            }
+        }
+    };
+    let banner = until("hookhost dev: tally (Python) on http://");
+    let base = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("address")
+        .trim_end_matches(',')
+        .to_owned();
+    let first = until("serving ");
+
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let answer: Value = client
+            .post(format!("{base}/events/orders.created"))
+            .json(&serde_json::json!({ "amount": 5 }))
+            .send()
+            .await
+            .expect("post")
+            .json()
+            .await
+            .expect("json");
+        ids.push(answer["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let event: Value = client
+                .get(format!("{base}/events/{id}"))
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            if event["deliveries"][0]["status"] == "succeeded" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not handled: {event:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    let app = folder.join("app.py");
+    let source = std::fs::read_to_string(&app).expect("read app.py");
+    let doubled = source.replace(
+        "kv.increment(\"total\", amount)",
+        "kv.increment(\"total\", amount * 2)",
+    );
+    assert_ne!(doubled, source, "the template changed: update this test");
+    std::fs::write(&app, doubled).expect("save");
+    let shadow = until("shadow run of ");
+    assert!(shadow.contains("on the last 2 events"), "{shadow}");
+    let summary = until("events: ");
+    assert!(summary.contains("0 same, 2 different"), "{summary}");
+    let second = until("serving ");
+    assert!(second.contains("after the save"), "{second}");
+    assert_ne!(
+        first.split_whitespace().nth(1),
+        second.split_whitespace().nth(1)
+    );
+    let text = seen.borrow().join("\n");
+    assert!(
+        text.contains("kv_writes"),
+        "the difference is named:\n{text}"
+    );
+
+    std::fs::write(&app, "def broken(:\n").expect("save");
+    until("build failed; the previous version keeps serving");
+    let plugin: Value = client
+        .get(format!("{base}/plugins/tally"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let serving = second.split_whitespace().nth(1).expect("version");
+    assert!(
+        plugin["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(serving)),
+        "{plugin:#}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

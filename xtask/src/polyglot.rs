@@ -160,16 +160,6 @@ pub fn build(guest: &Guest) -> Result<PathBuf, BuildError> {
     Ok(out)
 }
 
-/// Builds the handler folder `dir` that `hookhost new` made (its own `wit/`
-/// and SDK copy) into the component `out`.
-pub fn build_folder(dir: &Path, lang: Lang, out: &Path) -> Result<(), BuildError> {
-    toolchain(lang)?;
-    match lang {
-        Lang::Python { module } => compile_python(dir, module, &dir.join("wit"), &[dir], out),
-        Lang::JavaScript { file } => compile_js(dir, Path::new("wit"), Path::new(file), out),
-    }
-}
-
 fn compile_python(
     dir: &Path,
     module: &str,

@@ -72,12 +72,12 @@ async fn main() -> anyhow::Result<()> {
             dir.path().join("after.wasm"),
         );
         let started = Instant::now();
-        polyglot::build_folder(&folder, build_as, &before).map_err(anyhow::Error::msg)?;
+        hookhost::dev::build::build(&folder, lang, &before).map_err(anyhow::Error::msg)?;
         let build = started.elapsed();
         let path = folder.join(source);
         let text = std::fs::read_to_string(&path)?.replace("order added", "order added, again");
         std::fs::write(&path, text)?;
-        polyglot::build_folder(&folder, build_as, &after).map_err(anyhow::Error::msg)?;
+        hookhost::dev::build::build(&folder, lang, &after).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(
             std::fs::read(&before)? != std::fs::read(&after)?,
             "the change did not change the component"

@@ -1,0 +1,349 @@
+//! `hookhost dev [folder]`: the inner loop of a handler author.
+//!
+//! Runs a host on the embedded store (state in `<folder>/.hookhost/`),
+//! then, at start and after every save in the folder: builds the handler
+//! with its language's toolchain, checks the component (compiled,
+//! link-checked, `describe()` called, as a candidate), shadow-runs it on
+//! the plugin's last recorded events and prints what would change, and
+//! installs it, printing how long after the save it serves. A build or a
+//! check that fails is printed and the previous version keeps serving.
+//!
+//! The loop talks to its host through the admin API, as any client would.
+
+pub mod build;
+
+use crate::cli::{Client, cell};
+use crate::config::Config;
+use crate::scaffold::Lang;
+use anyhow::Context as _;
+use notify::{RecursiveMode, Watcher as _};
+use serde_json::{Value, json};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long the folder must be quiet after a change before a build starts.
+const SETTLE: Duration = Duration::from_millis(200);
+/// Longest wait for an installed build to serve.
+const SERVE_WAIT: Duration = Duration::from_secs(180);
+
+/// How `hookhost dev` runs.
+pub struct Options {
+    pub folder: PathBuf,
+    /// The plugin's name (default: the folder's name).
+    pub name: Option<String>,
+    pub listen: SocketAddr,
+    /// The host's configuration (default: the built-in one).
+    pub config: Option<Config>,
+    /// Recorded events a new build is shadow-run on.
+    pub shadow_events: usize,
+}
+
+/// One handler folder under watch.
+struct Session {
+    folder: PathBuf,
+    lang: Lang,
+    name: String,
+    state: PathBuf,
+    client: Client,
+    shadow_events: usize,
+}
+
+/// Runs the loop until `shutdown` completes.
+pub async fn run(
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let folder = options
+        .folder
+        .canonicalize()
+        .with_context(|| format!("no folder {}", options.folder.display()))?;
+    let lang = build::detect(&folder).with_context(|| {
+        format!(
+            "{}: no Cargo.toml, package.json or app.py, so no handler to build",
+            folder.display()
+        )
+    })?;
+    let name = match options.name {
+        Some(name) => name,
+        None => folder
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    if !crate::runtime::load::valid_plugin_name(&name) {
+        anyhow::bail!(
+            "{name:?} is not a plugin name: pass --name (lowercase letters, digits, '-')"
+        );
+    }
+    let state = folder.join(".hookhost");
+    let mut config = options.config.unwrap_or_default();
+    config.listen = options.listen;
+    config.data = state.join("data");
+    config.plugins_dir = state.join("plugins");
+    std::fs::create_dir_all(&config.plugins_dir)?;
+    std::fs::create_dir_all(state.join("build"))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let mut server = tokio::spawn(crate::run(config, listener, shutdown));
+    let session = Session {
+        client: Client::new(&base, None)?,
+        folder: folder.clone(),
+        lang,
+        name,
+        state,
+        shadow_events: options.shadow_events,
+    };
+    say(&format!(
+        "hookhost dev: {} ({}) on {base}, state in {}; watching {}",
+        session.name,
+        lang_name(lang),
+        session.state.display(),
+        folder.display()
+    ));
+
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let watched = folder.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && event.paths.iter().any(|p| is_source(&watched, p))
+        {
+            let _ = tx.send(Instant::now());
+        }
+    })?;
+    watcher.watch(&folder, RecursiveMode::Recursive)?;
+
+    let mut saved = Instant::now();
+    loop {
+        tokio::select! {
+            ended = &mut server => {
+                return ended.context("the host stopped")?;
+            }
+            () = session.round(saved) => {}
+        }
+        // The next save, then quiet for a moment (editors write in steps).
+        tokio::select! {
+            ended = &mut server => return ended.context("the host stopped")?,
+            first = changes.recv() => {
+                let Some(first) = first else { return Ok(()) };
+                saved = first;
+            }
+        }
+        while let Ok(Some(_)) = tokio::time::timeout(SETTLE, changes.recv()).await {}
+    }
+}
+
+impl Session {
+    /// Builds, checks, shadow-runs and installs the folder's handler.
+    async fn round(&self, saved: Instant) {
+        say(&format!("building {}…", self.name));
+        let out = self.state.join("build").join(format!("{}.wasm", self.name));
+        let (folder, lang, target) = (self.folder.clone(), self.lang, out.clone());
+        let built = tokio::task::spawn_blocking(move || build::build(&folder, lang, &target))
+            .await
+            .unwrap_or_else(|e| Err(format!("the build stopped: {e}")));
+        if let Err(why) = built {
+            say(&format!(
+                "build failed; the previous version keeps serving\n{why}"
+            ));
+            return;
+        }
+        let bytes = match std::fs::read(&out) {
+            Ok(bytes) => bytes,
+            Err(e) => return say(&format!("cannot read {}: {e}", out.display())),
+        };
+        let version = crate::runtime::load::sha256_hex(&bytes);
+        let serving = self.serving().await;
+        if serving.as_deref() == Some(version.as_str()) {
+            return say(&format!("unchanged: {} serves already", short(&version)));
+        }
+        let path = format!("/plugins/{}/candidates", crate::cli::query(&self.name));
+        if let Err(e) = self
+            .client
+            .post_raw(&path, bytes.clone(), "application/wasm")
+            .await
+        {
+            return say(&format!(
+                "check failed; the previous version keeps serving\n{e:#}"
+            ));
+        }
+        if serving.is_some() {
+            self.shadow(&version).await;
+        }
+        let installed_at_ms = crate::model::now_ms();
+        if let Err(e) = self.install(&bytes) {
+            return say(&format!("cannot install the build: {e:#}"));
+        }
+        match self.wait_serving(&version, installed_at_ms).await {
+            Ok(()) => say(&format!(
+                "serving {} ({:.1} s after the save)",
+                short(&version),
+                saved.elapsed().as_secs_f64()
+            )),
+            Err(e) => say(&format!("{e:#}")),
+        }
+    }
+
+    /// The version the host serves, if it serves the plugin.
+    async fn serving(&self) -> Option<String> {
+        let path = format!("/plugins/{}", crate::cli::query(&self.name));
+        let plugin = self.client.get(&path).await.ok()?;
+        (plugin["loaded"] == true)
+            .then(|| plugin["version"].as_str().map(str::to_owned))
+            .flatten()
+    }
+
+    /// Runs `version` on the plugin's last recorded events and prints what
+    /// it would do differently.
+    async fn shadow(&self, version: &str) {
+        let path = format!("/plugins/{}/shadow", crate::cli::query(&self.name));
+        let body = json!({ "version": version, "limit": self.shadow_events });
+        match self.client.post(&path, Some(body)).await {
+            Ok(report) if report["events"] == 0 => {
+                say("shadow run: no recorded events yet (post some, save again)");
+            }
+            Ok(report) => say(&format!(
+                "shadow run of {} on the last {} events:\n{}",
+                short(version),
+                cell(&report["events"]),
+                shadow_details(&report)
+            )),
+            Err(e) => say(&format!("shadow run failed: {e:#}")),
+        }
+    }
+
+    /// Writes the build into the host's plugins directory, renamed into
+    /// place so the host never reads half a file.
+    fn install(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        let plugins = self.state.join("plugins");
+        let tmp = plugins.join(format!(".{}.wasm.tmp", self.name));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, plugins.join(format!("{}.wasm", self.name)))?;
+        Ok(())
+    }
+
+    /// Waits until the host serves `version`, or reports a load failure
+    /// since `installed_at_ms`.
+    async fn wait_serving(&self, version: &str, installed_at_ms: u64) -> anyhow::Result<()> {
+        let path = format!("/plugins/{}", crate::cli::query(&self.name));
+        let deadline = Instant::now() + SERVE_WAIT;
+        loop {
+            if let Ok(plugin) = self.client.get(&path).await {
+                if plugin["loaded"] == true && plugin["version"] == version {
+                    return Ok(());
+                }
+                let failed_at = plugin["last_error"]["at_ms"].as_u64();
+                if failed_at.is_some_and(|at| at >= installed_at_ms) {
+                    anyhow::bail!(
+                        "the host refused the build: {}",
+                        cell(&plugin["last_error"]["error"])
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("the build did not serve within {} s", SERVE_WAIT.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The shadow report's table, with each differing event's outcomes and
+/// messages spelt out.
+fn shadow_details(report: &Value) -> String {
+    let mut out = crate::cli::shadow_table(report);
+    for r in report["results"].as_array().into_iter().flatten() {
+        if r["differences"].as_array().is_some_and(|d| !d.is_empty()) {
+            out.push_str(&format!(
+                "\n  {}: live {} → candidate {}",
+                cell(&r["event"]),
+                compact(&r["live"]),
+                compact(&r["candidate"])
+            ));
+        }
+    }
+    out
+}
+
+/// An attempt's outcome and effects on one line.
+fn compact(side: &Value) -> String {
+    let effects = &side["effects"];
+    format!(
+        "{} kv {} emitted {}",
+        cell(&side["outcome"]),
+        effects["kv_writes"],
+        effects["emitted"].as_array().map_or(0, Vec::len)
+    )
+}
+
+/// Whether a change to `path` is a change to the handler's sources (not
+/// the dev state, build output, dependencies or caches).
+fn is_source(folder: &Path, path: &Path) -> bool {
+    const SKIP: [&str; 7] = [
+        ".hookhost",
+        "target",
+        "node_modules",
+        "__pycache__",
+        ".pytest_cache",
+        ".git",
+        "cases",
+    ];
+    let Ok(relative) = path.strip_prefix(folder) else {
+        return false;
+    };
+    let skipped = relative.components().any(|c| {
+        let c = c.as_os_str().to_string_lossy();
+        SKIP.contains(&c.as_ref()) || c.starts_with('.')
+    });
+    let built = path
+        .extension()
+        .is_some_and(|e| e == "wasm" || e == "tmp" || e == "swp");
+    !skipped && !built && !relative.as_os_str().is_empty()
+}
+
+fn lang_name(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Rust => "Rust",
+        Lang::Python => "Python",
+        Lang::Js => "JavaScript",
+    }
+}
+
+fn short(version: &str) -> &str {
+    version.get(..12).unwrap_or(version)
+}
+
+/// One line (or block) of the loop's report, at once.
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_source;
+    use std::path::Path;
+
+    #[test]
+    fn only_source_changes_rebuild() {
+        let f = Path::new("/h/tally");
+        assert!(is_source(f, Path::new("/h/tally/app.py")));
+        assert!(is_source(f, Path::new("/h/tally/src/lib.rs")));
+        for other in [
+            "/h/tally/.hookhost/plugins/tally.wasm",
+            "/h/tally/target/release/x",
+            "/h/tally/node_modules/a/b.js",
+            "/h/tally/__pycache__/app.pyc",
+            "/h/tally/tally.wasm",
+            "/h/tally/.app.py.swp",
+            "/h/tally/cases/first.json",
+            "/h/other/app.py",
+        ] {
+            assert!(!is_source(f, Path::new(other)), "{other}");
+        }
+    }
+}
