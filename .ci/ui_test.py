@@ -25,6 +25,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "debug", "hookhost")
 COUNTER = os.path.join(ROOT, "target", "plugins", "wasm32-wasip2", "plugin", "test_counter.wasm")
+# Another build to try as a candidate of the counter: it handles every event and writes nothing.
+NOOP = os.path.join(ROOT, "target", "plugins", "wasm32-wasip2", "plugin", "test_noop.wasm")
 TOKEN = "ui-test-token"
 DEADLINE = 20.0
 
@@ -108,7 +110,7 @@ class Browser:
 
 
 def main():
-    for path in (BINARY, COUNTER):
+    for path in (BINARY, COUNTER, NOOP):
         if not os.path.exists(path):
             sys.exit(f"{path} is missing: run `cargo test` first")
     driver_path = shutil.which("chromedriver")
@@ -168,18 +170,33 @@ def main():
         browser.click(browser.find_all('#event-filters button[type="submit"]')[0])
         wait_for("all rows again", lambda: row(ok["id"]) and row(bad["id"]))
 
-        # The succeeded event: its attempt with version, fuel and logs.
+        # Live: an event posted now appears without a click.
+        live_status, live = request("POST", base + "/events/test.count", {"n": 2})
+        assert live_status == 202, live
+        wait_for("the live row", lambda: row(live["id"]))
+
+        # The succeeded event: its attempt with version, fuel and logs, and
+        # its effects: the kv write and the emitted event, committed.
         browser.click(row(ok["id"])[0])
         browser.wait_text("#detail-panel h2", "test.count")
         attempts = browser.texts("#detail-panel tr.attempt")
         assert len(attempts) == 1 and "ok" in attempts[0], attempts
         assert any("counted" in t for t in browser.texts("#detail-panel pre.logs"))
+        assert any("effects (committed)" in t for t in browser.texts("#detail-panel h4"))
+        assert any("count" in t for t in browser.texts("#detail-panel tr.kv-write")), browser.texts("#detail-panel table.effects")
+        assert any("test.counted" in t for t in browser.texts("#detail-panel tr.emitted"))
 
         # Replay it: a second delivery appears and succeeds.
         browser.click(browser.find_all("#replay")[0])
         browser.wait_text("#message", "Replayed: 1 new deliveries")
         wait_for("the replayed delivery",
                  lambda: len(request("GET", f"{base}/events/{ok['id']}", headers=auth)[1]["deliveries"]) == 2)
+        # Live: the open event shows the replayed delivery without a click.
+        wait_for("the replayed delivery on the page", lambda: len(browser.find_all("#detail-panel h3.delivery")) == 2)
+
+        # The failed one: its effects were made and not committed.
+        browser.click(row(bad["id"])[0])
+        browser.wait_text("#detail-panel h4", "effects (not committed)")
 
         # Dead letters: the rejected delivery, re-driven from the page.
         browser.click(browser.find_all('nav button[data-tab="dead"]')[0])
@@ -189,11 +206,23 @@ def main():
         wait_for("the re-driven attempt",
                  lambda: len(request("GET", f"{base}/events/{bad['id']}", headers=auth)[1]["deliveries"][0]["attempts"]) == 2)
 
-        # Plugins: the counter, its subscription.
+        # Plugins: the counter, its subscription, its last hour.
         browser.click(browser.find_all('nav button[data-tab="plugins"]')[0])
         browser.wait_text("#plugins tbody", "counter")
         assert any("test.count" in t for t in browser.texts("#plugins tbody tr"))
-        print("ui test: ok (events, detail, replay, dead-letter retry, plugins, token refusal)")
+        browser.wait_text('#plugins tr[data-plugin="counter"] td.activity', "in the last hour")
+        activity = browser.texts('#plugins tr[data-plugin="counter"] td.activity')[0]
+        handled, failed = [int(w) for w in activity.replace(",", "").split() if w.isdigit()][:2]
+        assert handled >= 2 and failed >= 1, activity
+        assert len(browser.find_all('#plugins tr[data-plugin="counter"] svg.chart rect.ok')) >= 1
+        assert len(browser.find_all('#plugins tr[data-plugin="counter"] svg.chart rect.bad')) >= 1
+
+        # A candidate build, shadow-run on the counter's recorded events.
+        browser.type(browser.find_all('#plugins tr[data-plugin="counter"] input.candidate')[0], NOOP)
+        browser.click(browser.find_all('#plugins tr[data-plugin="counter"] button.shadow')[0])
+        browser.wait_text("#shadow-summary", "different")
+        assert any("kv_writes" in t for t in browser.texts("#shadow tbody tr.different")), browser.texts("#shadow tbody tr")
+        print("ui test: ok (events, live updates, detail and effects, replay, dead-letter retry, plugins, activity, shadow run, token refusal)")
     finally:
         if browser:
             browser.quit()
