@@ -209,8 +209,13 @@ fn the_clients_send_list_show_replay_and_redrive() {
     assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach the host"));
 }
 
-#[test]
-fn a_scaffolded_handler_builds_for_wasm32_wasip2_and_loads() {
+/// `hookhost new` (Rust): its own `cargo test` passes, it builds for
+/// wasm32-wasip2 as is, its golden cases pass in `hookhost test`, and a
+/// host serves it: the allow-listed notify call arrives at a server on
+/// 127.0.0.1 with the default idempotency key, and a copy whose notify_url
+/// is not allowed has the refusal recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scaffolded_handler_tests_builds_and_serves() {
     let dir = tempfile::tempdir().expect("tempdir");
     let crate_dir = dir.path().join("order-total");
     ok(
@@ -247,6 +252,14 @@ fn a_scaffolded_handler_builds_for_wasm32_wasip2_and_loads() {
     // Shares a target directory with other scaffold builds, so the SDK's
     // dependencies compile once.
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold");
+    let own = Command::new(env!("CARGO"))
+        .args(["test", "--quiet"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo test");
+    let said = String::from_utf8_lossy(&own.stdout);
+    assert!(own.status.success() && said.contains("1 passed"), "{said}");
     xtask::ensure_wasm_target().expect("wasm target");
     let built = Command::new(env!("CARGO"))
         .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
@@ -274,6 +287,107 @@ fn a_scaffolded_handler_builds_for_wasm32_wasip2_and_loads() {
         None,
     );
     assert!(passed.contains("2 cases: 2 passed"), "{passed}");
+
+    // Served by a host, beside a copy whose notify_url is not allowed.
+    let (remote, received) = recording_server().await;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    for name in ["order-total", "order-total-elsewhere"] {
+        std::fs::copy(&wasm, plugins.join(format!("{name}.wasm"))).expect("install");
+    }
+    let config = dir.path().join("hookhost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[plugins.order-total]\nallowed_hosts = [\"{remote}\"]\nconfig = {{ notify_url = \"{remote}/hook\" }}\n\n\
+             [plugins.order-total-elsewhere]\nconfig = {{ notify_url = \"https://api.example.com/totals\" }}\n\
+             retry = {{ max_attempts = 1, initial_backoff_ms = 10, max_backoff_ms = 10 }}\n"
+        ),
+    )
+    .expect("config");
+    let host = common::start_configured(&dir.path().join("data"), &plugins, Some(&config), &[]);
+    let client = reqwest::Client::new();
+    let answer: Value = client
+        .post(format!("{}/events/orders.created", host.base))
+        .json(&serde_json::json!({ "amount": 5 }))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let id = answer["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let event = loop {
+        let event = common::get(&host.base, &format!("/events/{id}")).await;
+        let deliveries = event["deliveries"].as_array().cloned().unwrap_or_default();
+        if deliveries.len() == 2
+            && deliveries
+                .iter()
+                .all(|d| d["status"] == "succeeded" || d["status"] == "dead")
+        {
+            break event;
+        }
+        assert!(Instant::now() < deadline, "not settled: {event:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let delivery = |plugin: &str| {
+        event["deliveries"]
+            .as_array()
+            .and_then(|ds| ds.iter().find(|d| d["plugin"] == plugin))
+            .cloned()
+            .expect("delivery")
+    };
+    assert_eq!(delivery("order-total")["status"], "succeeded", "{event:#}");
+    assert_eq!(
+        received.lock().expect("log").clone(),
+        [(
+            Some(format!("{id}:order-total:0")),
+            serde_json::json!({ "topic": "orders.created", "total": 5 })
+        )]
+    );
+    let refused = delivery("order-total-elsewhere");
+    assert_eq!(refused["status"], "dead", "{event:#}");
+    assert!(
+        refused["attempts"][0]["http"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("allowed_hosts")),
+        "{event:#}"
+    );
+}
+
+/// What a server on 127.0.0.1 received at `/hook`: (idempotency key, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>;
+
+/// A server on 127.0.0.1 that records what is posted to `/hook`.
+async fn recording_server() -> (String, Received) {
+    let received = Received::default();
+    let log = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let log = log.clone();
+                async move {
+                    let key = headers
+                        .get("idempotency-key")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    log.lock().expect("log").push((key, body));
+                    "ok"
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, received)
 }
 
 /// The binary allocates with jemalloc and the options in `heap::CONF`. A
