@@ -282,40 +282,6 @@ async fn fuel_and_deadline_stop_a_javascript_guest() {
     limits_hold(polyglot::PROBES[1], "js.probe").await;
 }
 
-/// What a local server received: (idempotency key, body).
-type Received = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>;
-
-/// A server on 127.0.0.1 that records what is posted to `/hook`.
-async fn remote() -> (String, Received, tokio::task::JoinHandle<()>) {
-    let received = Received::default();
-    let log = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(
-            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                let log = log.clone();
-                async move {
-                    let key = headers
-                        .get("idempotency-key")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    log.lock().expect("log").push((key, body));
-                    "ok"
-                }
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, received, task)
-}
-
 /// The text of kv key `key` as the attempt wrote it.
 fn written(attempt: &Value, key: &str) -> Option<String> {
     attempt["effects"]["kv_writes"]
@@ -333,7 +299,10 @@ async fn calls_out(guest: Guest, topic: &str, lang: &str, denied: &str) {
     let Some(path) = component(&guest) else {
         return;
     };
-    let (url, received, server) = remote().await;
+    let server = hookhost::testing::RecordingServer::start()
+        .await
+        .expect("server");
+    let url = server.url.clone();
     let name = guest.name;
     let allowed = url.clone();
     let host = Setup::new()
@@ -352,7 +321,7 @@ async fn calls_out(guest: Guest, topic: &str, lang: &str, denied: &str) {
         "{attempts:#?}"
     );
     assert_eq!(
-        received.lock().expect("log").clone(),
+        server.received(),
         [(
             Some(format!("{id}:{name}:0")),
             serde_json::json!({ "from": lang, "event": id })
@@ -370,9 +339,8 @@ async fn calls_out(guest: Guest, topic: &str, lang: &str, denied: &str) {
     );
     let recorded = attempts[0]["http"][0]["error"].as_str().unwrap_or_default();
     assert!(recorded.contains("allowed_hosts"), "{attempts:#?}");
-    assert_eq!(received.lock().expect("log").len(), 1);
+    assert_eq!(server.received().len(), 1);
     host.stop().await;
-    server.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,7 +436,10 @@ async fn scaffolded(lang: hookhost::scaffold::Lang, build_as: polyglot::Lang) {
             case.display()
         );
     }
-    let (url, received, server) = remote().await;
+    let server = hookhost::testing::RecordingServer::start()
+        .await
+        .expect("server");
+    let url = server.url.clone();
     let allowed = url.clone();
     let notify = format!("{url}/hook");
     let wasm = wasm.to_str().expect("path").to_owned();
@@ -499,7 +470,7 @@ async fn scaffolded(lang: hookhost::scaffold::Lang, build_as: polyglot::Lang) {
     let served = hookhost_tests::delivery_to(&event, "tally");
     assert_eq!(served["status"], "succeeded", "{event:#}");
     assert_eq!(
-        received.lock().expect("log").clone(),
+        server.received(),
         [(
             Some(format!("{id}:tally:0")),
             serde_json::json!({ "topic": "orders.created", "total": 5 })
@@ -514,9 +485,8 @@ async fn scaffolded(lang: hookhost::scaffold::Lang, build_as: polyglot::Lang) {
             .is_some_and(|e| e.contains("allowed_hosts")),
         "{event:#}"
     );
-    assert_eq!(received.lock().expect("log").len(), 1);
+    assert_eq!(server.received().len(), 1);
     host.stop().await;
-    server.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,7 @@ mod server;
 pub mod shadow;
 pub mod sources;
 pub mod store;
+pub mod testing;
 
 pub use config::Config;
 pub use server::run;

@@ -289,7 +289,10 @@ async fn a_scaffolded_handler_tests_builds_and_serves() {
     assert!(passed.contains("2 cases: 2 passed"), "{passed}");
 
     // Served by a host, beside a copy whose notify_url is not allowed.
-    let (remote, received) = recording_server().await;
+    let server = hookhost::testing::RecordingServer::start()
+        .await
+        .expect("server");
+    let remote = server.url.clone();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).expect("plugins dir");
     for name in ["order-total", "order-total-elsewhere"] {
@@ -340,7 +343,7 @@ async fn a_scaffolded_handler_tests_builds_and_serves() {
     };
     assert_eq!(delivery("order-total")["status"], "succeeded", "{event:#}");
     assert_eq!(
-        received.lock().expect("log").clone(),
+        server.received(),
         [(
             Some(format!("{id}:order-total:0")),
             serde_json::json!({ "topic": "orders.created", "total": 5 })
@@ -354,40 +357,6 @@ async fn a_scaffolded_handler_tests_builds_and_serves() {
             .is_some_and(|e| e.contains("allowed_hosts")),
         "{event:#}"
     );
-}
-
-/// What a server on 127.0.0.1 received at `/hook`: (idempotency key, body).
-type Received = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>;
-
-/// A server on 127.0.0.1 that records what is posted to `/hook`.
-async fn recording_server() -> (String, Received) {
-    let received = Received::default();
-    let log = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(
-            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                let log = log.clone();
-                async move {
-                    let key = headers
-                        .get("idempotency-key")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    log.lock().expect("log").push((key, body));
-                    "ok"
-                }
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, received)
 }
 
 /// The binary allocates with jemalloc and the options in `heap::CONF`. A
