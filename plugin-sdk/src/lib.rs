@@ -1,4 +1,5 @@
-//! Write [Hookhost](https://github.com/) webhook handlers in Rust.
+//! Write Hookhost webhook handlers in Rust (the guide is `docs/handlers/rust.md`
+//! in the Hookhost repository).
 //!
 //! A handler is a type that implements [`Handler`], exported with [`export!`],
 //! compiled to `wasm32-wasip2` and dropped into the host's `plugins/` folder as
