@@ -109,6 +109,7 @@ pub async fn run(
     let watched = folder.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
+            && is_change(&event.kind)
             && event.paths.iter().any(|p| is_source(&watched, p))
         {
             let _ = tx.send(Instant::now());
@@ -118,18 +119,26 @@ pub async fn run(
 
     let mut saved = Instant::now();
     loop {
+        let started = Instant::now();
         tokio::select! {
             ended = &mut server => {
                 return ended.context("the host stopped")?;
             }
             () = session.round(saved) => {}
         }
-        // The next save, then quiet for a moment (editors write in steps).
-        tokio::select! {
-            ended = &mut server => return ended.context("the host stopped")?,
-            first = changes.recv() => {
-                let Some(first) = first else { return Ok(()) };
-                saved = first;
+        // The next save (one made during the round counts; a change seen
+        // before the round began is in what it built), then quiet for a
+        // moment: editors write in steps.
+        loop {
+            tokio::select! {
+                ended = &mut server => return ended.context("the host stopped")?,
+                next = changes.recv() => {
+                    let Some(at) = next else { return Ok(()) };
+                    if at >= started {
+                        saved = at;
+                        break;
+                    }
+                }
             }
         }
         while let Ok(Some(_)) = tokio::time::timeout(SETTLE, changes.recv()).await {}
@@ -268,15 +277,49 @@ fn shadow_details(report: &Value) -> String {
     out
 }
 
-/// An attempt's outcome and effects on one line.
+/// An attempt's outcome and effects on one line: `ok; kv total=12;
+/// emitted 1`.
 fn compact(side: &Value) -> String {
-    let effects = &side["effects"];
-    format!(
-        "{} kv {} emitted {}",
-        cell(&side["outcome"]),
-        effects["kv_writes"],
-        effects["emitted"].as_array().map_or(0, Vec::len)
-    )
+    let outcome = &side["outcome"];
+    let mut out = cell(&outcome["kind"]);
+    if let Some(message) = outcome["message"].as_str() {
+        out.push_str(&format!(" ({})", message.lines().next().unwrap_or_default()));
+    }
+    let writes: Vec<String> = side["effects"]["kv_writes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| {
+            let value = &w["value"];
+            let shown = match value["text"].as_str() {
+                Some(text) => text.to_owned(),
+                None if value.is_null() => "(deleted)".to_owned(),
+                None => format!("{} bytes", cell(&value["len"])),
+            };
+            format!("{}={shown}", cell(&w["key"]))
+        })
+        .collect();
+    if !writes.is_empty() {
+        out.push_str(&format!("; kv {}", writes.join(", ")));
+    }
+    let emitted = side["effects"]["emitted"].as_array().map_or(0, Vec::len);
+    if emitted > 0 {
+        out.push_str(&format!("; emitted {emitted}"));
+    }
+    out
+}
+
+/// Whether a watcher event is a change to a file's contents or names (an
+/// editor's save), not a read: a build reads every source.
+fn is_change(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::ModifyKind;
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        _ => false,
+    }
 }
 
 /// Whether a change to `path` is a change to the handler's sources (not
@@ -325,8 +368,33 @@ fn say(text: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::is_source;
+    use super::{compact, is_change, is_source};
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, MetadataKind, ModifyKind};
     use std::path::Path;
+
+    #[test]
+    fn a_save_is_a_change_and_a_build_reading_the_sources_is_not() {
+        assert!(is_change(&EventKind::Modify(ModifyKind::Data(DataChange::Any))));
+        assert!(is_change(&EventKind::Create(CreateKind::File)));
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(!is_change(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime))));
+    }
+
+    #[test]
+    fn an_attempt_reads_on_one_line() {
+        let side = serde_json::json!({
+            "outcome": { "kind": "retry", "message": "notify answered 500\nmore" },
+            "effects": { "kv_writes": [{ "key": "total", "value": { "len": 2, "text": "15" } },
+                                       { "key": "old", "value": null }],
+                         "emitted": [{}] },
+        });
+        assert_eq!(
+            compact(&side),
+            "retry (notify answered 500); kv total=15, old=(deleted); emitted 1"
+        );
+    }
 
     #[test]
     fn only_source_changes_rebuild() {
