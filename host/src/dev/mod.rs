@@ -283,7 +283,10 @@ fn compact(side: &Value) -> String {
     let outcome = &side["outcome"];
     let mut out = cell(&outcome["kind"]);
     if let Some(message) = outcome["message"].as_str() {
-        out.push_str(&format!(" ({})", message.lines().next().unwrap_or_default()));
+        out.push_str(&format!(
+            " ({})",
+            message.lines().next().unwrap_or_default()
+        ));
     }
     let writes: Vec<String> = side["effects"]["kv_writes"]
         .as_array()
@@ -375,11 +378,19 @@ mod tests {
 
     #[test]
     fn a_save_is_a_change_and_a_build_reading_the_sources_is_not() {
-        assert!(is_change(&EventKind::Modify(ModifyKind::Data(DataChange::Any))));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
         assert!(is_change(&EventKind::Create(CreateKind::File)));
-        assert!(!is_change(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
-        assert!(!is_change(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
-        assert!(!is_change(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!is_change(&EventKind::Modify(ModifyKind::Metadata(
+            MetadataKind::AccessTime
+        ))));
     }
 
     #[test]
