@@ -1,7 +1,7 @@
 //! The host's configuration: one [`Config`], read from `hookhost.toml` and
 //! overridden by command-line flags, then passed down explicitly.
 //!
-//! Every key is documented in the README. Unknown keys are an error, so a typo
+//! Every key is documented in `docs/configuration.md`. Unknown keys are an error, so a typo
 //! never silently falls back to a default.
 
 use crate::model::RetryPolicy;

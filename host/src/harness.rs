@@ -286,7 +286,7 @@ async fn run_case(
             &event,
             &body,
             kv,
-            answers.clone(),
+            crate::runtime::Offline::Answer(answers.clone()),
         )
         .await;
     Ok(report(run, answers.seen()))

@@ -8,8 +8,7 @@
 //! Why not glibc's malloc: under ingest it was a fifth of the process's CPU
 //! (splitting, freeing and merging chunks, and threads waking each other on
 //! its arena locks). With jemalloc, ingest alone acked about a third more
-//! events, and handling beside ingest ran about 70 % faster (README,
-//! performance).
+//! events, and handling beside ingest ran about 70 % faster (`docs/performance.md`).
 
 pub use tikv_jemallocator::Jemalloc;
 

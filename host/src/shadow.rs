@@ -206,7 +206,7 @@ async fn compare(
         .collect();
     let run = core
         .runtime
-        .run_shadow(
+        .run_offline(
             plugin,
             core.store.clone(),
             live.delivery,
@@ -214,6 +214,7 @@ async fn compare(
             record,
             &body,
             snapshot,
+            crate::runtime::Offline::Refuse,
         )
         .await;
     let shadow = run.attempt;

@@ -586,14 +586,7 @@ async fn hookhost_dev_rebuilds_on_save_shadow_runs_and_swaps_the_new_build_in() 
     for id in &ids {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let event: Value = client
-                .get(format!("{base}/events/{id}"))
-                .send()
-                .await
-                .expect("get")
-                .json()
-                .await
-                .expect("json");
+            let event = common::get(&base, &format!("/events/{id}")).await;
             if event["deliveries"][0]["status"] == "succeeded" {
                 break;
             }
@@ -628,14 +621,7 @@ async fn hookhost_dev_rebuilds_on_save_shadow_runs_and_swaps_the_new_build_in() 
 
     std::fs::write(&app, "def broken(:\n").expect("save");
     until("build failed; the previous version keeps serving");
-    let plugin: Value = client
-        .get(format!("{base}/plugins/tally"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let plugin = common::get(&base, "/plugins/tally").await;
     let serving = second.split_whitespace().nth(1).expect("version");
     assert!(
         plugin["version"]

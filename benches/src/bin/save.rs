@@ -9,6 +9,10 @@
 //! - changed: a host that served the previous build, whose function cache
 //!   (`runtime/functions.rs`) answers the functions that did not change.
 //!
+//! It also loads the unchanged first build again in a host sharing only the
+//! function cache, and counts the cache entries that load adds: functions
+//! compiled again although nothing changed.
+//!
 //! Each handler is a fresh `hookhost new --lang <lang>` folder, built, then
 //! changed (a log message) and built again; the build times are shown too.
 //! A language whose toolchain is missing is reported as skipped.
@@ -42,8 +46,14 @@ async fn load(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     println!(
-        "{:<11} {:>9} {:>13} {:>15} {:>18} {:>8}",
-        "language", "size MB", "build s", "cold load ms", "changed load ms", "ratio"
+        "{:<11} {:>9} {:>13} {:>15} {:>18} {:>8} {:>22}",
+        "language",
+        "size MB",
+        "build s",
+        "cold load ms",
+        "changed load ms",
+        "ratio",
+        "same bytes recompiled"
     );
     let languages = [
         (
@@ -100,6 +110,22 @@ async fn main() -> anyhow::Result<()> {
         std::fs::copy(&before, &file)?;
         let warm_core = hookhost_bench::core(&dir.path().join("warm"), &plugins).await?;
         load(&warm_core, &file, "tally").await?;
+        let functions = dir.path().join("warm/artifacts/functions");
+        let entries = || std::fs::read_dir(&functions).map_or(0, |d| d.count());
+        let cached = entries();
+
+        // The same first build again, in a host of its own sharing only the
+        // function cache: every function should be found there.
+        let plugins_again = dir.path().join("plugins-again");
+        std::fs::create_dir_all(dir.path().join("again/artifacts"))?;
+        std::os::unix::fs::symlink(&functions, dir.path().join("again/artifacts/functions"))?;
+        std::fs::create_dir_all(&plugins_again)?;
+        std::fs::copy(&before, plugins_again.join("tally.wasm"))?;
+        let again_core = hookhost_bench::core(&dir.path().join("again"), &plugins_again).await?;
+        load(&again_core, &plugins_again.join("tally.wasm"), "tally").await?;
+        drop(again_core);
+        let recompiled = entries() - cached;
+
         std::fs::copy(&after, &file)?;
         let changed = load(&warm_core, &file, "tally").await?;
         let serving = warm_core.registry.get("tally").map(|p| p.version.clone());
@@ -112,12 +138,13 @@ async fn main() -> anyhow::Result<()> {
         );
 
         println!(
-            "{label:<11} {:>9.1} {:>13.1} {:>15.0} {:>18.0} {:>7.2}×",
+            "{label:<11} {:>9.1} {:>13.1} {:>15.0} {:>18.0} {:>7.2}× {:>22}",
             size as f64 / 1e6,
             build.as_secs_f64(),
             ms(cold),
             ms(changed),
-            ms(changed) / ms(cold)
+            ms(changed) / ms(cold),
+            format!("{recompiled} of {cached}")
         );
     }
     Ok(())

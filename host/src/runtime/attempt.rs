@@ -44,10 +44,11 @@ impl Runtime {
             .await
     }
 
-    /// Runs `plugin` offline (`hookhost test`): its kv reads see `kv` (keys
-    /// not in it are absent from a store that should be empty) and its
-    /// outbound calls are answered from `answers`, never sent. The caller
-    /// must not commit the effects.
+    /// Runs `plugin` as [`Runtime::run_attempt`] does, but never reaching
+    /// the network: its kv reads see `kv` first (a shadow run: the live
+    /// attempt's reads; `hookhost test`: the case's kv), other keys are read
+    /// from `store`, and its outbound calls are refused or answered as
+    /// `offline` says. The caller must not commit the effects.
     #[allow(clippy::too_many_arguments)]
     pub async fn run_offline(
         &self,
@@ -58,29 +59,10 @@ impl Runtime {
         event: &EventRecord,
         body: &[u8],
         kv: KvSnapshot,
-        answers: Arc<super::answers::Answers>,
+        offline: super::Offline,
     ) -> AttemptRun {
-        let offline = (kv, super::Offline::Answer(answers));
-        self.run(plugin, store, delivery, number, event, body, Some(offline))
-            .await
-    }
-
-    /// Runs `plugin` as [`Runtime::run_attempt`] does, but its kv reads see
-    /// `snapshot` first (a live attempt's reads) and its outbound calls are
-    /// refused, never sent. The caller must not commit the effects.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn run_shadow(
-        &self,
-        plugin: &Plugin,
-        store: Arc<Store>,
-        delivery: DeliveryId,
-        number: u32,
-        event: &EventRecord,
-        body: &[u8],
-        snapshot: KvSnapshot,
-    ) -> AttemptRun {
-        let offline = (snapshot, super::Offline::Refuse);
-        self.run(plugin, store, delivery, number, event, body, Some(offline))
+        let offline = Some((kv, offline));
+        self.run(plugin, store, delivery, number, event, body, offline)
             .await
     }
 

@@ -13,7 +13,8 @@
 //!   (torn by a power cut, altered) is a miss, and compiling again replaces
 //!   it. Cranelift itself refuses an entry from another cranelift version.
 //! - The cache stays within [`MAX_BYTES`]: when it opens past that, the
-//!   entries least recently written go first, down to half of it.
+//!   entries least recently written go first, down to half of it (in the
+//!   background; a removed entry is a miss).
 
 use sha2::Digest as _;
 use std::borrow::Cow;
@@ -31,10 +32,19 @@ pub struct FunctionCache {
 }
 
 impl FunctionCache {
-    /// Opens (creating) the cache in `dir`, trimming it to [`MAX_BYTES`].
+    /// Opens (creating) the cache in `dir`, and trims it to [`MAX_BYTES`]
+    /// on a thread of its own: a cache of tens of thousands of entries takes
+    /// a while to list, and start-up does not wait for it.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        trim(dir, MAX_BYTES)?;
+        let trimmed = dir.to_owned();
+        std::thread::Builder::new()
+            .name("hookhost-fn-trim".into())
+            .spawn(move || {
+                if let Err(e) = trim(&trimmed, MAX_BYTES) {
+                    tracing::warn!(error = %e, "cannot trim the function cache");
+                }
+            })?;
         Ok(Self {
             dir: dir.to_owned(),
             writes: AtomicU64::new(0),

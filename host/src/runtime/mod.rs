@@ -165,7 +165,7 @@ impl Runtime {
 /// warm pages. With `madvise`, every attempt paid for the call, the TLB
 /// shootdown it sends to the other cores and a page fault per page touched
 /// again; under load that was a tenth of the host's CPU (`perf`, see the
-/// README's performance section).
+/// `docs/performance.md`).
 ///
 /// Where Linux has the `PAGEMAP_SCAN` ioctl (6.7 and later), wasmtime asks
 /// it which of those pages the instance wrote and resets only them

@@ -10,7 +10,7 @@
 //! instead of one per event is what lets ingest scale: sled's cost is
 //! mostly per transaction, not per key. (With a batch committed as soon as
 //! the last one was, a flush served 1.6 ingest transactions on average at
-//! 10 000 events/s; `README.md`, *Performance*.)
+//! 10 000 events/s; `docs/performance.md`.)
 
 use super::commit::GroupCommit;
 use super::write::{EventRows, EventTx, TxResult, finish_tx};
