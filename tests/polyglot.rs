@@ -506,3 +506,30 @@ async fn a_scaffolded_javascript_handler_tests_builds_and_serves() {
     )
     .await;
 }
+
+/// Compiling a Python candidate takes seconds; that is the host's time, not
+/// a slow client's, so the request timeout (here far shorter than any
+/// compile of it) bounds reading the upload, not the compile behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_that_compiles_longer_than_the_request_timeout_is_accepted() {
+    let Some(path) = component(&polyglot::EXAMPLES[0]) else {
+        return;
+    };
+    let host = Setup::new()
+        .configure(|c| c.request_timeout_ms = 300)
+        .start()
+        .await;
+    let bytes = std::fs::read(&path).expect("component");
+    let response = reqwest::Client::new()
+        .post(host.url("/plugins/order-tally/candidates"))
+        .header("content-type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .expect("upload");
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer["version"].is_string(), "{answer}");
+    host.stop().await;
+}

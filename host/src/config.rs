@@ -73,6 +73,8 @@ pub struct Config {
     #[serde(default = "defaults::body_limit")]
     pub body_limit_bytes: usize,
     /// Longest a request may take, body upload included; slower ones get 408.
+    /// For candidate uploads and shadow runs it bounds the upload only: the
+    /// compile or the runs behind it are the host's work, not the client's.
     #[serde(default = "defaults::request_timeout")]
     pub request_timeout_ms: u64,
     /// Longest a client may take to send a request's headers, and longest a

@@ -9,9 +9,19 @@ use std::time::{Duration, Instant};
 
 /// Sends the head of a POST whose body never finishes; returns the stream.
 fn start_slow_upload(host: &TestHost) -> TcpStream {
+    start_slow_upload_to(host, "/events/slow.upload")
+}
+
+fn start_slow_upload_to(host: &TestHost, path: &str) -> TcpStream {
     let mut stream = TcpStream::connect(host.addr).expect("connect");
     stream
-        .write_all(b"POST /events/slow.upload HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\n0123456789")
+        .write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n0123456789",
+                host.addr
+            )
+            .as_bytes(),
+        )
         .expect("write");
     stream
 }
@@ -61,6 +71,28 @@ async fn a_client_that_uploads_too_slowly_gets_408_and_nothing_is_stored() {
     );
     let (_, list) = host.get("/events").await;
     assert_eq!(list["events"], json!([]));
+    host.stop().await;
+}
+
+/// Compiling a candidate is not bounded by the request timeout (a cold
+/// Python component takes longer), but its upload is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_uploaded_too_slowly_gets_408_and_nothing_is_kept() {
+    let host = Setup::new()
+        .configure(|c| c.request_timeout_ms = 300)
+        .start()
+        .await;
+    for path in ["/plugins/slow/candidates", "/plugins/slow/shadow"] {
+        let status = tokio::task::spawn_blocking({
+            let mut stream = start_slow_upload_to(&host, path);
+            move || read_status(&mut stream)
+        })
+        .await
+        .expect("reader");
+        assert_eq!(status, "HTTP/1.1 408 Request Timeout", "{path}");
+    }
+    let (status, _) = host.get("/plugins/slow").await;
+    assert_eq!(status, 404);
     host.stop().await;
 }
 

@@ -31,6 +31,9 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The client did not send the whole body in time.
+    #[error("{0}")]
+    Timeout(String),
     #[error("request headers are larger than the limit of {limit} bytes")]
     HeadersTooLarge { limit: usize },
     /// Too many requests at once.
@@ -63,6 +66,7 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "error": self.to_string(), "limit_bytes": limit }),
             ),
+            ApiError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, json!({ "error": m })),
             ApiError::HeadersTooLarge { limit } => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 json!({ "error": self.to_string(), "limit_bytes": limit }),

@@ -51,11 +51,6 @@ pub fn router(core: Arc<Core>, tokens: Tokens) -> Router {
         .route("/plugins", get(admin::list_plugins))
         .route("/plugins/{name}", get(admin::show_plugin))
         .route("/plugins/{name}/rollback", post(admin::rollback))
-        .route(
-            "/plugins/{name}/candidates",
-            post(shadow::upload).layer(DefaultBodyLimit::max(shadow::MAX_COMPONENT_BYTES)),
-        )
-        .route("/plugins/{name}/shadow", post(shadow::run))
         .route("/config/reload", post(admin::reload_config))
         .route("/metrics", get(admin::metrics))
         .route("/events/{id}/replay", post(redrive::replay_event))
@@ -64,22 +59,24 @@ pub fn router(core: Arc<Core>, tokens: Tokens) -> Router {
         .route("/dead-letters/retry", post(redrive::retry_all_dead))
         .route("/dead-letters/{delivery}/retry", post(redrive::retry_dead))
         .route("/quarantine", get(redrive::list_quarantine))
-        .route("/quarantine/{id}/reingest", post(redrive::reingest))
-        .route_layer(middleware::from_fn_with_state(
-            tokens.clone(),
-            require_admin_token,
-        ))
-        .route_layer(middleware::from_fn_with_state(
-            Arc::new(guard::AdminHosts(
-                core.config
-                    .admin_hosts
-                    .iter()
-                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
-                    .collect(),
-            )),
-            guard::admin_guard,
-        ));
+        .route("/quarantine/{id}/reingest", post(redrive::reingest));
+    let admin = admin_only(admin, &core, &tokens);
     let config = &core.config;
+    let timeout = Duration::from_millis(config.request_timeout_ms);
+    // Compiling a candidate (a cold Python component takes tens of seconds)
+    // and shadow runs over many events are work the host does, not a slow
+    // client: these routes bound the body's upload by the request timeout
+    // and let the work itself take what it takes.
+    let long = Router::new()
+        .route(
+            "/plugins/{name}/candidates",
+            post(shadow::upload).layer(DefaultBodyLimit::max(shadow::MAX_COMPONENT_BYTES)),
+        )
+        .route("/plugins/{name}/shadow", post(shadow::run))
+        .route_layer(middleware::from_fn(move |request: Request, next: Next| {
+            read_body_within(timeout, shadow::MAX_COMPONENT_BYTES, request, next)
+        }));
+    let long = admin_only(long, &core, &tokens);
     // Hooks may carry a larger body than the host default when a source
     // says so; the handler enforces each source's own limit.
     let hook_limit = config
@@ -95,7 +92,6 @@ pub fn router(core: Arc<Core>, tokens: Tokens) -> Router {
     let overloaded = HandleErrorLayer::new(|_: tower::BoxError| async {
         ApiError::Overloaded("too many requests at once; retry shortly".into())
     });
-    let timeout = Duration::from_millis(config.request_timeout_ms);
     let max_header_bytes = config.max_header_bytes;
     let max_requests = config.max_concurrent_requests;
     Router::new()
@@ -114,13 +110,14 @@ pub fn router(core: Arc<Core>, tokens: Tokens) -> Router {
         .route("/ui", get(ui))
         .merge(admin)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            limit_headers(max_header_bytes, request, next)
-        }))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .merge(long)
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            limit_headers(max_header_bytes, request, next)
+        }))
         .layer(
             ServiceBuilder::new()
                 .layer(overloaded)
@@ -131,6 +128,59 @@ pub fn router(core: Arc<Core>, tokens: Tokens) -> Router {
                 .layer(GlobalConcurrencyLimitLayer::new(max_requests)),
         )
         .with_state(core)
+}
+
+/// Admin routes: the admin token when one is set, and the guard against what
+/// a web page could send (see [`guard`]).
+fn admin_only(routes: Router<Arc<Core>>, core: &Core, tokens: &Arc<Tokens>) -> Router<Arc<Core>> {
+    routes
+        .route_layer(middleware::from_fn_with_state(
+            tokens.clone(),
+            require_admin_token,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::new(guard::AdminHosts(
+                core.config
+                    .admin_hosts
+                    .iter()
+                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+                    .collect(),
+            )),
+            guard::admin_guard,
+        ))
+}
+
+/// Reads the whole body within `timeout` (408 otherwise) and at most
+/// `limit` bytes (413 otherwise), then hands the request on with the body in
+/// memory: what the handler then does is not bounded by the client's pace.
+async fn read_body_within(
+    timeout: Duration,
+    limit: usize,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => {
+            return Err(ApiError::Timeout(format!(
+                "the body did not arrive within {} ms",
+                timeout.as_millis()
+            )));
+        }
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return Err(if too_large {
+                ApiError::PayloadTooLarge { limit }
+            } else {
+                ApiError::BadRequest(format!("cannot read body: {e}"))
+            });
+        }
+        Ok(Ok(bytes)) => bytes,
+    };
+    Ok(next
+        .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await)
 }
 
 /// `GET /ui`: the event inspector, one static page.
