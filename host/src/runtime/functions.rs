@@ -14,7 +14,8 @@
 //!   it. Cranelift itself refuses an entry from another cranelift version.
 //! - The cache stays within [`MAX_BYTES`]: when it opens past that, the
 //!   entries least recently written go first, down to half of it (in the
-//!   background; a removed entry is a miss).
+//!   background; a removed entry is a miss). It removes only temporary
+//!   files older than an hour: a younger one may be an insert under way.
 
 use sha2::Digest as _;
 use std::borrow::Cow;
@@ -80,8 +81,11 @@ impl wasmtime::CacheStore for FunctionCache {
     }
 }
 
-/// Removes the least recently written entries (and leftover temporary
-/// files) until `dir` holds at most half of `max` bytes, if it holds more
+/// A temporary file older than this was left by a writer that stopped.
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the least recently written entries (and temporary files a
+/// stopped writer left) until `dir` holds at most half of `max` bytes, if it holds more
 /// than `max`.
 fn trim(dir: &Path, max: u64) -> std::io::Result<()> {
     let mut entries = Vec::new();
@@ -93,7 +97,11 @@ fn trim(dir: &Path, max: u64) -> std::io::Result<()> {
             continue;
         }
         if entry.path().extension().is_some_and(|e| e == "tmp") {
-            let _ = std::fs::remove_file(entry.path());
+            // A fresh one may be an insert under way in this process.
+            let stale = meta.modified()?.elapsed().is_ok_and(|age| age > STALE_TMP);
+            if stale {
+                let _ = std::fs::remove_file(entry.path());
+            }
             continue;
         }
         total += meta.len();
@@ -133,6 +141,26 @@ mod tests {
         assert!(cache.get(b"f").is_none(), "a damaged entry is a miss");
         assert!(cache.insert(b"f", b"compiled".to_vec()));
         assert_eq!(cache.get(b"f").as_deref(), Some(&b"compiled"[..]));
+    }
+
+    /// Trimming runs beside compiles: it leaves a write under way alone and
+    /// removes what a stopped writer left.
+    #[test]
+    fn trimming_keeps_a_write_under_way_and_removes_a_stale_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fresh = dir.path().join("a.1-0.tmp");
+        let stale = dir.path().join("b.1-1.tmp");
+        std::fs::write(&fresh, b"partial").expect("fresh");
+        std::fs::write(&stale, b"partial").expect("stale");
+        let old = std::time::SystemTime::now() - 2 * STALE_TMP;
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .and_then(|f| f.set_modified(old))
+            .expect("age");
+        trim(dir.path(), 0).expect("trim");
+        assert!(fresh.exists(), "a write under way was removed");
+        assert!(!stale.exists(), "a stale temporary file was kept");
     }
 
     /// A component of 200 distinct functions, the first multiplying by
