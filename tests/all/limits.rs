@@ -9,15 +9,16 @@ use std::time::{Duration, Instant};
 
 /// Sends the head of a POST whose body never finishes; returns the stream.
 fn start_slow_upload(host: &TestHost) -> TcpStream {
-    start_slow_upload_to(host, "/events/slow.upload")
+    start_slow_upload_to(host, "/events/slow.upload", "")
 }
 
-fn start_slow_upload_to(host: &TestHost, path: &str) -> TcpStream {
+/// The same to `path`, with `headers` (each ending in CRLF) added.
+fn start_slow_upload_to(host: &TestHost, path: &str, headers: &str) -> TcpStream {
     let mut stream = TcpStream::connect(host.addr).expect("connect");
     stream
         .write_all(
             format!(
-                "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n0123456789",
+                "POST {path} HTTP/1.1\r\nhost: {}\r\n{headers}content-length: 100\r\n\r\n0123456789",
                 host.addr
             )
             .as_bytes(),
@@ -84,7 +85,9 @@ async fn a_candidate_uploaded_too_slowly_gets_408_and_nothing_is_kept() {
         .await;
     for path in ["/plugins/slow/candidates", "/plugins/slow/shadow"] {
         let status = tokio::task::spawn_blocking({
-            let mut stream = start_slow_upload_to(&host, path);
+            // The admin guard asks a state change for JSON.
+            let mut stream =
+                start_slow_upload_to(&host, path, "content-type: application/json\r\n");
             move || read_status(&mut stream)
         })
         .await
