@@ -399,6 +399,53 @@ fn the_examples_pass_their_own_tests_without_a_host() {
     }
 }
 
+/// The Python and JavaScript examples read their payloads as the types their
+/// contracts generate: the committed types are what the schemas generate
+/// today, each handler type-checks against them, and a copy of the handler
+/// that misspells a field the type declares does not.
+#[test]
+fn the_examples_read_their_payloads_as_their_contracts_types() {
+    let root = xtask::workspace_root();
+    // A field access in each handler, the same access misspelt, and the
+    // misspelt name the checker names.
+    let misspell = [
+        (r#"order["customer"]"#, r#"order["customr"]"#, "customr"),
+        ("lead.message", "lead.mesage", "mesage"),
+    ];
+    for (types, (field, typo, name)) in xtask::types::EXAMPLES.iter().zip(misspell) {
+        let Some(fresh) = unless_missing(xtask::types::generate(types), types.out) else {
+            continue;
+        };
+        let committed = std::fs::read_to_string(root.join(types.out)).expect("committed types");
+        assert!(
+            committed == fresh,
+            "{} differs from what {} generates: run `cargo xtask types`",
+            types.out,
+            types.schema
+        );
+        let handler = root.join(types.handler);
+        if let Err(e) = xtask::types::check(&handler, types.lang) {
+            panic!("{}: {e}", types.handler);
+        }
+
+        let source = std::fs::read_to_string(&handler).expect("handler");
+        assert!(source.contains(field), "{} reads {field}", types.handler);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let types_file = std::path::Path::new(types.out).file_name().expect("name");
+        std::fs::copy(root.join(types.out), dir.path().join(types_file)).expect("copy types");
+        let sdk = root.join("sdk/js/index.js");
+        let misspelt = source
+            .replacen(field, typo, 1)
+            .replace("../../sdk/js/index.js", &sdk.to_string_lossy());
+        let copy = dir.path().join(handler.file_name().expect("name"));
+        std::fs::write(&copy, misspelt).expect("write copy");
+        match xtask::types::check(&copy, types.lang) {
+            Err(BuildError::Failed(complaint)) => assert!(complaint.contains(name), "{complaint}"),
+            other => panic!("{} with {typo} type-checks: {other:?}", types.handler),
+        }
+    }
+}
+
 /// `hookhost new --lang <lang>`: the folder's own tests pass with no host,
 /// it builds as is, and the host serves it: an order is handled, the
 /// allow-listed notify call arrives at a server on 127.0.0.1 with the

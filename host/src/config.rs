@@ -756,12 +756,32 @@ mod tests {
 
     #[test]
     fn the_shipped_example_config_is_valid() {
-        let config = Config::from_toml(include_str!("../../deploy/hookhost.toml"))
-            .expect("deploy/hookhost.toml parses and validates");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/hookhost.toml");
+        let config = Config::from_file(&path).expect("deploy/hookhost.toml parses and validates");
         assert!(config.plugins.contains_key("stripe-ledger"));
         assert!(
             config.resolve_secrets(|_| None).is_ok(),
             "it starts without secrets in the environment"
+        );
+        // Its contracts are the schemas the examples' types come from.
+        let contracts = crate::contracts::Contracts::load(&config.contracts)
+            .expect("every contract in deploy/hookhost.toml loads");
+        let order = |body: &str| contracts.check("shop.order.paid", body.as_bytes());
+        assert!(order(r#"{"order_id": "o-1", "customer": "c-42", "total_cents": 2500}"#).is_ok());
+        let refused = order(r#"{"order_id": "o-1", "total_cents": -1}"#).expect_err("refused");
+        assert_eq!(refused.pattern, "shop.order.paid");
+        assert_eq!(refused.violations.len(), 2, "{:?}", refused.violations);
+        let payment = r#"{"id": "evt_1", "type": "payment_intent.succeeded",
+            "data": {"object": {"id": "pi_1", "amount": 2500, "currency": "eur"}}}"#;
+        assert!(
+            contracts
+                .check("stripe.payment_intent.succeeded", payment.as_bytes())
+                .is_ok()
+        );
+        assert!(
+            contracts
+                .check("form.submitted", br#"{"email": "not an address"}"#)
+                .is_err()
         );
     }
 

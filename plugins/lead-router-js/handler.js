@@ -1,3 +1,4 @@
+// @ts-check
 // lead-router: a Hookhost handler in JavaScript.
 //
 // Turns `form.submitted` events into `crm.lead.created` events, counting
@@ -19,11 +20,17 @@
 
 import { handler, Reject, Retry, config, emitJson, http, kv, log } from "../../sdk/js/index.js";
 
+// `Lead`, generated from contracts/form-lead.schema.json: the contract the host
+// checks `form.submitted` bodies against (see the README). `tsc --checkJs`
+// holds this file to it.
+/** @typedef {import("./contracts").Lead} Lead */
+
 export const { describe, handle } = handler({
   subscriptions: ["form.submitted"],
   retry: { maxAttempts: 5, initialBackoffMs: 1000, maxBackoffMs: 60000 },
 
   handle(event) {
+    /** @type {Lead} */
     const lead = event.json();
     const email = typeof lead?.email === "string" ? lead.email.trim().toLowerCase() : "";
     const at = email.indexOf("@");

@@ -20,13 +20,17 @@ Test:  python -m pytest   (no host needed)
 
 from hookhost import Event, Handler, Reject, Retry, RetryPolicy, config, emit_json, http, kv, log
 
+# `PaidOrder`, a TypedDict generated from contracts/shop-order.schema.json, the
+# contract the host checks `shop.order.paid` bodies against (see the README).
+from contracts import PaidOrder
+
 
 class WitWorld(Handler):
     subscriptions = ["shop.order.paid"]
     retry = RetryPolicy(max_attempts=5, initial_backoff_ms=1_000, max_backoff_ms=60_000)
 
     def handle(self, event: Event) -> None:
-        order = event.json()
+        order: PaidOrder = event.json()
         if not isinstance(order, dict) or not order.get("customer") or not order.get("order_id"):
             raise Reject("an order needs a customer and an order_id")
         if order.get("status") == "pending":

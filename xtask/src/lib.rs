@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod polyglot;
+pub mod types;
 
 /// The WebAssembly target every plugin is built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";

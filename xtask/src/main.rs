@@ -3,6 +3,8 @@
 //! - `cargo xtask plugins`: build the example plugins into `plugins/`.
 //! - `cargo xtask run [serve flags…]`: the same, then run the host (release
 //!   build) on `./data` with `./plugins`.
+//! - `cargo xtask types`: write the Python and TypeScript examples' types
+//!   again from their contracts' JSON Schemas (`contracts/`).
 
 use std::process::{Command, ExitCode};
 
@@ -13,7 +15,11 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "plugins" => build_examples().map(|_| ()),
         "run" => build_examples().and_then(|_| run_host(&rest)),
-        _ => Err("usage: cargo xtask plugins | cargo xtask run [serve flags…]".to_owned()),
+        "types" => write_types(),
+        _ => Err(
+            "usage: cargo xtask plugins | cargo xtask run [serve flags…] | cargo xtask types"
+                .to_owned(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,6 +53,20 @@ fn build_examples() -> Result<(), String> {
                 }
             }
             Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+fn write_types() -> Result<(), String> {
+    let changed = xtask::types::write_examples().map_err(|e| e.to_string())?;
+    #[allow(clippy::print_stderr)]
+    {
+        for path in &changed {
+            eprintln!("xtask: wrote {}", path.display());
+        }
+        if changed.is_empty() {
+            eprintln!("xtask: the examples' types match their contracts");
         }
     }
     Ok(())

@@ -11,25 +11,9 @@
 //! `allowed_hosts`), or logs it when none is set; then starts a new day.
 
 use hookhost_sdk::{Event, Handler, HandlerError, Manifest, config, http, kv, log};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct Payload {
-    #[serde(default)]
-    repository: Option<Repository>,
-    #[serde(default)]
-    sender: Option<User>,
-}
-
-#[derive(Deserialize)]
-struct Repository {
-    full_name: String,
-}
-
-#[derive(Deserialize)]
-struct User {
-    login: String,
-}
+// `GithubEvent`, `Repository` and `User`, generated at build time from the
+// contract the host checks `github.*` bodies against.
+typify::import_types!(schema = "../../contracts/github-event.schema.json");
 
 const KINDS: [&str; 3] = ["push", "issues", "pull_request"];
 
@@ -46,7 +30,7 @@ impl Handler for GithubDigest {
         if event.topic == "schedule.daily-digest" {
             return digest(&event);
         }
-        let payload: Payload = event.json()?;
+        let payload: GithubEvent = event.json()?;
         // `github.issues.opened` → `issues`; `github.push` → `push`.
         let kind = event
             .topic

@@ -13,32 +13,10 @@
 use hookhost_sdk::{
     Event, Handler, HandlerError, Manifest, RetryPolicy, config, emit, http, kv, log,
 };
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct StripeEvent {
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    data: Data,
-}
-
-#[derive(Deserialize)]
-struct Data {
-    object: PaymentIntent,
-}
-
-#[derive(Deserialize)]
-struct PaymentIntent {
-    id: String,
-    #[serde(default)]
-    amount: i64,
-    #[serde(default)]
-    amount_received: i64,
-    currency: String,
-    #[serde(default)]
-    customer: Option<String>,
-}
+// `PaymentIntentEvent`, `PaymentIntentData` and `PaymentIntent`, generated at
+// build time from the contract the host checks `stripe.payment_intent.*`
+// bodies against, so the handler reads exactly what was validated.
+typify::import_types!(schema = "../../contracts/stripe-payment-intent.schema.json");
 
 struct StripeLedger;
 
@@ -54,10 +32,10 @@ impl Handler for StripeLedger {
     }
 
     fn handle(event: Event) -> Result<(), HandlerError> {
-        let stripe: StripeEvent = event.json()?;
+        let stripe: PaymentIntentEvent = event.json()?;
         let intent = stripe.data.object;
         let currency = intent.currency.to_ascii_lowercase();
-        match stripe.kind.as_str() {
+        match stripe.type_.as_str() {
             "payment_intent.succeeded" => record_payment(&event, &stripe.id, &intent, &currency),
             "payment_intent.payment_failed" => {
                 let failures = kv::increment(&format!("failures:{currency}"), 1)?;
@@ -90,11 +68,10 @@ fn record_payment(
         log::info(&format!("payment {} already recorded", intent.id));
         return Ok(());
     }
-    let cents = if intent.amount_received > 0 {
-        intent.amount_received
-    } else {
-        intent.amount
-    };
+    let cents = intent
+        .amount_received
+        .filter(|&received| received > 0)
+        .unwrap_or(intent.amount);
     if cents <= 0 {
         return Err(HandlerError::reject(format!(
             "payment {} has no amount",

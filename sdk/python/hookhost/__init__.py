@@ -153,7 +153,7 @@ class Handler:
         user = cls.__dict__.get("handle")
         if user is None or getattr(user, "_hookhost_entry", False):
             return
-        cls._hookhost_handle = user
+        setattr(cls, "_hookhost_handle", user)  # what hookhost.testing calls
 
         def handle(self: Handler, event: Any) -> None:
             _host.handle(self, user, event)
@@ -234,7 +234,8 @@ class _Http:
                 pairs.append(("content-type", "application/json"))
         if isinstance(body, str):
             body = body.encode()
-        return _host.fetch(method.upper(), url, pairs, body, idempotency_key, timeout_ms)
+        answer: Response = _host.fetch(method.upper(), url, pairs, body, idempotency_key, timeout_ms)
+        return answer
 
     def get(self, url: str, **kwargs: Any) -> Response:
         return self.fetch("GET", url, **kwargs)
