@@ -505,7 +505,7 @@ async fn scaffolded(lang: hookhost::scaffold::Lang, build_as: polyglot::Lang) {
         .ready_within(READY)
         .start()
         .await;
-    let id = post(&host, "orders.created", r#"{"amount": 5}"#).await;
+    let id = post(&host, "shop.order.created", r#"{"amount": 5}"#).await;
     let event = host
         .wait_event_within(&id, READY, |e| {
             e["deliveries"].as_array().is_some_and(|d| {
@@ -520,7 +520,7 @@ async fn scaffolded(lang: hookhost::scaffold::Lang, build_as: polyglot::Lang) {
         server.received(),
         [(
             Some(format!("{id}:tally:0")),
-            serde_json::json!({ "topic": "orders.created", "total": 5 })
+            serde_json::json!({ "topic": "shop.order.created", "total": 5 })
         )]
     );
     let refused = hookhost_tests::delivery_to(&event, "tally-elsewhere");

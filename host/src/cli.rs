@@ -10,6 +10,39 @@ use serde_json::Value;
 use std::io::{IsTerminal as _, Write as _};
 use std::time::{Duration, Instant};
 
+/// A time filter's value (`--since`, `--until`) as epoch milliseconds: a
+/// duration before now (`90s`, `15m`, `2h`, `7d`, `1h 30m`), an RFC 3339
+/// time (`2026-12-01T08:00:00Z`), or epoch milliseconds as the API takes them.
+pub fn when(value: &str) -> Result<u64, String> {
+    when_at(value, chrono::Utc::now())
+}
+
+fn when_at(value: &str, now: chrono::DateTime<chrono::Utc>) -> Result<u64, String> {
+    let value = value.trim();
+    let millis = |t: chrono::DateTime<chrono::Utc>| {
+        u64::try_from(t.timestamp_millis()).map_err(|_| format!("{value:?} is before 1970"))
+    };
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value
+            .parse()
+            .map_err(|_| format!("{value:?} is too large for epoch milliseconds"));
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        return millis(t.with_timezone(&chrono::Utc));
+    }
+    match humantime::parse_duration(value) {
+        Ok(ago) => chrono::Duration::from_std(ago)
+            .ok()
+            .and_then(|ago| now.checked_sub_signed(ago))
+            .ok_or_else(|| format!("{value:?} reaches before 1970"))
+            .and_then(millis),
+        Err(_) => Err(format!(
+            "{value:?} is not a time: give a duration before now (2h, 30m, 7d), \
+             an RFC 3339 time (2026-12-01T08:00:00Z) or epoch milliseconds"
+        )),
+    }
+}
+
 /// Where the host is and how to talk to it.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -446,4 +479,39 @@ pub fn counts_table(v: &Value) -> String {
                 .join("\n")
         })
         .unwrap_or_else(|| cell(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone as _, Utc};
+
+    #[test]
+    fn a_time_filter_is_a_duration_ago_an_rfc_3339_time_or_epoch_milliseconds() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 4, 12, 0, 0)
+            .single()
+            .expect("a time");
+        let ms =
+            |t: chrono::DateTime<Utc>| u64::try_from(t.timestamp_millis()).expect("after 1970");
+        let ago = |s: &str| when_at(s, now);
+        assert_eq!(ago("2h"), Ok(ms(now - chrono::Duration::hours(2))));
+        assert_eq!(ago("1h 30m"), Ok(ms(now - chrono::Duration::minutes(90))));
+        assert_eq!(ago("7d"), Ok(ms(now - chrono::Duration::days(7))));
+        assert_eq!(ago("90s"), Ok(ms(now - chrono::Duration::seconds(90))));
+        assert_eq!(ago("2026-12-01T08:00:00Z"), Ok(1_796_112_000_000));
+        assert_eq!(
+            ago("2026-12-01T09:00:00+01:00"),
+            ago("2026-12-01T08:00:00Z"),
+            "an offset is honoured"
+        );
+        assert_eq!(ago("1764000000000"), Ok(1_764_000_000_000));
+        assert_eq!(ago(" 0 "), Ok(0));
+        for unclear in ["yesterday", "", "2h ago", "-5m", "2026-12-01"] {
+            let err = ago(unclear).expect_err(unclear);
+            assert!(err.contains("is not a time"), "{unclear}: {err}");
+        }
+        assert!(ago("1970-01-01T00:00:00+01:00").is_err(), "before 1970");
+        assert!(ago("99999999999999999999999").is_err(), "too large");
+    }
 }

@@ -6,7 +6,7 @@
 //!
 //! ```json
 //! {
-//!   "event": { "topic": "orders.created", "json": { "amount": 5 } },
+//!   "event": { "topic": "shop.order.created", "json": { "amount": 5 } },
 //!   "kv": { "total": 7 },
 //!   "config": { "notify_url": "https://hooks.example.com/t" },
 //!   "http": [ { "method": "POST", "url": "https://hooks.example.com/t", "status": 200 } ]

@@ -65,10 +65,12 @@ enum Command {
         /// unrouted, pending, succeeded or dead.
         #[arg(long)]
         status: Option<String>,
-        #[arg(long)]
-        since_ms: Option<u64>,
-        #[arg(long)]
-        until_ms: Option<u64>,
+        /// Received at or after: `2h` (ago), an RFC 3339 time, or epoch ms.
+        #[arg(long, alias = "since-ms", value_parser = cli::when)]
+        since: Option<u64>,
+        /// Received before: as --since.
+        #[arg(long, alias = "until-ms", value_parser = cli::when)]
+        until: Option<u64>,
         /// At most this many events (≤ 10 000).
         #[arg(long)]
         limit: Option<usize>,
@@ -192,6 +194,15 @@ enum EventsCommand {
         topic: Option<String>,
         #[arg(long)]
         status: Option<String>,
+        /// Only events delivered to this plugin.
+        #[arg(long)]
+        plugin: Option<String>,
+        /// Received at or after: `2h` (ago), an RFC 3339 time, or epoch ms.
+        #[arg(long, value_parser = cli::when)]
+        since: Option<u64>,
+        /// Received before: as --since.
+        #[arg(long, value_parser = cli::when)]
+        until: Option<u64>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
         #[arg(long)]
@@ -208,10 +219,12 @@ enum EventsCommand {
         status: Option<String>,
         #[arg(long)]
         plugin: Option<String>,
-        #[arg(long)]
-        since_ms: Option<u64>,
-        #[arg(long)]
-        until_ms: Option<u64>,
+        /// Received at or after: `2h` (ago), an RFC 3339 time, or epoch ms.
+        #[arg(long, alias = "since-ms", value_parser = cli::when)]
+        since: Option<u64>,
+        /// Received before: as --since.
+        #[arg(long, alias = "until-ms", value_parser = cli::when)]
+        until: Option<u64>,
         /// Only `jsonl` for now.
         #[arg(long, default_value = "jsonl")]
         format: String,
@@ -418,11 +431,21 @@ async fn client(command: Command) -> anyhow::Result<()> {
                 EventsCommand::List {
                     topic,
                     status,
+                    plugin,
+                    since,
+                    until,
                     limit,
                     cursor,
                 } => {
                     let mut path = format!("/events?limit={limit}");
-                    for (k, v) in [("topic", topic), ("status", status), ("cursor", cursor)] {
+                    for (k, v) in [
+                        ("topic", topic),
+                        ("status", status),
+                        ("plugin", plugin),
+                        ("since_ms", since.map(|v| v.to_string())),
+                        ("until_ms", until.map(|v| v.to_string())),
+                        ("cursor", cursor),
+                    ] {
                         if let Some(v) = v {
                             path.push_str(&format!("&{k}={}", cli::query(&v)));
                         }
@@ -434,8 +457,8 @@ async fn client(command: Command) -> anyhow::Result<()> {
                     topic,
                     status,
                     plugin,
-                    since_ms,
-                    until_ms,
+                    since,
+                    until,
                     format,
                 } => {
                     if format != "jsonl" {
@@ -446,8 +469,8 @@ async fn client(command: Command) -> anyhow::Result<()> {
                         ("topic", topic),
                         ("status", status),
                         ("plugin", plugin),
-                        ("since_ms", since_ms.map(|v| v.to_string())),
-                        ("until_ms", until_ms.map(|v| v.to_string())),
+                        ("since_ms", since.map(|v| v.to_string())),
+                        ("until_ms", until.map(|v| v.to_string())),
                     ] {
                         if let Some(v) = v {
                             path.push_str(&format!("{k}={}&", cli::query(&v)));
@@ -468,8 +491,8 @@ async fn client(command: Command) -> anyhow::Result<()> {
             version,
             topic,
             status,
-            since_ms,
-            until_ms,
+            since,
+            until,
             limit,
         } => {
             let c = cli::Client::new(&api.url, api.token)?;
@@ -484,8 +507,8 @@ async fn client(command: Command) -> anyhow::Result<()> {
                         anyhow::bail!("--version pins one event's replay: give the event id");
                     }
                     let body = serde_json::json!({
-                        "topic": topic, "status": status, "since_ms": since_ms,
-                        "until_ms": until_ms, "plugin": plugin, "limit": limit,
+                        "topic": topic, "status": status, "since_ms": since,
+                        "until_ms": until, "plugin": plugin, "limit": limit,
                     });
                     cli::with_progress("replaying", c.post("/replay", Some(body))).await?
                 }

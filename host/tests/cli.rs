@@ -107,6 +107,45 @@ fn the_clients_send_list_show_replay_and_redrive() {
         listed.contains(&id) && listed.contains(&failing),
         "{listed}"
     );
+    // Time filters as people write them: both events came in within the
+    // last hour and none before 2000; a time that is none is refused.
+    let recent = ok(
+        &[
+            "events", "list", "--topic", "test.*", "--since", "1h", "--url", url,
+        ],
+        None,
+    );
+    assert!(
+        recent.contains(&id) && recent.contains(&failing),
+        "{recent}"
+    );
+    let before = json(
+        &[
+            "events",
+            "list",
+            "--json",
+            "--until",
+            "2000-01-01T00:00:00Z",
+            "--url",
+            url,
+        ],
+        None,
+    );
+    assert_eq!(
+        before["events"].as_array().map(Vec::len),
+        Some(0),
+        "{before:#}"
+    );
+    let unclear = hookhost(
+        &["events", "list", "--since", "yesterday", "--url", url],
+        None,
+    );
+    let complaint = String::from_utf8_lossy(&unclear.stderr);
+    assert!(
+        !unclear.status.success() && complaint.contains("\"yesterday\" is not a time"),
+        "{complaint}"
+    );
+
     let shown = ok(&["events", "show", &id, "--url", url], None);
     assert!(
         shown.contains("plugin counter") && shown.contains(" ok"),
@@ -131,11 +170,32 @@ fn the_clients_send_list_show_replay_and_redrive() {
 
     let replayed = json(&["replay", &id, "--json", "--url", url], None);
     assert_eq!(replayed["deliveries"].as_array().map(Vec::len), Some(1));
-    let bulk = ok(&["replay", "--topic", "test.count", "--url", url], None);
+    // `--since-ms` still works: the flag's old name, epoch milliseconds.
+    let bulk = ok(
+        &[
+            "replay",
+            "--topic",
+            "test.count",
+            "--since-ms",
+            "0",
+            "--url",
+            url,
+        ],
+        None,
+    );
     assert!(bulk.contains("events: 2"), "{bulk}");
 
     let exported = ok(
-        &["events", "export", "--topic", "test.count", "--url", url],
+        &[
+            "events",
+            "export",
+            "--topic",
+            "test.count",
+            "--since",
+            "2h",
+            "--url",
+            url,
+        ],
         None,
     );
     let lines: Vec<Value> = exported
@@ -271,7 +331,7 @@ async fn a_scaffolded_handler_tests_builds_and_serves() {
     let wasm = target.join("wasm32-wasip2/release/order_total.wasm");
     let report = json(&["check", wasm.to_str().expect("path")], None);
     assert_eq!(
-        report["manifest"]["subscriptions"][0], "orders.*",
+        report["manifest"]["subscriptions"][0], "shop.order.*",
         "{report:#}"
     );
     // Its golden cases pass in the sandbox, offline, as written.
@@ -311,7 +371,7 @@ async fn a_scaffolded_handler_tests_builds_and_serves() {
     let host = common::start_configured(&dir.path().join("data"), &plugins, Some(&config), &[]);
     let client = reqwest::Client::new();
     let answer: Value = client
-        .post(format!("{}/events/orders.created", host.base))
+        .post(format!("{}/events/shop.order.created", host.base))
         .json(&serde_json::json!({ "amount": 5 }))
         .send()
         .await
@@ -346,7 +406,7 @@ async fn a_scaffolded_handler_tests_builds_and_serves() {
         server.received(),
         [(
             Some(format!("{id}:order-total:0")),
-            serde_json::json!({ "topic": "orders.created", "total": 5 })
+            serde_json::json!({ "topic": "shop.order.created", "total": 5 })
         )]
     );
     let refused = delivery("order-total-elsewhere");
@@ -573,7 +633,7 @@ async fn hookhost_dev_rebuilds_on_save_shadow_runs_and_swaps_the_new_build_in() 
     let mut ids = Vec::new();
     for _ in 0..2 {
         let answer: Value = client
-            .post(format!("{base}/events/orders.created"))
+            .post(format!("{base}/events/shop.order.created"))
             .json(&serde_json::json!({ "amount": 5 }))
             .send()
             .await

@@ -150,7 +150,7 @@ pub mod __private {
 ///
 /// impl Handler for MyHandler {
 ///     fn describe() -> Manifest {
-///         Manifest::new().subscribe("orders.*")
+///         Manifest::new().subscribe("shop.order.*")
 ///     }
 ///     fn handle(_event: Event) -> Result<(), HandlerError> {
 ///         Ok(())

@@ -1,6 +1,6 @@
 // __NAME__: a Hookhost handler in JavaScript.
 //
-// Adds up the `amount` of every `orders.*` event in kv and, when the
+// Adds up the `amount` of every `shop.order.*` event in kv and, when the
 // operator configures `notify_url`, posts each new total there.
 //
 // Build: npm run build      Test: npm test   (no host needed)
@@ -9,7 +9,7 @@
 import { handler, Reject, Retry, config, http, kv, log } from "./hookhost/index.js";
 
 export const { describe, handle } = handler({
-  subscriptions: ["orders.*"],
+  subscriptions: ["shop.order.*"],
 
   handle(event) {
     const order = event.json();

@@ -1,6 +1,6 @@
 """__NAME__: a Hookhost handler in Python.
 
-Adds up the `amount` of every `orders.*` event in kv and, when the operator
+Adds up the `amount` of every `shop.order.*` event in kv and, when the operator
 configures `notify_url`, posts each new total there.
 
 Build: componentize-py -d wit -w handler componentize app -o __NAME__.wasm
@@ -12,7 +12,7 @@ from hookhost import Event, Handler, Reject, Retry, config, http, kv, log
 
 
 class WitWorld(Handler):
-    subscriptions = ["orders.*"]
+    subscriptions = ["shop.order.*"]
 
     def handle(self, event: Event) -> None:
         order = event.json()

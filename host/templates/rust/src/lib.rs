@@ -1,6 +1,6 @@
 //! `__NAME__`: a Hookhost handler.
 //!
-//! Adds up the `amount` of every `orders.*` event in kv and, when the
+//! Adds up the `amount` of every `shop.order.*` event in kv and, when the
 //! operator configures `notify_url`, posts each new total there.
 //!
 //! - Test: `cargo test` (no host needed).
@@ -25,7 +25,7 @@ struct Plugin;
 
 impl Handler for Plugin {
     fn describe() -> Manifest {
-        Manifest::new().subscribe("orders.*")
+        Manifest::new().subscribe("shop.order.*")
     }
 
     fn handle(event: Event) -> Result<(), HandlerError> {
