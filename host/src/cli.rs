@@ -281,6 +281,22 @@ pub fn query(value: &str) -> String {
     out
 }
 
+/// `path` with the parameters that are set, each value percent-encoded.
+pub fn with_query(path: &str, params: &[(&str, Option<String>)]) -> String {
+    let mut out = path.to_owned();
+    let mut sep = if path.contains('?') { '&' } else { '?' };
+    for (key, value) in params {
+        if let Some(value) = value {
+            out.push(sep);
+            out.push_str(key);
+            out.push('=');
+            out.push_str(&query(value));
+            sep = '&';
+        }
+    }
+    out
+}
+
 // ---- tables for each listing -------------------------------------------
 
 pub fn events_table(v: &Value) -> String {
@@ -513,5 +529,26 @@ mod tests {
         }
         assert!(ago("1970-01-01T00:00:00+01:00").is_err(), "before 1970");
         assert!(ago("99999999999999999999999").is_err(), "too large");
+    }
+
+    #[test]
+    fn a_query_keeps_the_parameters_that_are_set_and_encodes_them() {
+        let set = |v: &str| Some(v.to_owned());
+        assert_eq!(with_query("/export", &[("topic", None)]), "/export");
+        assert_eq!(
+            with_query(
+                "/export",
+                &[
+                    ("topic", set("a b&c")),
+                    ("status", None),
+                    ("since_ms", set("5"))
+                ]
+            ),
+            "/export?topic=a%20b%26c&since_ms=5"
+        );
+        assert_eq!(
+            with_query("/events?limit=5", &[("topic", set("stripe.*"))]),
+            "/events?limit=5&topic=stripe.*"
+        );
     }
 }

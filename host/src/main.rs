@@ -437,19 +437,17 @@ async fn client(command: Command) -> anyhow::Result<()> {
                     limit,
                     cursor,
                 } => {
-                    let mut path = format!("/events?limit={limit}");
-                    for (k, v) in [
-                        ("topic", topic),
-                        ("status", status),
-                        ("plugin", plugin),
-                        ("since_ms", since.map(|v| v.to_string())),
-                        ("until_ms", until.map(|v| v.to_string())),
-                        ("cursor", cursor),
-                    ] {
-                        if let Some(v) = v {
-                            path.push_str(&format!("&{k}={}", cli::query(&v)));
-                        }
-                    }
+                    let path = cli::with_query(
+                        &format!("/events?limit={limit}"),
+                        &[
+                            ("topic", topic),
+                            ("status", status),
+                            ("plugin", plugin),
+                            ("since_ms", since.map(|v| v.to_string())),
+                            ("until_ms", until.map(|v| v.to_string())),
+                            ("cursor", cursor),
+                        ],
+                    );
                     let v = c.get(&path).await?;
                     cli::print(api.json, &v, cli::events_table);
                 }
@@ -464,18 +462,16 @@ async fn client(command: Command) -> anyhow::Result<()> {
                     if format != "jsonl" {
                         anyhow::bail!("--format {format}: only jsonl is supported");
                     }
-                    let mut path = "/export?".to_owned();
-                    for (k, v) in [
-                        ("topic", topic),
-                        ("status", status),
-                        ("plugin", plugin),
-                        ("since_ms", since.map(|v| v.to_string())),
-                        ("until_ms", until.map(|v| v.to_string())),
-                    ] {
-                        if let Some(v) = v {
-                            path.push_str(&format!("{k}={}&", cli::query(&v)));
-                        }
-                    }
+                    let path = cli::with_query(
+                        "/export",
+                        &[
+                            ("topic", topic),
+                            ("status", status),
+                            ("plugin", plugin),
+                            ("since_ms", since.map(|v| v.to_string())),
+                            ("until_ms", until.map(|v| v.to_string())),
+                        ],
+                    );
                     c.stream_to(&path, &mut std::io::stdout().lock()).await?;
                 }
                 EventsCommand::Show { id } => {
