@@ -42,7 +42,9 @@ pub mod heap;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
-pub mod model;
+/// The records, in a crate of their own (`model/`) so that nothing they hold
+/// can reach sled, PostgreSQL or wasmtime.
+pub use hookhost_model as model;
 pub mod reload;
 pub mod runtime;
 pub mod scaffold;

@@ -1,9 +1,10 @@
 //! The records Hookhost keeps: events, deliveries and attempts.
 //!
-//! These are plain data shared by `store/` (which persists them), `dispatch/`
-//! (which moves deliveries through their states), `runtime/` (which produces
-//! attempt outcomes) and `http/` (which shows them). None of them names sled or
-//! wasmtime.
+//! These are plain data shared by the host's `store/` (which persists them),
+//! `dispatch/` (which moves deliveries through their states), `runtime/`
+//! (which produces attempt outcomes) and `http/` (which shows them), where
+//! they are `hookhost::model`. This crate depends on serde and hashing only:
+//! the compiler keeps sled, PostgreSQL and wasmtime out of it.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
