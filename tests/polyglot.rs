@@ -567,15 +567,7 @@ async fn a_candidate_that_compiles_longer_than_the_request_timeout_is_accepted()
         .start()
         .await;
     let bytes = std::fs::read(&path).expect("component");
-    let response = reqwest::Client::new()
-        .post(host.url("/plugins/order-tally/candidates"))
-        .header("content-type", "application/wasm")
-        .body(bytes)
-        .send()
-        .await
-        .expect("upload");
-    let status = response.status().as_u16();
-    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    let (status, answer) = host.upload_candidate("order-tally", bytes).await;
     assert_eq!(status, 201, "{answer}");
     assert!(answer["version"].is_string(), "{answer}");
     host.stop().await;

@@ -15,18 +15,6 @@ async fn post_admin(host: &TestHost, path: &str, body: Value) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn upload(host: &TestHost, name: &str, bytes: Vec<u8>) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(host.url(&format!("/plugins/{name}/candidates")))
-        .header("content-type", "application/wasm")
-        .body(bytes)
-        .send()
-        .await
-        .expect("upload");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// The counter plugin live on three events: two succeed, one rejects.
 async fn live_counter() -> TestHost {
     let host = Setup::new()
@@ -76,7 +64,7 @@ async fn the_same_code_under_a_new_version_matches_the_live_runs_and_commits_not
         "v2",
     );
     let sha = sha256_hex(&candidate);
-    let (status, uploaded) = upload(&host, "counter", candidate).await;
+    let (status, uploaded) = host.upload_candidate("counter", candidate).await;
     assert_eq!(status, 201, "{uploaded}");
     assert_eq!(uploaded["version"], sha.as_str());
 
@@ -120,7 +108,7 @@ async fn a_different_handler_is_reported_event_by_event() {
     // A handler that does nothing: same outcome where the live one
     // succeeded, but none of its writes or emits.
     let noop = std::fs::read(plugins::TEST_NOOP).expect("component");
-    let (status, uploaded) = upload(&host, "counter", noop.clone()).await;
+    let (status, uploaded) = host.upload_candidate("counter", noop.clone()).await;
     assert_eq!(status, 201, "{uploaded}");
     let (_, report) = post_admin(
         &host,
@@ -144,7 +132,7 @@ async fn a_different_handler_is_reported_event_by_event() {
 
     // A handler that panics: every outcome differs, and the panic shows.
     let trap = std::fs::read(plugins::TEST_TRAP).expect("component");
-    upload(&host, "counter", trap.clone()).await;
+    host.upload_candidate("counter", trap.clone()).await;
     let (_, report) = post_admin(
         &host,
         "/plugins/counter/shadow",
@@ -173,7 +161,9 @@ async fn a_different_handler_is_reported_event_by_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_candidates_and_unknown_versions_get_clear_errors() {
     let host = live_counter().await;
-    let (status, answer) = upload(&host, "counter", b"\0asm but not really".to_vec()).await;
+    let (status, answer) = host
+        .upload_candidate("counter", b"\0asm but not really".to_vec())
+        .await;
     assert_eq!(status, 422, "{answer}");
     assert!(
         answer["error"]
@@ -195,7 +185,7 @@ async fn bad_candidates_and_unknown_versions_get_clear_errors() {
     )
     .await;
     assert_eq!(status, 422, "unknown fields are refused");
-    let (status, _) = upload(&host, "../etc", b"x".to_vec()).await;
+    let (status, _) = host.upload_candidate("../etc", b"x".to_vec()).await;
     assert!(status == 400 || status == 404, "{status}");
     host.stop().await;
 }

@@ -190,6 +190,21 @@ impl TestHost {
         }
     }
 
+    /// Uploads `bytes` as a candidate version of plugin `name`; returns the
+    /// status and the JSON answer.
+    pub async fn upload_candidate(&self, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(&format!("/plugins/{name}/candidates")))
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Posts a JSON event; returns the status and the JSON answer.
     pub async fn post_json(&self, topic: &str, body: &Value) -> (u16, Value) {
         self.post(
