@@ -510,7 +510,11 @@ pub async fn core(data: &Path, plugins: &Path) -> anyhow::Result<Arc<hookhost::c
         ..hookhost::Config::default()
     };
     let store = hookhost::store::Store::open(&data.join("store"))?;
-    let runtime = hookhost::runtime::Runtime::new(&config, Some(&data.join("artifacts")))?;
+    let runtime = hookhost::runtime::Runtime::new(
+        config.workers,
+        config.max_memory_bytes(),
+        Some(&data.join("artifacts")),
+    )?;
     Ok(Arc::new(hookhost::core::Core::new(
         config,
         store,

@@ -83,7 +83,8 @@ fn bench(c: &mut Criterion) {
     std::fs::copy(&component, config.plugins_dir.join("noop.wasm")).expect("install");
     let core = rt.block_on(async {
         let store = Store::open(&config.data).expect("store");
-        let runtime = Runtime::new(&config, None).expect("runtime");
+        let runtime =
+            Runtime::new(config.workers, config.max_memory_bytes(), None).expect("runtime");
         let core = Arc::new(Core::new(
             config,
             store,

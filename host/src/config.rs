@@ -4,7 +4,7 @@
 //! Every key is documented in `docs/configuration.md`. Unknown keys are an error, so a typo
 //! never silently falls back to a default.
 
-use crate::model::RetryPolicy;
+use crate::model::{PluginLimits, RetryPolicy, Secret};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -333,54 +333,9 @@ pub struct PluginSettings {
     pub max_response_bytes: Option<u64>,
 }
 
-/// A secret value: shown as `[redacted]` by `Debug`, read with
-/// [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
 /// Every plugin's secrets, resolved from the environment, by plugin name
 /// (`""` for `[defaults]`).
 pub type ResolvedSecrets = BTreeMap<String, BTreeMap<String, Secret>>;
-
-/// A plugin's effective limits, every field resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginLimits {
-    pub fuel: u64,
-    pub timeout_ms: u64,
-    pub memory_bytes: u64,
-    pub max_concurrency: usize,
-    /// `None`: use the policy the plugin declares, else the host default.
-    pub retry: Option<RetryPolicy>,
-    /// `Some` for a plugin with `ordering = "per-key"`.
-    pub order_by: Option<crate::model::OrderBy>,
-    pub config: BTreeMap<String, String>,
-    /// Resolved secret values by key (see [`Config::resolve_secrets`]).
-    pub secrets: BTreeMap<String, Secret>,
-    /// Schedule overrides by name (a cron or `"off"`).
-    pub schedules: BTreeMap<String, String>,
-    pub outbound: crate::runtime::OutboundLimits,
-    /// Topics the plugin may not emit: a source's or the scheduler's.
-    pub reserved: std::sync::Arc<[crate::sources::Reserved]>,
-}
-
-/// Captured logs and output per attempt, in bytes.
-pub const LOG_CAP_BYTES: usize = 64 * 1024;
 
 mod defaults {
     use std::net::SocketAddr;
@@ -612,15 +567,15 @@ impl Config {
                 return Err(bad("retry.max_attempts"));
             }
             for rule in &settings.allowed_hosts {
-                crate::runtime::HostRule::parse(rule)
+                crate::model::HostRule::parse(rule)
                     .map_err(|e| ConfigError::Invalid(format!("[plugins.{name}] {e}")))?;
             }
             if settings.http_time_ms == Some(0) || settings.max_response_bytes == Some(0) {
                 return Err(bad("http_time_ms and max_response_bytes"));
             }
             for (schedule, cron) in &settings.schedules {
-                if cron != crate::schedule::OFF {
-                    crate::schedule::Cron::parse(cron).map_err(|e| {
+                if cron != crate::model::OFF {
+                    crate::model::Cron::parse(cron).map_err(|e| {
                         ConfigError::Invalid(format!("[plugins.{name}] schedule {schedule:?}: {e}"))
                     })?;
                 }
@@ -681,11 +636,11 @@ impl Config {
             secrets: BTreeMap::new(),
             schedules: own.map(|s| s.schedules.clone()).unwrap_or_default(),
             reserved: crate::sources::reserved_topics(&self.sources).into(),
-            outbound: crate::runtime::OutboundLimits {
+            outbound: crate::model::OutboundLimits {
                 allowed: own
                     .map_or(&self.defaults.allowed_hosts, |s| &s.allowed_hosts)
                     .iter()
-                    .filter_map(|rule| crate::runtime::HostRule::parse(rule).ok())
+                    .filter_map(|rule| crate::model::HostRule::parse(rule).ok())
                     .collect(),
                 max_requests: own
                     .and_then(|s| s.max_http_requests)

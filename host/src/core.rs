@@ -1,6 +1,7 @@
 //! The state every part of the host shares.
 
-use crate::config::{Config, PluginLimits, ResolvedSecrets};
+use crate::config::{Config, ResolvedSecrets};
+use crate::model::PluginLimits;
 use crate::runtime::{Registry, Runtime};
 use crate::sources::Source;
 use crate::store::Store;
@@ -26,7 +27,7 @@ pub struct Core {
     /// Configured webhook sources, secrets resolved, by name.
     pub sources: BTreeMap<String, Source>,
     /// Topics only a source's hook or the scheduler may produce.
-    pub reserved: Vec<crate::sources::Reserved>,
+    pub reserved: Vec<crate::model::Reserved>,
     /// The plugin settings in force; replaced whole when the configuration
     /// file is reloaded. `config` above keeps what the host started with.
     pub settings: std::sync::RwLock<Arc<Settings>>,

@@ -31,9 +31,10 @@
 //! `<case>.expected.json`; `--bless` writes it.
 
 use crate::config::Config;
+use crate::model::HostRule;
 use crate::model::{DeliveryId, EventRecord, LogLine, Outcome, Provenance, now_ms};
 use crate::runtime::answers::{Answer, Answers, SeenCall, body_value};
-use crate::runtime::{HostRule, KvSnapshot, Plugin, Runtime, load};
+use crate::runtime::{KvSnapshot, Plugin, Runtime, load};
 use crate::store::Store;
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
@@ -148,7 +149,8 @@ pub async fn run(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "handler".into())
     });
-    let runtime = Runtime::new(&config, None).context("cannot build the engine")?;
+    let runtime = Runtime::new(config.workers, config.max_memory_bytes(), None)
+        .context("cannot build the engine")?;
     let compiled = load::read_and_compile(&runtime, component)
         .with_context(|| format!("cannot load {}", component.display()))?;
     let limits = config.limits_for(&name);

@@ -689,7 +689,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn check(file: &Path) -> anyhow::Result<()> {
-    let report = hookhost::runtime::check_file(file).await?;
+    let report =
+        hookhost::runtime::check_file(file, hookhost::Config::default().limits_for("")).await?;
     #[allow(clippy::print_stdout)]
     {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -20,7 +20,7 @@ pub enum Lang {
 /// Writes a handler for `name` in `lang` into `dir` (absent or empty);
 /// `sdk` is the Rust SDK's dependency line (see [`sdk_dependency`]).
 pub fn create(name: &str, dir: &Path, lang: Lang, sdk: Option<&str>) -> anyhow::Result<()> {
-    if !crate::runtime::load::valid_plugin_name(name) {
+    if !crate::model::valid_plugin_name(name) {
         bail!("{name:?} is not a plugin name: use lowercase letters, digits and '-'");
     }
     if dir.exists() && dir.read_dir()?.next().is_some() {

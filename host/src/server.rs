@@ -63,8 +63,12 @@ pub async fn run(
             "requeued deliveries left running by an unclean stop"
         );
     }
-    let runtime = Runtime::new(&config, Some(&config.data.join("artifacts")))
-        .context("cannot build the wasm engine")?;
+    let runtime = Runtime::new(
+        config.workers,
+        config.max_memory_bytes(),
+        Some(&config.data.join("artifacts")),
+    )
+    .context("cannot build the wasm engine")?;
     let core = Arc::new(Core::new(
         config, store, runtime, sources, contracts, secrets,
     ));

@@ -14,7 +14,7 @@
 //! | `standard-webhooks` | `webhook-signature: v1,<b64> …` of `id.ts.body` | fixed or JSON pointer     | `webhook-id`         |
 //! | `generic`           | optional HMAC hex in a configured header    | fixed or JSON pointer         | `Idempotency-Key`    |
 
-use crate::model::validate_topic;
+use crate::model::{Reserved, validate_topic};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -23,31 +23,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// Topics only one route may produce: a configured source's (through its
-/// signed `/hooks/{source}`), or the scheduler's (`schedule.*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reserved {
-    /// A topic pattern (`stripe.*`, or one topic).
-    pub pattern: String,
-    /// The source's name; `None`: the scheduler.
-    pub source: Option<String>,
-}
-
-impl Reserved {
-    /// Why `topic` cannot arrive any other way, for an error message.
-    pub fn explain(&self, topic: &str) -> String {
-        match &self.source {
-            Some(source) => format!(
-                "topic {topic} belongs to source {source}: it arrives only through \
-                 /hooks/{source}, where its signature is checked"
-            ),
-            None => {
-                format!("topic {topic} belongs to the scheduler: only a schedule's tick makes it")
-            }
-        }
-    }
-}
 
 /// The topics each configured source produces, and the scheduler's. A
 /// source that takes its topic from the body with no `topic_prefix` could
@@ -73,25 +48,6 @@ pub fn reserved_topics(sources: &BTreeMap<String, SourceConfig>) -> Vec<Reserved
         }));
     }
     reserved
-}
-
-/// Whether `topic` may arrive through `route`: `None` for
-/// `POST /events/{topic}` and emitted events, `Some(source)` for that
-/// source's hook. Else the reservation that refuses it.
-pub fn refusal<'a>(
-    reserved: &'a [Reserved],
-    topic: &str,
-    route: Option<&str>,
-) -> Option<&'a Reserved> {
-    let owners = || {
-        reserved
-            .iter()
-            .filter(|r| crate::model::topic_matches(&r.pattern, topic))
-    };
-    if route.is_some_and(|source| owners().any(|r| r.source.as_deref() == Some(source))) {
-        return None;
-    }
-    owners().next()
 }
 
 /// Default tolerance between a signed timestamp and now, both ways.
@@ -212,7 +168,7 @@ impl Source {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SourceSetupError> {
         let err_name = || name.to_owned();
-        if !crate::runtime::load::valid_plugin_name(name) {
+        if !crate::model::valid_plugin_name(name) {
             return Err(SourceSetupError::Name(err_name()));
         }
         let needs_secret = config.kind != SourceKind::Generic;

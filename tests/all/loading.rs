@@ -80,15 +80,21 @@ async fn components_of_another_world_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_a_components_manifest_offline_and_refuses_broken_ones() {
-    let report = hookhost::runtime::check_file(std::path::Path::new(plugins::STRIPE_LEDGER))
-        .await
-        .expect("the example plugin checks");
+    let report = hookhost::runtime::check_file(
+        std::path::Path::new(plugins::STRIPE_LEDGER),
+        hookhost::Config::default().limits_for(""),
+    )
+    .await
+    .expect("the example plugin checks");
     assert_eq!(report.sha256, sha256_of(plugins::STRIPE_LEDGER));
     assert_eq!(report.manifest.subscriptions, ["stripe.payment_intent.*"]);
     assert_eq!(report.manifest.retry.map(|r| r.max_attempts), Some(8));
 
-    let err = hookhost::runtime::check_file(std::path::Path::new(plugins::TEST_BAD_DESCRIBE))
-        .await
-        .expect_err("a trapping describe fails the check");
+    let err = hookhost::runtime::check_file(
+        std::path::Path::new(plugins::TEST_BAD_DESCRIBE),
+        hookhost::Config::default().limits_for(""),
+    )
+    .await
+    .expect_err("a trapping describe fails the check");
     assert!(err.to_string().starts_with("describe() failed"), "{err}");
 }

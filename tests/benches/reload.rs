@@ -32,7 +32,9 @@ async fn swap(original: &[u8]) {
         let path = scratch.path().join(format!("offline-{n}.wasm"));
         std::fs::write(&path, variant(original, &format!("offline-{n}"))).expect("write");
         let start = Instant::now();
-        hookhost::runtime::check_file(&path).await.expect("check");
+        hookhost::runtime::check_file(&path, hookhost::Config::default().limits_for(""))
+            .await
+            .expect("check");
         offline.push(start.elapsed());
     }
 

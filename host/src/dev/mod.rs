@@ -72,7 +72,7 @@ pub async fn run(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    if !crate::runtime::load::valid_plugin_name(&name) {
+    if !crate::model::valid_plugin_name(&name) {
         anyhow::bail!(
             "{name:?} is not a plugin name: pass --name (lowercase letters, digits, '-')"
         );

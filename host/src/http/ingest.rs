@@ -77,7 +77,7 @@ async fn ingest_event(
 ) -> Result<Response, ApiError> {
     let body = read_body(core, body)?;
     validate_topic(&topic).map_err(ApiError::BadRequest)?;
-    if let Some(reserved) = crate::sources::refusal(&core.reserved, &topic, None) {
+    if let Some(reserved) = crate::model::refusal(&core.reserved, &topic, None) {
         return Err(ApiError::Forbidden(reserved.explain(&topic)));
     }
     let key = idempotency_key(headers)?;
@@ -112,7 +112,7 @@ async fn ingest_hook(
         }
         SourceError::Malformed(reason) => ApiError::BadRequest(reason),
     })?;
-    if let Some(reserved) = crate::sources::refusal(&core.reserved, &derived.topic, Some(source)) {
+    if let Some(reserved) = crate::model::refusal(&core.reserved, &derived.topic, Some(source)) {
         return Err(ApiError::Forbidden(reserved.explain(&derived.topic)));
     }
     if let Some(key) = &derived.idempotency_key {

@@ -3,8 +3,8 @@
 
 use super::ApiError;
 use crate::core::Core;
+use crate::model::valid_plugin_name;
 use crate::reload;
-use crate::runtime::load::valid_plugin_name;
 use crate::shadow::{self, ShadowError};
 use axum::Json;
 use axum::body::Bytes;

@@ -135,7 +135,7 @@ pub async fn load_file(core: &Arc<Core>, path: &Path) -> Result<Loaded, LoadErro
 }
 
 async fn load_checked(core: &Arc<Core>, name: &str, path: &Path) -> Result<Loaded, LoadError> {
-    if !load::valid_plugin_name(name) {
+    if !crate::model::valid_plugin_name(name) {
         return Err(LoadError::Read(format!(
             "invalid plugin name {name:?}: use lowercase letters, digits and '-', starting with a letter or digit"
         )));

@@ -180,8 +180,7 @@ mod tests {
     #[test]
     fn a_changed_component_compiles_only_the_functions_that_changed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let runtime = super::super::Runtime::new(&crate::Config::default(), Some(dir.path()))
-            .expect("runtime");
+        let runtime = super::super::Runtime::new(1, 64 << 20, Some(dir.path())).expect("runtime");
         let entries = || {
             std::fs::read_dir(dir.path().join("functions"))
                 .expect("function cache")
@@ -212,8 +211,8 @@ mod tests {
         };
         let mut counts = Vec::new();
         for _ in 0..3 {
-            let runtime = super::super::Runtime::new(&crate::Config::default(), Some(dir.path()))
-                .expect("runtime");
+            let runtime =
+                super::super::Runtime::new(1, 64 << 20, Some(dir.path())).expect("runtime");
             wasmtime::component::Component::new(&runtime.engine, component(1000)).expect("compile");
             counts.push(entries());
         }

@@ -236,7 +236,7 @@ impl HostState {
             wasmtime::bail!("emit is not allowed in describe()");
         }
         validate_topic(&topic).map_err(|e| wasmtime::format_err!("emit: {e}"))?;
-        if let Some(reserved) = crate::sources::refusal(&call.reserved, &topic, None) {
+        if let Some(reserved) = crate::model::refusal(&call.reserved, &topic, None) {
             wasmtime::bail!("emit: {}", reserved.explain(&topic));
         }
         if body.len() > MAX_EMIT_BYTES {

@@ -29,10 +29,10 @@ mod world;
 
 pub use attempt::AttemptRun;
 pub use load::LoadError;
-pub use outbound::{HostRule, Offline, OutboundLimits};
+pub use outbound::Offline;
 pub use registry::{LoadFailure, Plugin, Registry};
 
-use crate::config::{Config, PluginLimits};
+use crate::model::PluginLimits;
 use crate::model::{LogLine, NewEvent};
 use crate::store::Store;
 use std::collections::BTreeMap;
@@ -63,16 +63,18 @@ pub struct CheckReport {
 
 /// Validates a component file offline: compiles it, checks it against the
 /// world, calls `describe()`, and reports its manifest.
-pub async fn check_file(path: &std::path::Path) -> Result<CheckReport, LoadError> {
-    let config = Config::default();
-    let runtime = Runtime::new(&config, None)
+pub async fn check_file(
+    path: &std::path::Path,
+    limits: PluginLimits,
+) -> Result<CheckReport, LoadError> {
+    let runtime = Runtime::new(1, limits.memory_bytes, None)
         .map_err(|e| LoadError::Compile(format!("cannot build the engine: {e:#}")))?;
     let compiled = load::read_and_compile(&runtime, path)?;
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let plugin = load::describe(&runtime, &name, compiled, config.limits_for(&name)).await?;
+    let plugin = load::describe(&runtime, &name, compiled, limits).await?;
     Ok(CheckReport {
         file: path.display().to_string(),
         sha256: plugin.version.clone(),
@@ -120,8 +122,12 @@ impl Runtime {
     /// With `cache_dir`, compiled components are cached there by sha256,
     /// and compiled functions in `functions/` under it, so that a changed
     /// component compiles only the functions that changed.
-    pub fn new(config: &Config, cache_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
-        let pool = pooling(config.workers as u32, config.max_memory_bytes());
+    pub fn new(
+        workers: usize,
+        max_memory_bytes: u64,
+        cache_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let pool = pooling(workers as u32, max_memory_bytes);
         let mut wasm = wasmtime::Config::new();
         wasm.wasm_component_model(true)
             .consume_fuel(true)
@@ -145,7 +151,7 @@ impl Runtime {
             engine,
             linker,
             cache,
-            max_memory_bytes: config.max_memory_bytes(),
+            max_memory_bytes,
             _ticker: ticker,
         })
     }
@@ -282,7 +288,7 @@ struct CallState {
     config: BTreeMap<String, String>,
     /// Secret values by key: readable through `config`, redacted from every
     /// record, refused in kv writes and emitted events.
-    secrets: Vec<(String, crate::config::Secret)>,
+    secrets: Vec<(String, crate::model::Secret)>,
     logs: Vec<LogLine>,
     log_bytes: usize,
     truncated: bool,
@@ -301,7 +307,7 @@ struct CallState {
     emit_bytes: usize,
     /// Topics the plugin may not emit (shared with its limits: an attempt
     /// copies no list).
-    reserved: Arc<[crate::sources::Reserved]>,
+    reserved: Arc<[crate::model::Reserved]>,
     /// The record's share for effects: what it keeps, and what it leaves out.
     budget: record::Budget,
 }

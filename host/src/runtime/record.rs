@@ -26,7 +26,7 @@ pub const MESSAGE_SHARE: usize = 8 * 1024;
 /// JSON bytes for each of stdout and stderr.
 pub const STDIO_SHARE: usize = 48 * 1024;
 /// JSON bytes for the log lines (`LOG_CAP_BYTES`).
-pub const LOG_SHARE: usize = crate::config::LOG_CAP_BYTES;
+pub const LOG_SHARE: usize = crate::model::LOG_CAP_BYTES;
 /// JSON bytes for kv reads, kv writes, emitted events and HTTP calls together.
 pub const EFFECTS_SHARE: usize = 64 * 1024;
 /// JSON bytes of one log line's frame (`{"level":"trace","message":,"fields":[]},`).

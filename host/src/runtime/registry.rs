@@ -6,8 +6,8 @@
 //! one is installed meanwhile.
 
 use super::world::Pre;
-use crate::config::PluginLimits;
 use crate::model::Manifest;
+use crate::model::PluginLimits;
 use crate::store::Route;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
 //! Signature schemes against published or independently computed vectors.
 
 use super::*;
+use crate::model::refusal;
 
 fn source(kind: SourceKind, secret: &str, extra: impl FnOnce(&mut SourceConfig)) -> Source {
     let mut config = SourceConfig {

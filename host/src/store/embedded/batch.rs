@@ -13,7 +13,7 @@
 //! 10 000 events/s; `docs/performance.md`.)
 
 use super::commit::GroupCommit;
-use super::write::{EventRows, EventTx, TxResult, finish_tx};
+use super::tx::{EventRows, EventTx, TxResult, finish_tx};
 use super::{StoreError, Trees, note_failure};
 use sled::Transactional;
 use std::sync::atomic::{AtomicI64, Ordering};

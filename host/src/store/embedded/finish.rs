@@ -22,7 +22,7 @@
 
 use super::super::types::{Finish, Next};
 use super::batch::Queue;
-use super::write::{Abort, MoveTx, TxResult, finish_tx};
+use super::tx::{Abort, MoveTx, TxResult, finish_tx};
 use super::{StoreError, Trees, note_failure};
 use crate::model::{Attempt, DeliveryId, now_ms};
 use sled::Transactional;

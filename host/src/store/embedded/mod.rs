@@ -56,10 +56,13 @@ mod batch;
 mod commit;
 mod finish;
 mod floor;
+mod ingest;
 mod keys;
 mod purge;
+mod queue;
 mod read;
-mod write;
+mod redrive;
+mod tx;
 
 pub use backup::{BackupSummary, RestoreSummary, restore, verify_backup};
 

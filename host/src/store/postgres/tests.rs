@@ -4,7 +4,7 @@ use super::super::contract::{attempt, event};
 use super::super::types::*;
 use super::testing::TestDatabase;
 use super::*;
-use crate::model::Outcome;
+use crate::model::{DeliveryId, NewEvent, Outcome};
 use std::collections::HashSet;
 
 async fn host(url: &str, lease: Duration) -> PgStore {

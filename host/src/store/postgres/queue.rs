@@ -1,0 +1,228 @@
+//! The queue: due deliveries, leased claims, and an attempt's finish under
+//! its lease.
+
+use super::rows::{Abort, apply_kv, delivery_row, insert_event, locked_delivery, put_delivery};
+use super::{PgStore, decode, encode, id_bytes, ms, ulid_of};
+use crate::model::{Attempt, DeliveryId, DeliveryStatus, now_ms};
+use crate::store::StoreError;
+use crate::store::types::{Claimed, DueEntry, Effects, Finish, Next, record_of};
+use deadpool_postgres::{GenericClient, Transaction};
+use std::sync::atomic::Ordering;
+
+impl PgStore {
+    pub async fn due(
+        &self,
+        now_ms: u64,
+        after: Option<&DueEntry>,
+        limit: usize,
+    ) -> Result<Vec<DueEntry>, StoreError> {
+        let c = self.work.get().await?;
+        let (at, event, seq) = match after {
+            Some(e) => (
+                ms(e.at_ms),
+                id_bytes(e.delivery.event),
+                e.delivery.seq as i32,
+            ),
+            None => (-1, Vec::new(), -1),
+        };
+        let st = c
+            .prepare_cached(
+                "SELECT due_ms, event, seq, plugin FROM deliveries
+                 WHERE status = 'pending' AND due_ms <= $1 AND (due_ms, event, seq) > ($2, $3, $4)
+                 ORDER BY due_ms, event, seq LIMIT $5",
+            )
+            .await?;
+        c.query(&st, &[&ms(now_ms), &at, &event, &seq, &(limit as i64)])
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(DueEntry {
+                    at_ms: row.get::<_, i64>(0).max(0) as u64,
+                    delivery: DeliveryId {
+                        event: ulid_of(row.get(1))?,
+                        seq: row.get::<_, i32>(2) as u32,
+                    },
+                    plugin: row.get(3),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn next_due_after(&self, now_ms: u64) -> Result<Option<u64>, StoreError> {
+        let c = self.work.get().await?;
+        let st = c
+            .prepare_cached(
+                "SELECT min(due_ms) FROM deliveries WHERE status = 'pending' AND due_ms > $1",
+            )
+            .await?;
+        let row = c.query_one(&st, &[&ms(now_ms)]).await?;
+        Ok(row.get::<_, Option<i64>>(0).map(|v| v.max(0) as u64))
+    }
+
+    pub async fn blocked(&self, entry: &DueEntry) -> Result<bool, StoreError> {
+        let Some(d) = self.delivery(entry.delivery).await? else {
+            return Ok(false);
+        };
+        let Some(key) = &d.order_key else {
+            return Ok(false);
+        };
+        let c = self.work.get().await?;
+        let head = c
+            .query_opt(
+                "SELECT event, seq FROM deliveries WHERE plugin = $1 AND order_key = $2
+                   AND status IN ('pending', 'running', 'paused') ORDER BY event, seq LIMIT 1",
+                &[&d.plugin, key],
+            )
+            .await?;
+        Ok(match head {
+            Some(row) => {
+                let head = DeliveryId {
+                    event: ulid_of(row.get(0))?,
+                    seq: row.get::<_, i32>(1) as u32,
+                };
+                head != d.id
+            }
+            None => false,
+        })
+    }
+
+    pub async fn claim(&self, entry: &DueEntry) -> Result<Option<Claimed>, StoreError> {
+        // One statement, one round trip: the row is taken unless another
+        // host holds it (SKIP LOCKED), leased, and returned with its event.
+        // The record keeps its pending form; readers apply the columns.
+        let c = self.work.get().await?;
+        let st = c
+            .prepare_cached(
+                "WITH claimed AS (
+                     UPDATE deliveries SET status = 'running', claimed_ms = $4,
+                         lease_until = (extract(epoch from clock_timestamp()) * 1000)::bigint + $5,
+                         leased_by = $6
+                     WHERE (event, seq) IN (
+                         SELECT event, seq FROM deliveries
+                         WHERE event = $1 AND seq = $2 AND status = 'pending' AND due_ms = $3
+                         FOR UPDATE SKIP LOCKED)
+                     RETURNING event, record, status, claimed_ms)
+                 SELECT c.record::text, c.status, c.claimed_ms, e.record::text, e.body
+                 FROM claimed c JOIN events e ON e.id = c.event",
+            )
+            .await?;
+        let row = c
+            .query_opt(
+                &st,
+                &[
+                    &id_bytes(entry.delivery.event),
+                    &(entry.delivery.seq as i32),
+                    &ms(entry.at_ms),
+                    &ms(now_ms()),
+                    &ms(self.lease_ms),
+                    &self.me,
+                ],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Claimed {
+            delivery: delivery_row(&row, 0)?,
+            event: decode("events", row.get(3))?,
+            body: row.get(4),
+        }))
+    }
+
+    pub async fn finish_attempt(
+        &self,
+        attempt: &Attempt,
+        next: Next,
+        effects: Option<&Effects>,
+    ) -> Result<Finish, StoreError> {
+        let effects = effects
+            .filter(|e| !(e.reads.is_empty() && e.writes.is_empty() && e.emitted.is_empty()));
+        let mut c = self.work.get().await?;
+        let tx = c.transaction().await?;
+        let result = self.finish_tx(&tx, attempt, next, effects).await;
+        match result {
+            Ok(added) => {
+                tx.commit().await?;
+                self.queued.fetch_add(added as i64, Ordering::Relaxed);
+                if !matches!(next, Next::RetryAt(_)) {
+                    self.queued.fetch_sub(1, Ordering::Relaxed);
+                }
+                Ok(Finish::Committed)
+            }
+            Err(Ok(abort)) => {
+                tx.rollback().await?;
+                Ok(match abort {
+                    Abort::Conflict => Finish::Conflict,
+                    Abort::Stale => Finish::Stale,
+                })
+            }
+            Err(Err(e)) => Err(e),
+        }
+    }
+
+    /// The transaction of [`PgStore::finish_attempt`]: how many deliveries
+    /// the emitted events added.
+    async fn finish_tx(
+        &self,
+        tx: &Transaction<'_>,
+        attempt: &Attempt,
+        next: Next,
+        effects: Option<&Effects>,
+    ) -> Result<usize, Result<Abort, StoreError>> {
+        let id = attempt.delivery;
+        let now = now_ms();
+        // Still ours: leased to this host, and this attempt not recorded.
+        let d = locked_delivery(tx, id, "status = 'running' AND leased_by = $3", &[&self.me])
+            .await
+            .map_err(Err)?;
+        let Some(mut d) = d.filter(|d| d.attempts + 1 == attempt.number) else {
+            return Err(Ok(Abort::Stale));
+        };
+        let mut added = 0;
+        if let Some(effects) = effects {
+            apply_kv(tx, &d.plugin, effects).await?;
+            for em in &effects.emitted {
+                let mut record = record_of(self.new_id(), &em.event, now);
+                record.emitted_by = Some(id);
+                if insert_event(tx, &record, &em.event.body, &em.subscribers)
+                    .await
+                    .map_err(Err)?
+                    .is_none()
+                {
+                    added += em.subscribers.len();
+                }
+            }
+        }
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO attempts (event, seq, number, record) VALUES ($1, $2, $3, $4::text::json)",
+            )
+            .await
+            .map_err(|e| Err(e.into()))?;
+        tx.execute(
+            &st,
+            &[
+                &id_bytes(id.event),
+                &(id.seq as i32),
+                &(attempt.number as i32),
+                &encode(attempt),
+            ],
+        )
+        .await
+        .map_err(|e| Err(e.into()))?;
+        d.attempts = attempt.number;
+        d.last_outcome = Some(attempt.outcome.clone());
+        d.updated_at_ms = now;
+        d.next_attempt_at_ms = None;
+        match next {
+            Next::Succeeded => d.status = DeliveryStatus::Succeeded,
+            Next::Dead => d.status = DeliveryStatus::Dead,
+            Next::RetryAt(at) => {
+                d.status = DeliveryStatus::Pending;
+                d.next_attempt_at_ms = Some(at);
+            }
+        }
+        put_delivery(tx, &d).await.map_err(Err)?;
+        Ok(added)
+    }
+}
