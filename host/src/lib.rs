@@ -10,7 +10,8 @@
 //! - [`config`]: the one [`Config`](config::Config), from `hookhost.toml` and flags.
 //! - [`contracts`]: JSON Schema contracts per topic pattern.
 //! - [`model`]: events, deliveries, attempts, outcomes: plain data.
-//! - [`store`]: the durable store, the only module that names sled.
+//! - [`store`]: the durable store (crate `hookhost-store`), the only one
+//!   that names sled or PostgreSQL.
 //! - [`runtime`]: engine, registry, sandboxed attempts, host imports; the only
 //!   module that names wasmtime.
 //! - [`reload`]: loading plugin files into the registry.
@@ -52,7 +53,9 @@ pub mod schedule;
 mod server;
 pub mod shadow;
 pub mod sources;
-pub mod store;
+/// The durable store, in a crate of its own (`store/`): the only one that
+/// names sled or PostgreSQL.
+pub use hookhost_store as store;
 pub mod testing;
 
 pub use config::Config;

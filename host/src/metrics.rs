@@ -129,20 +129,6 @@ pub fn purged(events: usize) {
     metrics::counter!("hookhost_purged_events_total").increment(events as u64);
 }
 
-/// One batched transaction of `kind` (`ingest` or `record`): how long it
-/// took and how many events or results it wrote.
-pub fn transaction(kind: &'static str, took: Duration, items: usize) {
-    metrics::histogram!("hookhost_store_transaction_seconds", "kind" => kind)
-        .record(took.as_secs_f64());
-    metrics::histogram!("hookhost_store_transaction_items", "kind" => kind).record(items as f64);
-}
-
-/// One group-commit flush: how long it took and how many waiters it served.
-pub fn flushed(took: Duration, waiters: usize) {
-    metrics::histogram!("hookhost_store_flush_duration_seconds").record(took.as_secs_f64());
-    metrics::histogram!("hookhost_store_flush_waiters").record(waiters as f64);
-}
-
 /// The store stopped taking writes.
 pub fn store_failed() {
     metrics::counter!("hookhost_store_failures_total").increment(1);

@@ -504,7 +504,7 @@ impl SledStore {
         self.noted(result.map(drop).map_err(Into::into))
     }
 
-    /// See [`Store::purge_quarantine`](crate::store::Store::purge_quarantine).
+    /// See [`Store::purge_quarantine`](crate::Store::purge_quarantine).
     /// Not flushed: a removal lost to a power cut is made again by the next
     /// purge.
     pub fn purge_quarantine(&self, cutoff_ms: u64, max_bytes: u64) -> Result<usize, StoreError> {

@@ -2,9 +2,9 @@
 //! held back by a contract.
 
 use super::{PgStore, decode, encode, id_bytes, ms};
+use crate::StoreError;
 use crate::model::{PluginVersion, Quarantined, now_ms};
-use crate::store::StoreError;
-use crate::store::types::Published;
+use crate::types::Published;
 use deadpool_postgres::GenericClient;
 use ulid::Ulid;
 

@@ -3,9 +3,9 @@
 
 use super::rows::{locked_delivery, make_due, put_delivery};
 use super::{PgStore, id_bytes, ms, reap};
+use crate::StoreError;
 use crate::model::{Delivery, DeliveryId, DeliveryStatus, now_ms};
-use crate::store::StoreError;
-use crate::store::types::{DueEntry, Route};
+use crate::types::{DueEntry, Route};
 use deadpool_postgres::GenericClient;
 use std::sync::atomic::Ordering;
 use ulid::Ulid;

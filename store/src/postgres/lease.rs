@@ -8,8 +8,8 @@
 //! that stopped or stalled loses a delivery to another.
 
 use super::{DB_NOW_MS, PgStore, id_bytes, ms};
+use crate::StoreError;
 use crate::model::DeliveryId;
-use crate::store::StoreError;
 use std::time::Duration;
 
 impl PgStore {

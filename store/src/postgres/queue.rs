@@ -3,9 +3,9 @@
 
 use super::rows::{Abort, apply_kv, delivery_row, insert_event, locked_delivery, put_delivery};
 use super::{PgStore, decode, encode, id_bytes, ms, ulid_of};
+use crate::StoreError;
 use crate::model::{Attempt, DeliveryId, DeliveryStatus, now_ms};
-use crate::store::StoreError;
-use crate::store::types::{Claimed, DueEntry, Effects, Finish, Next, record_of};
+use crate::types::{Claimed, DueEntry, Effects, Finish, Next, record_of};
 use deadpool_postgres::{GenericClient, Transaction};
 use std::sync::atomic::Ordering;
 

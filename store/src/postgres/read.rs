@@ -2,9 +2,9 @@
 
 use super::rows::{deliveries_of, delivery_row, event_of};
 use super::{PgStore, SCAN_LIMIT, decode, id_bytes, ms};
+use crate::StoreError;
 use crate::model::{Attempt, Delivery, DeliveryId, EventRecord, EventStatus};
-use crate::store::StoreError;
-use crate::store::types::{DeadPage, EventPage, EventQuery};
+use crate::types::{DeadPage, EventPage, EventQuery};
 use deadpool_postgres::GenericClient;
 use ulid::Ulid;
 
@@ -45,10 +45,7 @@ impl PgStore {
         event_of(&c, id).await
     }
 
-    pub async fn event_view(
-        &self,
-        id: Ulid,
-    ) -> Result<Option<crate::store::EventView>, StoreError> {
+    pub async fn event_view(&self, id: Ulid) -> Result<Option<crate::EventView>, StoreError> {
         let mut c = self.pool.get().await?;
         let tx = c
             .build_transaction()

@@ -2,9 +2,9 @@
 
 use super::rows::insert_event;
 use super::{PgStore, ms};
+use crate::StoreError;
 use crate::model::{NewEvent, now_ms};
-use crate::store::StoreError;
-use crate::store::types::{Ingested, Route, record_of};
+use crate::types::{Ingested, Route, record_of};
 use deadpool_postgres::GenericClient;
 use std::sync::atomic::Ordering;
 

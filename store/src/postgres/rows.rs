@@ -2,9 +2,9 @@
 //! locked delivery, kv writes under advisory locks, making a delivery due.
 
 use super::{decode, encode, id_bytes, json_text, ms, status_name, ulid_of};
+use crate::StoreError;
 use crate::model::{Delivery, DeliveryId, DeliveryStatus, EventRecord, now_ms};
-use crate::store::StoreError;
-use crate::store::types::{Effects, Route};
+use crate::types::{Effects, Route};
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;

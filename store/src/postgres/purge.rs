@@ -1,8 +1,8 @@
 //! Retention: what the database holds on disk, and removing what aged out.
 
 use super::{PgStore, id_bytes, ulid_of};
-use crate::store::StoreError;
-use crate::store::types::PurgeReport;
+use crate::StoreError;
+use crate::types::PurgeReport;
 use deadpool_postgres::GenericClient;
 use ulid::Ulid;
 

@@ -3,7 +3,11 @@
 
 use super::testing::TestDatabase;
 use super::*;
-use crate::model::{DeliveryStatus, EventStatus, Manifest, Outcome, now_ms};
+use crate::model::{
+    Attempt, DeliveryId, DeliveryStatus, EventStatus, Manifest, NewEvent, Outcome, PluginVersion,
+    Quarantined, now_ms,
+};
+use ulid::Ulid;
 
 /// Each scenario below becomes `<scenario>::sled` and `<scenario>::postgres`.
 macro_rules! on_every_backend {

@@ -1,0 +1,7 @@
+//! [`Store`](crate::Store)'s methods, by role. Each matches on the backend
+//! and calls the backend's method of the same name.
+
+mod catalogue;
+mod events;
+mod maintenance;
+mod queue;
