@@ -12,8 +12,8 @@
 //! - [`model`]: events, deliveries, attempts, outcomes: plain data.
 //! - [`store`]: the durable store (crate `hookhost-store`), the only one
 //!   that names sled or PostgreSQL.
-//! - [`runtime`]: engine, registry, sandboxed attempts, host imports; the only
-//!   module that names wasmtime.
+//! - [`runtime`]: engine, registry, sandboxed attempts, host imports (crate
+//!   `hookhost-runtime`, the only one that names wasmtime).
 //! - [`reload`]: loading plugin files into the registry.
 //! - [`dispatch`]: claiming due deliveries, running attempts, retries.
 //! - [`schedule`]: cron-driven events, fired once per tick across restarts.
@@ -47,7 +47,9 @@ pub mod metrics;
 /// can reach sled, PostgreSQL or wasmtime.
 pub use hookhost_model as model;
 pub mod reload;
-pub mod runtime;
+/// The WebAssembly runtime, in a crate of its own (`runtime/`): the only one
+/// that names wasmtime.
+pub use hookhost_runtime as runtime;
 pub mod scaffold;
 pub mod schedule;
 mod server;

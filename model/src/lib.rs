@@ -16,6 +16,7 @@
 mod attempt;
 mod cron;
 mod delivery;
+mod effects;
 mod event;
 mod ids;
 mod limits;
@@ -25,6 +26,7 @@ mod topics;
 pub use attempt::*;
 pub use cron::*;
 pub use delivery::*;
+pub use effects::*;
 pub use event::*;
 pub use ids::*;
 pub use limits::*;

@@ -1,6 +1,7 @@
 //! What the store takes and answers, whichever backend holds the data.
 
 use crate::model::{Delivery, DeliveryId, EventRecord, EventStatus, NewEvent};
+pub use crate::model::{Effects, Emitted, Route};
 use ulid::Ulid;
 
 /// The answer to an ingest.
@@ -26,42 +27,6 @@ pub struct Claimed {
     pub delivery: Delivery,
     pub event: EventRecord,
     pub body: Vec<u8>,
-}
-
-/// Where an event goes: one plugin, and for a plugin with per-key ordering
-/// the key its delivery is ordered by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub plugin: String,
-    pub order_key: Option<String>,
-}
-
-impl Route {
-    /// A route without ordering.
-    pub fn new(plugin: impl Into<String>) -> Self {
-        Self {
-            plugin: plugin.into(),
-            order_key: None,
-        }
-    }
-}
-
-/// An event a plugin emitted, with the plugins subscribed to its topic.
-#[derive(Debug, Clone)]
-pub struct Emitted {
-    pub event: NewEvent,
-    pub subscribers: Vec<Route>,
-}
-
-/// A successful attempt's buffered effects.
-#[derive(Debug, Clone, Default)]
-pub struct Effects {
-    /// Every kv key the attempt read from the store, with the version it saw
-    /// (0 for absent).
-    pub reads: Vec<(String, u64)>,
-    /// The last write to each key: `None` deletes it.
-    pub writes: Vec<(String, Option<Vec<u8>>)>,
-    pub emitted: Vec<Emitted>,
 }
 
 /// What happens to a delivery after an attempt.

@@ -78,3 +78,15 @@ impl Store {
         }
     }
 }
+
+impl crate::model::KvRead for Store {
+    fn kv_read<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<(u64, Vec<u8>)>, String>> + Send + 'a>,
+    > {
+        Box::pin(async move { self.kv_get(plugin, key).await.map_err(|e| e.to_string()) })
+    }
+}

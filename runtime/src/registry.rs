@@ -8,7 +8,7 @@
 use super::world::Pre;
 use crate::model::Manifest;
 use crate::model::PluginLimits;
-use crate::store::Route;
+use crate::model::Route;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -34,7 +34,7 @@ pub struct Plugin {
 impl Plugin {
     /// The same version under other limits. The concurrency bound is shared
     /// with the old one while it is unchanged.
-    pub(crate) fn with_limits(&self, limits: PluginLimits) -> Plugin {
+    pub fn with_limits(&self, limits: PluginLimits) -> Plugin {
         let permits = if limits.max_concurrency == self.limits.max_concurrency {
             self.permits.clone()
         } else {

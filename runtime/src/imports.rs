@@ -150,7 +150,7 @@ impl HostState {
         let (version, value) = match call.snapshot.as_ref().and_then(|s| s.get(&key)) {
             Some(value) => (0, value.clone()),
             None => match store
-                .kv_get(&call.plugin, &key)
+                .kv_read(&call.plugin, &key)
                 .await
                 .map_err(|e| wasmtime::format_err!("kv read failed: {e}"))?
             {

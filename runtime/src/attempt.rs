@@ -7,7 +7,7 @@ use super::{EPOCH_TICK, FUEL_YIELD_INTERVAL, HostState, KvSnapshot, Plugin, Runt
 use crate::model::{
     Attempt, Blob, DeliveryId, EffectsRecord, EmitRecord, EventRecord, KvRecord, Outcome, now_ms,
 };
-use crate::store::{Effects, Emitted, Store};
+use crate::model::{Effects, Emitted, KvRead};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::Trap;
@@ -34,7 +34,7 @@ impl Runtime {
     pub async fn run_attempt(
         &self,
         plugin: &Plugin,
-        store: Arc<Store>,
+        store: Arc<dyn KvRead>,
         delivery: DeliveryId,
         number: u32,
         event: &EventRecord,
@@ -53,7 +53,7 @@ impl Runtime {
     pub async fn run_offline(
         &self,
         plugin: &Plugin,
-        store: Arc<Store>,
+        store: Arc<dyn KvRead>,
         delivery: DeliveryId,
         number: u32,
         event: &EventRecord,
@@ -70,7 +70,7 @@ impl Runtime {
     async fn run(
         &self,
         plugin: &Plugin,
-        store: Arc<Store>,
+        store: Arc<dyn KvRead>,
         delivery: DeliveryId,
         number: u32,
         event: &EventRecord,

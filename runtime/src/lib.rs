@@ -1,4 +1,6 @@
-//! The WebAssembly runtime: the only module that names wasmtime.
+//! The WebAssembly runtime: the only crate that names wasmtime; the host
+//! sees it as `hookhost::runtime`. It reads a plugin's kv through
+//! [`KvRead`](crate::model::KvRead) and names nothing else of the store.
 //!
 //! One [`Runtime`] holds the engine (cranelift, pooling allocator, fuel, epoch
 //! interruption driven by a ticker thread) and the linker with every host
@@ -12,6 +14,8 @@
 //! - The sandbox grants nothing: all of WASI p2 is linked so that guests from
 //!   any toolchain link, but there are no preopens, no environment, no
 //!   network addresses; stdout and stderr are captured, capped.
+
+use hookhost_model as model;
 
 pub mod answers;
 mod attempt;
@@ -32,9 +36,9 @@ pub use load::LoadError;
 pub use outbound::Offline;
 pub use registry::{LoadFailure, Plugin, Registry};
 
+use crate::model::KvRead;
 use crate::model::PluginLimits;
 use crate::model::{LogLine, NewEvent};
-use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -284,7 +288,7 @@ struct CallState {
     fetches: u32,
     /// `None` while loading (`describe`): kv reads see nothing, writes and
     /// emits are refused.
-    store: Option<Arc<Store>>,
+    store: Option<Arc<dyn KvRead>>,
     config: BTreeMap<String, String>,
     /// Secret values by key: readable through `config`, redacted from every
     /// record, refused in kv writes and emitted events.
@@ -316,7 +320,7 @@ impl HostState {
     fn new(
         plugin: &str,
         limits: &PluginLimits,
-        store: Option<Arc<Store>>,
+        store: Option<Arc<dyn KvRead>>,
     ) -> (Self, output::Captured, output::Captured) {
         let stdout = output::Captured::new(record::STDIO_SHARE);
         let stderr = output::Captured::new(record::STDIO_SHARE);
