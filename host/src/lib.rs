@@ -32,6 +32,8 @@
 //! - A plugin failure is a recorded outcome, never a host error or crash.
 //! - A failed load never replaces a working version.
 
+/// The admin API's requests and answers, and a typed client (`api/`).
+pub use hookhost_api as api;
 pub mod cli;
 pub mod config;
 pub mod contracts;

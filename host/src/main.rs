@@ -1,309 +1,14 @@
 //! The `hookhost` binary: parses flags and calls [`hookhost::run`].
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser as _;
 use hookhost::Config;
+use hookhost::api::{self, Client};
 use hookhost::cli;
-use std::net::SocketAddr;
+use hookhost::cli::args::{
+    Cli, Command, DeadCommand, EventsCommand, LogFormat, PluginsCommand, ServeArgs,
+};
 use std::path::{Path, PathBuf};
-
-#[derive(Parser)]
-#[command(
-    name = "hookhost",
-    version,
-    about = "Durable webhooks, sandboxed WebAssembly handlers"
-)]
-struct Cli {
-    /// Log format.
-    #[arg(long, env = "HOOKHOST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
-    log_format: LogFormat,
-    /// Export spans over OTLP/HTTP to this endpoint, e.g.
-    /// `http://127.0.0.1:4318/v1/traces` (needs a build with `--features otlp`).
-    #[arg(long, env = "HOOKHOST_OTLP_ENDPOINT", global = true)]
-    otlp_endpoint: Option<String>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the host.
-    Serve(ServeArgs),
-    /// Validate a plugin component offline and print its manifest.
-    Check {
-        /// The `.wasm` component to check.
-        file: PathBuf,
-    },
-    /// List or show stored events.
-    Events {
-        #[command(flatten)]
-        api: ApiArgs,
-        #[command(subcommand)]
-        command: EventsCommand,
-    },
-    /// Replay one event (`replay <id>`) or every event matching a filter.
-    Replay {
-        #[command(flatten)]
-        api: ApiArgs,
-        /// The event to replay; without it, the filter below picks events.
-        event: Option<String>,
-        /// Only to this plugin.
-        #[arg(long)]
-        plugin: Option<String>,
-        /// Pinned to this version (sha256) of --plugin (one event only).
-        #[arg(long)]
-        version: Option<String>,
-        /// Topic pattern, e.g. `stripe.*`.
-        #[arg(long)]
-        topic: Option<String>,
-        /// unrouted, pending, succeeded or dead.
-        #[arg(long)]
-        status: Option<String>,
-        /// Received at or after: `2h` (ago), an RFC 3339 time, or epoch ms.
-        #[arg(long, alias = "since-ms", value_parser = cli::when)]
-        since: Option<u64>,
-        /// Received before: as --since.
-        #[arg(long, alias = "until-ms", value_parser = cli::when)]
-        until: Option<u64>,
-        /// At most this many events (≤ 10 000).
-        #[arg(long)]
-        limit: Option<usize>,
-    },
-    /// Loaded plugins: list, roll back, shadow-run a candidate.
-    Plugins {
-        #[command(flatten)]
-        api: ApiArgs,
-        #[command(subcommand)]
-        command: PluginsCommand,
-    },
-    /// Dead letters: list (default) or retry.
-    DeadLetters {
-        #[command(flatten)]
-        api: ApiArgs,
-        #[command(subcommand)]
-        command: Option<DeadCommand>,
-    },
-    /// Post an event: the body from FILE, or stdin with `-` or no FILE.
-    Send {
-        #[command(flatten)]
-        api: ApiArgs,
-        topic: String,
-        file: Option<PathBuf>,
-        /// Idempotency key.
-        #[arg(long)]
-        key: Option<String>,
-        #[arg(long, default_value = "application/json")]
-        content_type: String,
-    },
-    /// Save a consistent snapshot of a running host's store to FILE.
-    Backup {
-        #[command(flatten)]
-        api: ApiArgs,
-        file: PathBuf,
-    },
-    /// Restore a backup into an empty data directory (offline: the host
-    /// must not be running on it).
-    Restore {
-        file: PathBuf,
-        /// The data directory to create; it must be empty or absent.
-        #[arg(long, default_value = "./data")]
-        data: PathBuf,
-    },
-    /// Run a built component in the sandbox, offline, against case files,
-    /// and compare what it did with each case's `<case>.expected.json`.
-    Test {
-        /// The `.wasm` component.
-        component: PathBuf,
-        /// Case files, or directories of them (`*.json`).
-        #[arg(required = true)]
-        cases: Vec<PathBuf>,
-        /// Write each case's expected file from what it did.
-        #[arg(long)]
-        bless: bool,
-        /// The operator's configuration: the plugin's limits, config and allowed hosts.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The plugin's name in that configuration (default: the file's stem).
-        #[arg(long)]
-        plugin: Option<String>,
-    },
-    /// Watch a handler folder: rebuild on save, check, shadow-run on recorded
-    /// events and hot-swap into a local host (state in `<folder>/.hookhost`).
-    Dev {
-        /// The handler folder (default: the current one).
-        #[arg(default_value = ".")]
-        folder: PathBuf,
-        /// The plugin's name (default: the folder's name).
-        #[arg(long)]
-        name: Option<String>,
-        /// Address of the local host.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// The local host's configuration (limits, config values, allowed hosts).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Recorded events each new build is shadow-run on.
-        #[arg(long, default_value_t = 20)]
-        shadow_events: usize,
-    },
-    /// Create a handler folder that builds as is, with a test that needs no host.
-    New {
-        /// Plugin name (`[a-z0-9-]`); also the directory, unless --dir.
-        name: String,
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// The handler's language.
-        #[arg(long, value_enum, default_value = "rust")]
-        lang: hookhost::scaffold::Lang,
-        /// Path to the Rust SDK (default: the one this binary was built with).
-        #[arg(long)]
-        sdk: Option<PathBuf>,
-    },
-}
-
-/// How the client commands reach the host.
-#[derive(clap::Args, Clone)]
-struct ApiArgs {
-    /// The host's address.
-    #[arg(
-        long,
-        env = "HOOKHOST_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    url: String,
-    /// The admin bearer token.
-    #[arg(long, env = "HOOKHOST_TOKEN", hide_env_values = true, global = true)]
-    token: Option<String>,
-    /// Print the API's JSON instead of a table.
-    #[arg(long, global = true)]
-    json: bool,
-}
-
-#[derive(Subcommand)]
-enum EventsCommand {
-    /// Newest first.
-    List {
-        #[arg(long)]
-        topic: Option<String>,
-        #[arg(long)]
-        status: Option<String>,
-        /// Only events delivered to this plugin.
-        #[arg(long)]
-        plugin: Option<String>,
-        /// Received at or after: `2h` (ago), an RFC 3339 time, or epoch ms.
-        #[arg(long, value_parser = cli::when)]
-        since: Option<u64>,
-        /// Received before: as --since.
-        #[arg(long, value_parser = cli::when)]
-        until: Option<u64>,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        #[arg(long)]
-        cursor: Option<String>,
-    },
-    /// One event with its deliveries, attempts and logs.
-    Show { id: String },
-    /// Every matching event with its outcomes, newest first, as JSON lines
-    /// on stdout, streamed.
-    Export {
-        #[arg(long)]
-        topic: Option<String>,
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        plugin: Option<String>,
-        /// Received at or after: `2h` (ago), an RFC 3339 time, or epoch ms.
-        #[arg(long, alias = "since-ms", value_parser = cli::when)]
-        since: Option<u64>,
-        /// Received before: as --since.
-        #[arg(long, alias = "until-ms", value_parser = cli::when)]
-        until: Option<u64>,
-        /// Only `jsonl` for now.
-        #[arg(long, default_value = "jsonl")]
-        format: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum PluginsCommand {
-    /// Versions, subscriptions and load errors.
-    List,
-    /// Serve an earlier version again (default: the previous one).
-    Rollback {
-        name: String,
-        #[arg(long)]
-        to: Option<String>,
-    },
-    /// Run a candidate (a .wasm file, or the sha256 of a kept version) on
-    /// recorded events and compare it with the live version.
-    Shadow {
-        name: String,
-        candidate: String,
-        #[arg(long)]
-        topic: Option<String>,
-        #[arg(long)]
-        limit: Option<usize>,
-    },
-}
-
-#[derive(Subcommand)]
-enum DeadCommand {
-    /// Oldest first.
-    List {
-        #[arg(long)]
-        plugin: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        #[arg(long)]
-        cursor: Option<String>,
-    },
-    /// Back to the queue: one delivery, or --all (of --plugin).
-    Retry {
-        delivery: Option<String>,
-        #[arg(long)]
-        all: bool,
-        #[arg(long)]
-        plugin: Option<String>,
-    },
-}
-
-#[derive(clap::Args)]
-struct ServeArgs {
-    /// Configuration file (default: ./hookhost.toml when it exists).
-    #[arg(long, env = "HOOKHOST_CONFIG")]
-    config: Option<PathBuf>,
-    /// Address to listen on (default 127.0.0.1:8080).
-    #[arg(long, env = "HOOKHOST_LISTEN")]
-    listen: Option<SocketAddr>,
-    /// Data directory of the embedded store (default ./data).
-    #[arg(long, env = "HOOKHOST_DATA")]
-    data: Option<PathBuf>,
-    /// Directory of plugin components (default ./plugins).
-    #[arg(long, env = "HOOKHOST_PLUGINS")]
-    plugins: Option<PathBuf>,
-    /// Serve the admin API on a non-loopback address without a token.
-    #[arg(long, env = "HOOKHOST_ALLOW_PUBLIC_ADMIN")]
-    allow_public_admin: bool,
-    /// Name of the environment variable holding the admin token (overrides
-    /// `admin_token_env` in the file).
-    #[arg(long, env = "HOOKHOST_ADMIN_TOKEN_ENV")]
-    admin_token_env: Option<String>,
-    /// Accept events on `/events/{topic}` from anyone who reaches a
-    /// non-loopback address, without an ingest token.
-    #[arg(long, env = "HOOKHOST_ALLOW_PUBLIC_INGEST")]
-    allow_public_ingest: bool,
-    /// Name of the environment variable holding the ingest token (overrides
-    /// `ingest_token_env` in the file).
-    #[arg(long, env = "HOOKHOST_INGEST_TOKEN_ENV")]
-    ingest_token_env: Option<String>,
-}
 
 hookhost::use_jemalloc!();
 
@@ -391,7 +96,7 @@ fn main() -> anyhow::Result<()> {
 async fn client(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Backup { api, file } => {
-            let c = cli::Client::new(&api.url, api.token)?;
+            let c = Client::new(&api.url, api.token)?;
             let mut partial = file.clone().into_os_string();
             partial.push(".partial");
             let partial = PathBuf::from(partial);
@@ -399,9 +104,9 @@ async fn client(command: Command) -> anyhow::Result<()> {
                 std::fs::File::create(&partial)
                     .with_context(|| format!("cannot create {}", partial.display()))?,
             );
-            let fetched = cli::with_progress("backing up", c.stream_to("/backup", &mut out)).await;
+            let fetched = cli::with_progress("backing up", c.backup(&mut out)).await;
             drop(out);
-            let checked = fetched.and_then(|()| {
+            let checked = fetched.map_err(anyhow::Error::from).and_then(|()| {
                 let records = hookhost::store::verify_backup(&partial)?;
                 std::fs::File::open(&partial)?.sync_all()?;
                 std::fs::rename(&partial, &file)?;
@@ -415,67 +120,40 @@ async fn client(command: Command) -> anyhow::Result<()> {
                 }
             };
             let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-            let v = serde_json::json!({ "file": file, "records": records, "bytes": bytes });
-            cli::print(api.json, &v, |v| {
+            let saved = BackupSaved {
+                file: file.clone(),
+                records,
+                bytes,
+            };
+            cli::print(api.json, &saved, |v| {
                 format!(
                     "saved {} records ({} bytes) to {}\n",
-                    v["records"],
-                    v["bytes"],
+                    v.records,
+                    v.bytes,
                     file.display()
                 )
             });
         }
         Command::Events { api, command } => {
-            let c = cli::Client::new(&api.url, api.token)?;
+            let c = Client::new(&api.url, api.token)?;
             match command {
                 EventsCommand::List {
-                    topic,
-                    status,
-                    plugin,
-                    since,
-                    until,
+                    filter,
                     limit,
                     cursor,
                 } => {
-                    let path = cli::with_query(
-                        &format!("/events?limit={limit}"),
-                        &[
-                            ("topic", topic),
-                            ("status", status),
-                            ("plugin", plugin),
-                            ("since_ms", since.map(|v| v.to_string())),
-                            ("until_ms", until.map(|v| v.to_string())),
-                            ("cursor", cursor),
-                        ],
-                    );
-                    let v = c.get(&path).await?;
+                    let v = c.events(&filter.into(), limit, cursor.as_deref()).await?;
                     cli::print(api.json, &v, cli::events_table);
                 }
-                EventsCommand::Export {
-                    topic,
-                    status,
-                    plugin,
-                    since,
-                    until,
-                    format,
-                } => {
+                EventsCommand::Export { filter, format } => {
                     if format != "jsonl" {
                         anyhow::bail!("--format {format}: only jsonl is supported");
                     }
-                    let path = cli::with_query(
-                        "/export",
-                        &[
-                            ("topic", topic),
-                            ("status", status),
-                            ("plugin", plugin),
-                            ("since_ms", since.map(|v| v.to_string())),
-                            ("until_ms", until.map(|v| v.to_string())),
-                        ],
-                    );
-                    c.stream_to(&path, &mut std::io::stdout().lock()).await?;
+                    c.export(&filter.into(), &mut std::io::stdout().lock())
+                        .await?;
                 }
                 EventsCommand::Show { id } => {
-                    let v = c.get(&format!("/events/{}", cli::query(&id))).await?;
+                    let v = c.event(&id).await?;
                     cli::print(api.json, &v, cli::event_table);
                 }
             }
@@ -491,43 +169,47 @@ async fn client(command: Command) -> anyhow::Result<()> {
             until,
             limit,
         } => {
-            let c = cli::Client::new(&api.url, api.token)?;
-            let v = match event {
+            let c = Client::new(&api.url, api.token)?;
+            match event {
                 Some(id) => {
-                    let body = serde_json::json!({ "plugin": plugin, "version": version });
-                    c.post(&format!("/events/{}/replay", cli::query(&id)), Some(body))
-                        .await?
+                    let v = c.replay(&id, &api::ReplayOne { plugin, version }).await?;
+                    cli::print(api.json, &v, cli::counts_table);
                 }
                 None => {
                     if version.is_some() {
                         anyhow::bail!("--version pins one event's replay: give the event id");
                     }
-                    let body = serde_json::json!({
-                        "topic": topic, "status": status, "since_ms": since,
-                        "until_ms": until, "plugin": plugin, "limit": limit,
-                    });
-                    cli::with_progress("replaying", c.post("/replay", Some(body))).await?
+                    let status = status
+                        .map(|s| s.parse::<hookhost::model::EventStatus>())
+                        .transpose()
+                        .map_err(|e| anyhow::anyhow!("--status: {e}"))?;
+                    let request = api::ReplayMany {
+                        topic,
+                        status,
+                        since_ms: since,
+                        until_ms: until,
+                        plugin,
+                        limit,
+                    };
+                    let v = cli::with_progress("replaying", c.replay_many(&request)).await?;
+                    cli::print(api.json, &v, cli::counts_table);
                 }
-            };
-            cli::print(api.json, &v, cli::counts_table);
+            }
         }
         Command::Plugins { api, command } => {
-            let c = cli::Client::new(&api.url, api.token)?;
+            let c = Client::new(&api.url, api.token)?;
             match command {
                 PluginsCommand::List => {
-                    let v = c.get("/plugins").await?;
+                    let v = c.plugins().await?;
                     cli::print(api.json, &v, cli::plugins_table);
                 }
                 PluginsCommand::Rollback { name, to } => {
-                    let body = to.map(|sha| serde_json::json!({ "sha256": sha }));
-                    let v = c
-                        .post(&format!("/plugins/{}/rollback", cli::query(&name)), body)
-                        .await?;
+                    let v = c.rollback(&name, &api::Rollback { sha256: to }).await?;
                     cli::print(api.json, &v, |p| {
                         format!(
                             "{} now serves {}",
-                            cli::cell(&p["name"]),
-                            cli::cell(&p["version"])
+                            p.name,
+                            cli::cell(p.serving.as_ref().map(|s| &s.version))
                         )
                     });
                 }
@@ -540,33 +222,23 @@ async fn client(command: Command) -> anyhow::Result<()> {
                     let version = if Path::new(&candidate).is_file() {
                         let bytes = std::fs::read(&candidate)
                             .with_context(|| format!("cannot read {candidate}"))?;
-                        let (_, uploaded) = c
-                            .post_raw(
-                                &format!("/plugins/{}/candidates", cli::query(&name)),
-                                bytes,
-                                "application/wasm",
-                            )
-                            .await?;
-                        cli::cell(&uploaded["version"])
+                        c.upload_candidate(&name, bytes).await?.version
                     } else {
                         candidate
                     };
-                    let body =
-                        serde_json::json!({ "version": version, "topic": topic, "limit": limit });
-                    let v = cli::with_progress(
-                        "shadow run",
-                        c.post(
-                            &format!("/plugins/{}/shadow", cli::query(&name)),
-                            Some(body),
-                        ),
-                    )
-                    .await?;
+                    let request = api::ShadowRequest {
+                        version,
+                        topic,
+                        limit,
+                        ..api::ShadowRequest::default()
+                    };
+                    let v = cli::with_progress("shadow run", c.shadow(&name, &request)).await?;
                     cli::print(api.json, &v, cli::shadow_table);
                 }
             }
         }
         Command::DeadLetters { api, command } => {
-            let c = cli::Client::new(&api.url, api.token)?;
+            let c = Client::new(&api.url, api.token)?;
             match command.unwrap_or(DeadCommand::List {
                 plugin: None,
                 limit: 50,
@@ -577,36 +249,27 @@ async fn client(command: Command) -> anyhow::Result<()> {
                     limit,
                     cursor,
                 } => {
-                    let mut path = format!("/dead-letters?limit={limit}");
-                    for (k, v) in [("plugin", plugin), ("cursor", cursor)] {
-                        if let Some(v) = v {
-                            path.push_str(&format!("&{k}={}", cli::query(&v)));
-                        }
-                    }
-                    let v = c.get(&path).await?;
+                    let v = c
+                        .dead_letters(plugin.as_deref(), limit, cursor.as_deref())
+                        .await?;
                     cli::print(api.json, &v, cli::dead_table);
                 }
                 DeadCommand::Retry {
                     delivery,
                     all,
                     plugin,
-                } => {
-                    let v = match (delivery, all) {
-                        (Some(d), false) => {
-                            c.post(&format!("/dead-letters/{}/retry", cli::query(&d)), None)
-                                .await?
-                        }
-                        (None, true) => {
-                            let path = match plugin {
-                                Some(p) => format!("/dead-letters/retry?plugin={}", cli::query(&p)),
-                                None => "/dead-letters/retry".to_owned(),
-                            };
-                            cli::with_progress("retrying", c.post(&path, None)).await?
-                        }
-                        _ => anyhow::bail!("give one delivery id, or --all"),
-                    };
-                    cli::print(api.json, &v, cli::counts_table);
-                }
+                } => match (delivery, all) {
+                    (Some(d), false) => {
+                        let v = c.retry_dead(&d).await?;
+                        cli::print(api.json, &v, cli::counts_table);
+                    }
+                    (None, true) => {
+                        let v = cli::with_progress("retrying", c.retry_all_dead(plugin.as_deref()))
+                            .await?;
+                        cli::print(api.json, &v, cli::counts_table);
+                    }
+                    _ => anyhow::bail!("give one delivery id, or --all"),
+                },
             }
         }
         Command::Send {
@@ -616,7 +279,7 @@ async fn client(command: Command) -> anyhow::Result<()> {
             key,
             content_type,
         } => {
-            let c = cli::Client::new(&api.url, api.token)?;
+            let c = Client::new(&api.url, api.token)?;
             let body = match file.as_deref() {
                 Some(path) if path != Path::new("-") => std::fs::read(path)
                     .with_context(|| format!("cannot read {}", path.display()))?,
@@ -627,24 +290,16 @@ async fn client(command: Command) -> anyhow::Result<()> {
                     buf
                 }
             };
-            let c = match key {
-                Some(key) => c.with_header("idempotency-key", &key),
-                None => c,
-            };
-            let (status, v) = c
-                .post_raw(
-                    &format!("/events/{}", cli::query(&topic)),
-                    body,
-                    &content_type,
-                )
+            let v = c
+                .send_event(&topic, body, &content_type, key.as_deref())
                 .await?;
             cli::print(api.json, &v, |v| {
-                let what = if status == 200 {
+                let what = if v.duplicate {
                     "already stored as"
                 } else {
                     "stored as"
                 };
-                format!("{what} {}", cli::cell(&v["id"]))
+                format!("{what} {}", v.id)
             });
         }
         Command::Serve(_)
@@ -655,6 +310,14 @@ async fn client(command: Command) -> anyhow::Result<()> {
         | Command::Restore { .. } => {}
     }
     Ok(())
+}
+
+/// What `hookhost backup` saved.
+#[derive(serde::Serialize)]
+struct BackupSaved {
+    file: PathBuf,
+    records: u64,
+    bytes: u64,
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

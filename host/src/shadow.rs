@@ -17,7 +17,7 @@ use crate::core::Core;
 use crate::model::{Attempt, EffectsRecord, EventRecord, Omitted, Outcome};
 use crate::runtime::{KvSnapshot, LoadError, Plugin};
 use crate::store::{EventQuery, StoreError};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::sync::Arc;
 
 /// Events compared per shadow run at most.
@@ -50,56 +50,7 @@ pub enum ShadowError {
     Store(#[from] StoreError),
 }
 
-/// The whole comparison.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub plugin: String,
-    pub candidate: String,
-    /// Events run.
-    pub events: usize,
-    /// Runs whose outcome and effects matched the live attempt's.
-    pub same: usize,
-    pub different: usize,
-    /// True when more events matched than the limit allowed.
-    pub capped: bool,
-    pub results: Vec<EventResult>,
-}
-
-/// One event: the live attempt beside the candidate's run.
-#[derive(Debug, Clone, Serialize)]
-pub struct EventResult {
-    pub event: String,
-    pub topic: String,
-    pub delivery: String,
-    pub live: Side,
-    pub candidate: Side,
-    /// What differs: `outcome`, `kv_writes`, `emitted`. Empty: the same.
-    pub differences: Vec<&'static str>,
-    /// False when the live attempt was recorded without its effects (by an
-    /// older host): only outcomes were compared.
-    pub effects_compared: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Side {
-    pub version: String,
-    pub outcome: Outcome,
-    pub effects: Option<EffectsRecord>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fuel_consumed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_us: Option<u64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub logs: Vec<crate::model::LogLine>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub stdout: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub stderr: String,
-    /// Outbound calls: the live attempt's as made; the candidate's all
-    /// refused, as a shadow run never reaches the network.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub http: Vec<crate::model::HttpCall>,
-}
+pub use hookhost_api::{ShadowReport as Report, ShadowResult as EventResult, ShadowSide as Side};
 
 /// Runs version `candidate` of plugin `name` on the recorded events that
 /// match `filter` and that the plugin has attempted, newest first.
@@ -220,7 +171,7 @@ async fn compare(
     let shadow = run.attempt;
     let mut differences = Vec::new();
     if shadow.outcome != live.outcome {
-        differences.push("outcome");
+        differences.push("outcome".to_owned());
     }
     let effects_compared = live.effects.is_some();
     if let Some(live_effects) = &live.effects {
@@ -243,10 +194,10 @@ async fn compare(
         let (live_writes, live_emits) = tails(&live.outcome, live.omitted.as_ref());
         let (writes, emits) = tails(&shadow.outcome, shadow.omitted.as_ref());
         if kv_digest(&a) != kv_digest(&b) || live_writes != writes {
-            differences.push("kv_writes");
+            differences.push("kv_writes".to_owned());
         }
         if emit_digest(&a) != emit_digest(&b) || live_emits != emits {
-            differences.push("emitted");
+            differences.push("emitted".to_owned());
         }
     }
     Ok(EventResult {

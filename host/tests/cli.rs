@@ -1,5 +1,8 @@
 //! The command-line clients against a real `hookhost serve`, and the
 //! `hookhost new` scaffold built for wasm32-wasip2 as is.
+//!
+//! Longer than 600 lines on purpose: one test binary, so the host and the
+//! CLI build once for every command tested against them.
 
 mod common;
 

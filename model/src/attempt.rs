@@ -31,6 +31,14 @@ impl Outcome {
     }
 
     /// The outcome's name, as shown in the API and in metrics.
+    /// The message a retry, reject or trap carries.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Outcome::Retry(m) | Outcome::Reject(m) | Outcome::Trap(m) => Some(m),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Outcome::Ok => "ok",

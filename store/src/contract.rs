@@ -1,5 +1,8 @@
 //! What every backend must do, checked on each: the embedded store in a
 //! temp dir and PostgreSQL in a database of its own.
+//!
+//! Longer than 600 lines on purpose: it is one suite, so that every scenario
+//! added here runs on both backends; each scenario is a short function.
 
 use super::testing::TestDatabase;
 use super::*;

@@ -12,12 +12,11 @@
 
 pub mod build;
 
-use crate::cli::{Client, cell};
+use crate::api::{self, Client};
 use crate::config::Config;
 use crate::scaffold::Lang;
 use anyhow::Context as _;
 use notify::{RecursiveMode, Watcher as _};
-use serde_json::{Value, json};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -169,10 +168,9 @@ impl Session {
         if serving.as_deref() == Some(version.as_str()) {
             return say(&format!("unchanged: {} serves already", short(&version)));
         }
-        let path = format!("/plugins/{}/candidates", crate::cli::query(&self.name));
         if let Err(e) = self
             .client
-            .post_raw(&path, bytes.clone(), "application/wasm")
+            .upload_candidate(&self.name, bytes.clone())
             .await
         {
             return say(&format!(
@@ -198,26 +196,26 @@ impl Session {
 
     /// The version the host serves, if it serves the plugin.
     async fn serving(&self) -> Option<String> {
-        let path = format!("/plugins/{}", crate::cli::query(&self.name));
-        let plugin = self.client.get(&path).await.ok()?;
-        (plugin["loaded"] == true)
-            .then(|| plugin["version"].as_str().map(str::to_owned))
-            .flatten()
+        let plugin = self.client.plugin(&self.name).await.ok()?;
+        plugin.serving.map(|s| s.version)
     }
 
     /// Runs `version` on the plugin's last recorded events and prints what
     /// it would do differently.
     async fn shadow(&self, version: &str) {
-        let path = format!("/plugins/{}/shadow", crate::cli::query(&self.name));
-        let body = json!({ "version": version, "limit": self.shadow_events });
-        match self.client.post(&path, Some(body)).await {
-            Ok(report) if report["events"] == 0 => {
+        let request = api::ShadowRequest {
+            version: version.to_owned(),
+            limit: Some(self.shadow_events),
+            ..api::ShadowRequest::default()
+        };
+        match self.client.shadow(&self.name, &request).await {
+            Ok(report) if report.events == 0 => {
                 say("shadow run: no recorded events yet (post some, save again)");
             }
             Ok(report) => say(&format!(
                 "shadow run of {} on the last {} events:\n{}",
                 short(version),
-                cell(&report["events"]),
+                report.events,
                 shadow_details(&report)
             )),
             Err(e) => say(&format!("shadow run failed: {e:#}")),
@@ -237,19 +235,16 @@ impl Session {
     /// Waits until the host serves `version`, or reports a load failure
     /// since `installed_at_ms`.
     async fn wait_serving(&self, version: &str, installed_at_ms: u64) -> anyhow::Result<()> {
-        let path = format!("/plugins/{}", crate::cli::query(&self.name));
         let deadline = Instant::now() + SERVE_WAIT;
         loop {
-            if let Ok(plugin) = self.client.get(&path).await {
-                if plugin["loaded"] == true && plugin["version"] == version {
+            if let Ok(plugin) = self.client.plugin(&self.name).await {
+                if plugin.serving.is_some_and(|s| s.version == version) {
                     return Ok(());
                 }
-                let failed_at = plugin["last_error"]["at_ms"].as_u64();
-                if failed_at.is_some_and(|at| at >= installed_at_ms) {
-                    anyhow::bail!(
-                        "the host refused the build: {}",
-                        cell(&plugin["last_error"]["error"])
-                    );
+                if let Some(error) = plugin.last_error
+                    && error.at_ms >= installed_at_ms
+                {
+                    anyhow::bail!("the host refused the build: {}", error.error);
                 }
             }
             if Instant::now() > deadline {
@@ -262,15 +257,15 @@ impl Session {
 
 /// The shadow report's table, with each differing event's outcomes and
 /// messages spelt out.
-fn shadow_details(report: &Value) -> String {
+fn shadow_details(report: &api::ShadowReport) -> String {
     let mut out = crate::cli::shadow_table(report);
-    for r in report["results"].as_array().into_iter().flatten() {
-        if r["differences"].as_array().is_some_and(|d| !d.is_empty()) {
+    for r in &report.results {
+        if !r.differences.is_empty() {
             out.push_str(&format!(
                 "\n  {}: live {} → candidate {}",
-                cell(&r["event"]),
-                compact(&r["live"]),
-                compact(&r["candidate"])
+                r.event,
+                compact(&r.live),
+                compact(&r.candidate)
             ));
         }
     }
@@ -279,33 +274,34 @@ fn shadow_details(report: &Value) -> String {
 
 /// An attempt's outcome and effects on one line: `ok; kv total=12;
 /// emitted 1`.
-fn compact(side: &Value) -> String {
-    let outcome = &side["outcome"];
-    let mut out = cell(&outcome["kind"]);
-    if let Some(message) = outcome["message"].as_str() {
+fn compact(side: &api::ShadowSide) -> String {
+    let mut out = side.outcome.kind().to_owned();
+    if let Some(message) = side.outcome.message() {
         out.push_str(&format!(
             " ({})",
             message.lines().next().unwrap_or_default()
         ));
     }
-    let writes: Vec<String> = side["effects"]["kv_writes"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let effects = side.effects.as_ref();
+    let writes: Vec<String> = effects
+        .map(|e| e.kv_writes.as_slice())
+        .unwrap_or_default()
+        .iter()
         .map(|w| {
-            let value = &w["value"];
-            let shown = match value["text"].as_str() {
-                Some(text) => text.to_owned(),
-                None if value.is_null() => "(deleted)".to_owned(),
-                None => format!("{} bytes", cell(&value["len"])),
+            let shown = match &w.value {
+                Some(blob) => blob
+                    .text
+                    .clone()
+                    .unwrap_or_else(|| format!("{} bytes", blob.len)),
+                None => "(deleted)".to_owned(),
             };
-            format!("{}={shown}", cell(&w["key"]))
+            format!("{}={shown}", w.key)
         })
         .collect();
     if !writes.is_empty() {
         out.push_str(&format!("; kv {}", writes.join(", ")));
     }
-    let emitted = side["effects"]["emitted"].as_array().map_or(0, Vec::len);
+    let emitted = effects.map_or(0, |e| e.emitted.len());
     if emitted > 0 {
         out.push_str(&format!("; emitted {emitted}"));
     }
@@ -395,12 +391,39 @@ mod tests {
 
     #[test]
     fn an_attempt_reads_on_one_line() {
-        let side = serde_json::json!({
-            "outcome": { "kind": "retry", "message": "notify answered 500\nmore" },
-            "effects": { "kv_writes": [{ "key": "total", "value": { "len": 2, "text": "15" } },
-                                       { "key": "old", "value": null }],
-                         "emitted": [{}] },
-        });
+        let blob = |text: &str| crate::model::Blob {
+            text: Some(text.to_owned()),
+            ..crate::model::Blob::of(text.as_bytes())
+        };
+        let side = crate::api::ShadowSide {
+            version: "v".into(),
+            outcome: crate::model::Outcome::Retry("notify answered 500\nmore".into()),
+            effects: Some(crate::model::EffectsRecord {
+                committed: false,
+                kv_reads: vec![],
+                kv_writes: vec![
+                    crate::model::KvRecord {
+                        key: "total".into(),
+                        value: Some(blob("15")),
+                    },
+                    crate::model::KvRecord {
+                        key: "old".into(),
+                        value: None,
+                    },
+                ],
+                emitted: vec![crate::model::EmitRecord {
+                    topic: "t".into(),
+                    idempotency_key: None,
+                    body: blob("{}"),
+                }],
+            }),
+            fuel_consumed: None,
+            duration_us: None,
+            logs: vec![],
+            stdout: String::new(),
+            stderr: String::new(),
+            http: vec![],
+        };
         assert_eq!(
             compact(&side),
             "retry (notify answered 500); kv total=15, old=(deleted); emitted 1"

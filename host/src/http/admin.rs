@@ -1,16 +1,17 @@
 //! Read-only admin routes: events, their deliveries and attempts, plugins.
 
 use super::ApiError;
+use crate::api;
 use crate::core::Core;
 use crate::model::{Delivery, EventRecord, EventStatus};
 use crate::reload::{self, RollbackError};
-use crate::runtime::Plugin;
+use crate::runtime::{LoadFailure, Plugin};
 use crate::store::{EventQuery, StoreError};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use base64::Engine as _;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use ulid::Ulid;
 
@@ -30,10 +31,17 @@ impl From<StoreError> for ApiError {
 pub async fn healthz(State(core): State<Arc<Core>>) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     match core.store.failure() {
-        None => Json(json!({ "status": "ok" })).into_response(),
+        None => Json(api::Health {
+            status: "ok".into(),
+            reason: None,
+        })
+        .into_response(),
         Some(reason) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "store unavailable", "reason": reason })),
+            Json(api::Health {
+                status: "store unavailable".into(),
+                reason: Some(reason),
+            }),
         )
             .into_response(),
     }
@@ -77,69 +85,61 @@ fn event_query(params: ListParams, default_limit: usize) -> Result<EventQuery, A
 pub async fn list_events(
     State(core): State<Arc<Core>>,
     Query(params): Query<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::EventList>, ApiError> {
     let query = event_query(params, 50)?;
     let page = core.store.list_events(&query).await?;
-    let events: Vec<Value> = page
+    let events = page
         .events
         .iter()
-        .map(|(record, deliveries)| {
-            json!({
-                "id": record.id.to_string(),
-                "topic": record.topic,
-                "idempotency_key": record.idempotency_key,
-                "received_at_ms": record.received_at_ms,
-                "status": EventStatus::of(deliveries),
-                "deliveries": deliveries.iter().map(delivery_summary).collect::<Vec<_>>(),
-            })
+        .map(|(record, deliveries)| api::EventSummary {
+            id: record.id.to_string(),
+            topic: record.topic.clone(),
+            idempotency_key: record.idempotency_key.clone(),
+            received_at_ms: record.received_at_ms,
+            status: EventStatus::of(deliveries),
+            deliveries: deliveries.iter().map(delivery_summary).collect(),
         })
         .collect();
-    Ok(Json(json!({
-        "events": events,
-        "next_cursor": page.next_cursor.map(|c| c.to_string()),
-    })))
+    Ok(Json(api::EventList {
+        events,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
 }
 
-fn delivery_summary(d: &Delivery) -> Value {
-    json!({
-        "id": d.id,
-        "plugin": d.plugin,
-        "status": d.status,
-        "attempts": d.attempts,
-        "last_outcome": d.last_outcome.as_ref().map(|o| o.kind()),
-    })
+fn delivery_summary(d: &Delivery) -> api::DeliverySummary {
+    api::DeliverySummary {
+        id: d.id,
+        plugin: d.plugin.clone(),
+        status: d.status,
+        attempts: d.attempts,
+        last_outcome: d.last_outcome.as_ref().map(|o| o.kind().to_owned()),
+    }
 }
 
 pub async fn show_event(
     State(core): State<Arc<Core>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::EventDetail>, ApiError> {
     let id = parse_id(&id)?;
     // One consistent view: never a delivery still `running` beside the
     // attempt that ended it.
     let Some((record, body, view)) = core.store.event_view(id).await? else {
         return Err(ApiError::NotFound(format!("no event {id}")));
     };
-    let mut shown = Vec::with_capacity(view.len());
-    let mut deliveries = Vec::with_capacity(view.len());
-    for (d, attempts) in view {
-        // `attempts` becomes the list of records (its length is the count).
-        let mut value = serde_json::to_value(&d).map_err(|e| ApiError::Internal(e.to_string()))?;
-        value["attempts"] =
-            serde_json::to_value(attempts).map_err(|e| ApiError::Internal(e.to_string()))?;
-        shown.push(value);
-        deliveries.push(d);
-    }
-    Ok(Json(json!({
-        "event": event_json(&record, &body),
-        "status": EventStatus::of(&deliveries),
-        "deliveries": shown,
-    })))
+    let status = EventStatus::of(&view.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>());
+    Ok(Json(api::EventDetail {
+        event: event_shown(&record, &body),
+        status,
+        deliveries: view
+            .into_iter()
+            .map(|(d, attempts)| api::DeliveryDetail::new(d, attempts))
+            .collect(),
+    }))
 }
 
 /// An event with its body shown as JSON when it is JSON, else as text or
 /// base64 (`body_encoding` says which).
-fn event_json(record: &EventRecord, body: &[u8]) -> Value {
+pub(super) fn event_shown(record: &EventRecord, body: &[u8]) -> api::EventShown {
     let (body, encoding) = match serde_json::from_slice::<Value>(body) {
         Ok(v) if !body.is_empty() => (v, "json"),
         _ => match std::str::from_utf8(body) {
@@ -150,76 +150,89 @@ fn event_json(record: &EventRecord, body: &[u8]) -> Value {
             ),
         },
     };
-    json!({
-        "id": record.id.to_string(),
-        "topic": record.topic,
-        "idempotency_key": record.idempotency_key,
-        "received_at_ms": record.received_at_ms,
-        "content_type": record.content_type,
-        "headers": record.headers,
-        "emitted_by": record.emitted_by,
-        "provenance": record.provenance,
-        "body": body,
-        "body_encoding": encoding,
-    })
+    api::EventShown {
+        id: record.id.to_string(),
+        topic: record.topic.clone(),
+        idempotency_key: record.idempotency_key.clone(),
+        received_at_ms: record.received_at_ms,
+        content_type: record.content_type.clone(),
+        headers: record.headers.clone(),
+        emitted_by: record.emitted_by,
+        provenance: record.provenance.clone(),
+        body,
+        body_encoding: encoding.to_owned(),
+    }
 }
 
 pub(super) fn parse_id(id: &str) -> Result<Ulid, ApiError> {
     Ulid::from_string(id).map_err(|e| ApiError::BadRequest(format!("invalid event id {id:?}: {e}")))
 }
 
-pub async fn list_plugins(State(core): State<Arc<Core>>) -> Json<Value> {
+pub async fn list_plugins(State(core): State<Arc<Core>>) -> Json<api::PluginList> {
     let plugins = core.registry.snapshot();
     let failures = core.registry.failures();
-    let loaded: Vec<Value> = plugins
+    let loaded = plugins
         .values()
-        .map(|p| plugin_json(p, failures.get(&p.name).map(|f| json!(f))))
+        .map(|p| plugin_info(p, failures.get(&p.name).map(load_failure)))
         .collect();
-    let errors: Vec<Value> = failures
+    let errors = failures
         .iter()
-        .map(
-            |(name, f)| json!({ "name": name, "file": f.file, "error": f.error, "at_ms": f.at_ms }),
-        )
+        .map(|(name, f)| api::NamedLoadFailure {
+            name: name.clone(),
+            file: f.file.clone(),
+            error: f.error.clone(),
+            at_ms: f.at_ms,
+        })
         .collect();
     // Known plugins still loading in the background after a start: events
     // are routed to them already.
-    let loading: Vec<String> = core.registry.expected().keys().cloned().collect();
-    Json(json!({ "plugins": loaded, "errors": errors, "loading": loading }))
+    let loading = core.registry.expected().keys().cloned().collect();
+    Json(api::PluginList {
+        plugins: loaded,
+        errors,
+        loading,
+    })
+}
+
+fn load_failure(f: &LoadFailure) -> api::LoadFailure {
+    api::LoadFailure {
+        file: f.file.clone(),
+        error: f.error.clone(),
+        at_ms: f.at_ms,
+    }
 }
 
 pub async fn show_plugin(
     State(core): State<Arc<Core>>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let failure = core.registry.failures().get(&name).map(|f| json!(f));
+) -> Result<Json<api::PluginInfo>, ApiError> {
+    let failure = core.registry.failures().get(&name).map(load_failure);
     let history = core.store.versions(&name).await?;
     let mut shown = match core.registry.get(&name) {
-        Some(plugin) => plugin_json(&plugin, failure),
-        None if failure.is_some() || !history.is_empty() => {
-            let loading = core.registry.expected().contains_key(&name);
-            json!({ "name": name, "loaded": false, "loading": loading, "last_error": failure })
-        }
+        Some(plugin) => plugin_info(&plugin, failure),
+        None if failure.is_some() || !history.is_empty() => api::PluginInfo {
+            name: name.clone(),
+            loaded: false,
+            loading: Some(core.registry.expected().contains_key(&name)),
+            serving: None,
+            last_error: failure,
+            history: None,
+        },
         None => return Err(ApiError::NotFound(format!("no plugin {name:?}"))),
     };
-    shown["history"] = json!(history);
+    shown.history = Some(history);
     Ok(Json(shown))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RollbackBody {
-    sha256: Option<String>,
 }
 
 /// `POST /plugins/{name}/rollback`: to `{"sha256": …}` or the previous version.
 pub async fn rollback(
     State(core): State<Arc<Core>>,
     Path(name): Path<String>,
-    body: Option<Json<RollbackBody>>,
-) -> Result<Json<Value>, ApiError> {
+    body: Option<Json<api::Rollback>>,
+) -> Result<Json<api::PluginInfo>, ApiError> {
     let body = body.map(|Json(b)| b).unwrap_or_default();
     match reload::rollback(&core, &name, body.sha256.as_deref()).await {
-        Ok(plugin) => Ok(Json(plugin_json(&plugin, None))),
+        Ok(plugin) => Ok(Json(plugin_info(&plugin, None))),
         Err(e @ RollbackError::NoHistory(_)) => Err(ApiError::NotFound(e.to_string())),
         Err(
             e @ (RollbackError::NoEarlierVersion(_)
@@ -230,44 +243,52 @@ pub async fn rollback(
     }
 }
 
-fn plugin_json(p: &Plugin, last_error: Option<Value>) -> Value {
-    json!({
-        "name": p.name,
-        "loaded": true,
-        "version": p.version,
-        "contract": p.contract,
-        "size_bytes": p.size_bytes,
-        "from_cache": p.from_cache,
-        "loaded_at_ms": p.loaded_at_ms,
-        "subscriptions": p.manifest.subscriptions,
-        "schedules": crate::schedule::effective(p)
-            .iter()
-            .map(|s| json!({
-                "name": s.name,
-                "cron": s.cron,
-                "from": s.from,
-                "next_at_ms": s.parsed.next_tick(crate::model::now_ms()),
-            }))
-            .collect::<Vec<_>>(),
-        "retry": p.limits.retry.or(p.manifest.retry).unwrap_or_default(),
-        "limits": {
-            "fuel": p.limits.fuel,
-            "timeout_ms": p.limits.timeout_ms,
-            "memory_bytes": p.limits.memory_bytes,
-            "max_concurrency": p.limits.max_concurrency,
+fn plugin_info(p: &Plugin, last_error: Option<api::LoadFailure>) -> api::PluginInfo {
+    let serving = api::Serving {
+        version: p.version.clone(),
+        contract: p.contract.to_owned(),
+        size_bytes: p.size_bytes,
+        from_cache: p.from_cache,
+        loaded_at_ms: p.loaded_at_ms,
+        subscriptions: p.manifest.subscriptions.clone(),
+        schedules: crate::schedule::effective(p)
+            .into_iter()
+            .map(|s| api::ScheduleInfo {
+                next_at_ms: s.parsed.next_tick(crate::model::now_ms()),
+                name: s.name,
+                cron: s.cron,
+                from: s.from.to_owned(),
+            })
+            .collect(),
+        retry: p.limits.retry.or(p.manifest.retry).unwrap_or_default(),
+        limits: api::LimitsInfo {
+            fuel: p.limits.fuel,
+            timeout_ms: p.limits.timeout_ms,
+            memory_bytes: p.limits.memory_bytes,
+            max_concurrency: p.limits.max_concurrency,
         },
-        "running": p.limits.max_concurrency - p.permits.available_permits(),
-        "last_error": last_error,
-    })
+        running: p.limits.max_concurrency - p.permits.available_permits(),
+    };
+    api::PluginInfo {
+        name: p.name.clone(),
+        loaded: true,
+        loading: None,
+        serving: Some(serving),
+        last_error,
+        history: None,
+    }
 }
 
 /// `POST /config/reload`: re-reads the configuration file and applies its
 /// plugin settings (as `SIGHUP` does).
-pub async fn reload_config(State(core): State<Arc<Core>>) -> Result<Json<Value>, ApiError> {
+pub async fn reload_config(
+    State(core): State<Arc<Core>>,
+) -> Result<Json<api::ConfigReloaded>, ApiError> {
     match reload::reload_config(&core) {
-        Ok(changed) => Ok(Json(
-            json!({ "reloaded": true, "plugins_changed": changed }),
-        )),
+        Ok(changed) => Ok(Json(api::ConfigReloaded {
+            reloaded: true,
+            plugins_changed: changed,
+        })),
         Err(e @ reload::ConfigReloadError::NoFile) => Err(ApiError::Conflict(e.to_string())),
         Err(e) => Err(ApiError::Unprocessable(e.to_string())),
     }
@@ -381,18 +402,21 @@ pub async fn export_events(
                     Ok(Some((_, body))) => body,
                     _ => Vec::new(),
                 };
-                let line = json!({
-                    "event": event_json(record, &body),
-                    "status": EventStatus::of(deliveries),
-                    "deliveries": deliveries.iter().map(|d| json!({
-                        "id": d.id,
-                        "plugin": d.plugin,
-                        "status": d.status,
-                        "attempts": d.attempts,
-                        "last_outcome": d.last_outcome,
-                        "updated_at_ms": d.updated_at_ms,
-                    })).collect::<Vec<_>>(),
-                });
+                let line = api::ExportLine {
+                    event: event_shown(record, &body),
+                    status: EventStatus::of(deliveries),
+                    deliveries: deliveries
+                        .iter()
+                        .map(|d| api::ExportedDelivery {
+                            id: d.id,
+                            plugin: d.plugin.clone(),
+                            status: d.status,
+                            attempts: d.attempts,
+                            last_outcome: d.last_outcome.clone(),
+                            updated_at_ms: d.updated_at_ms,
+                        })
+                        .collect(),
+                };
                 if serde_json::to_writer(&mut chunk, &line).is_ok() {
                     chunk.push(b'\n');
                 }

@@ -13,7 +13,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use std::sync::Arc;
 use tracing::Instrument as _;
 
@@ -221,7 +220,10 @@ async fn store_in(core: &Core, event: NewEvent) -> Result<Response, ApiError> {
         }
         StatusCode::ACCEPTED
     };
-    let answer = json!({ "id": ingested.id.to_string(), "duplicate": ingested.duplicate });
+    let answer = crate::api::Ingested {
+        id: ingested.id.to_string(),
+        duplicate: ingested.duplicate,
+    };
     Ok((status, Json(answer)).into_response())
 }
 
@@ -259,11 +261,11 @@ async fn quarantine(
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     tracing::warn!(topic = %record.topic, contract = %record.contract, id = %record.id, "body violates its contract: quarantined");
-    let answer = json!({
-        "error": format!("body violates the contract for {}", violation.pattern),
-        "violations": violation.violations,
-        "quarantine_id": record.id.to_string(),
-    });
+    let answer = crate::api::Refused {
+        error: format!("body violates the contract for {}", violation.pattern),
+        violations: violation.violations,
+        quarantine_id: Some(record.id.to_string()),
+    };
     Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response())
 }
 

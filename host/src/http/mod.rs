@@ -285,4 +285,67 @@ mod tests {
         assert!(!constant_time_eq(b"secret", b"secret1"));
         assert!(!constant_time_eq(b"", b"x"));
     }
+
+    /// The routes the router serves, as `METHOD /path` with each path
+    /// parameter written `{}`, read from this file's `.route(…)` calls.
+    fn served() -> std::collections::BTreeSet<String> {
+        let source = include_str!("mod.rs");
+        let source = source.split("#[cfg(test)]").next().unwrap_or_default();
+        let mut routes = std::collections::BTreeSet::new();
+        for call in source.split(".route(").skip(1) {
+            let Some(path) = call.split('"').nth(1) else {
+                continue;
+            };
+            let method = if call.find("get(").unwrap_or(usize::MAX)
+                < call.find("post(").unwrap_or(usize::MAX)
+            {
+                "GET"
+            } else {
+                "POST"
+            };
+            routes.insert(format!("{method} {}", params(path)));
+        }
+        routes
+    }
+
+    fn params(path: &str) -> String {
+        let mut out = String::new();
+        let mut inside = false;
+        for c in path.chars() {
+            match c {
+                '{' => {
+                    inside = true;
+                    out.push_str("{}");
+                }
+                '}' => inside = false,
+                '?' if !inside => break,
+                c if !inside => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_api_doc_lists_every_route() {
+        let doc = include_str!("../../../docs/api.md");
+        let mut documented = std::collections::BTreeSet::new();
+        for line in doc.lines().filter(|l| l.starts_with("| `")) {
+            let first = line.split(" | ").next().unwrap_or_default();
+            for route in first
+                .split('`')
+                .filter(|r| r.starts_with("GET ") || r.starts_with("POST "))
+            {
+                documented.insert(params(route));
+            }
+        }
+        let served = served();
+        assert!(served.len() >= 20, "the route parser found {served:?}");
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        let gone: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            undocumented.is_empty() && gone.is_empty(),
+            "docs/api.md is out of date: not documented {undocumented:?}, documented but not served {gone:?}"
+        );
+    }
 }

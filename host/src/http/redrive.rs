@@ -1,36 +1,29 @@
 //! Re-running work: replays of stored events and dead-letter re-drives.
 
 use super::ApiError;
+use crate::api;
 use crate::core::Core;
-use crate::model::{DeliveryId, EventStatus};
+use crate::model::{DeliveryId, DeliveryStatus};
 use crate::store::EventQuery;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// Events one bulk request may touch at most.
 const BULK_CAP: usize = 10_000;
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ReplayBody {
-    plugin: Option<String>,
-    version: Option<String>,
-}
 
 /// `POST /events/{id}/replay`: new deliveries of a stored event to its
 /// current subscribers, or to one plugin, optionally pinned to a version.
 pub async fn replay_event(
     State(core): State<Arc<Core>>,
     Path(id): Path<String>,
-    body: Option<Json<ReplayBody>>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    body: Option<Json<api::ReplayOne>>,
+) -> Result<(StatusCode, Json<api::Replayed>), ApiError> {
     super::ingest::check_queue(&core)?;
     let id = super::admin::parse_id(&id)?;
-    let ReplayBody { plugin, version } = body.map(|Json(b)| b).unwrap_or_default();
+    let api::ReplayOne { plugin, version } = body.map(|Json(b)| b).unwrap_or_default();
     let Some((record, body)) = core.store.event(id).await? else {
         return Err(ApiError::NotFound(format!("no event {id}")));
     };
@@ -65,26 +58,18 @@ pub async fn replay_event(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
     core.wake.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "deliveries": ids }))))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct BulkReplay {
-    topic: Option<String>,
-    status: Option<EventStatus>,
-    since_ms: Option<u64>,
-    until_ms: Option<u64>,
-    plugin: Option<String>,
-    limit: Option<usize>,
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(api::Replayed { deliveries: ids }),
+    ))
 }
 
 /// `POST /replay`: replays every stored event matching a filter, newest
 /// first, up to `limit` (at most 10 000).
 pub async fn replay_many(
     State(core): State<Arc<Core>>,
-    Json(filter): Json<BulkReplay>,
-) -> Result<Json<Value>, ApiError> {
+    Json(filter): Json<api::ReplayMany>,
+) -> Result<Json<api::ReplayedMany>, ApiError> {
     super::ingest::check_queue(&core)?;
     let limit = filter.limit.unwrap_or(1000).min(BULK_CAP);
     let mut query = EventQuery {
@@ -139,9 +124,11 @@ pub async fn replay_many(
         }
     }
     core.wake.notify_one();
-    Ok(Json(
-        json!({ "events": events, "deliveries": deliveries, "capped": events == limit }),
-    ))
+    Ok(Json(api::ReplayedMany {
+        events,
+        deliveries,
+        capped: events == limit,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -156,7 +143,7 @@ pub struct DeadParams {
 pub async fn list_dead(
     State(core): State<Arc<Core>>,
     Query(params): Query<DeadParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::DeadLetterList>, ApiError> {
     let after = params
         .cursor
         .filter(|c| !c.is_empty())
@@ -169,19 +156,20 @@ pub async fn list_dead(
     let mut letters = Vec::with_capacity(page.deliveries.len());
     for d in &page.deliveries {
         let topic = core.store.event(d.id.event).await?.map(|(e, _)| e.topic);
-        letters.push(json!({
-            "delivery": d.id,
-            "event": d.id.event.to_string(),
-            "topic": topic,
-            "plugin": d.plugin,
-            "attempts": d.attempts,
-            "last_outcome": d.last_outcome,
-            "dead_since_ms": d.updated_at_ms,
-        }));
+        letters.push(api::DeadLetter {
+            delivery: d.id,
+            event: d.id.event.to_string(),
+            topic,
+            plugin: d.plugin.clone(),
+            attempts: d.attempts,
+            last_outcome: d.last_outcome.clone(),
+            dead_since_ms: d.updated_at_ms,
+        });
     }
-    Ok(Json(
-        json!({ "dead_letters": letters, "next_cursor": page.next_cursor }),
-    ))
+    Ok(Json(api::DeadLetterList {
+        dead_letters: letters,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// `POST /dead-letters/{delivery}/retry`: back to the queue with a full
@@ -189,14 +177,17 @@ pub async fn list_dead(
 pub async fn retry_dead(
     State(core): State<Arc<Core>>,
     Path(delivery): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<api::Retried>), ApiError> {
     let id = parse_delivery(&delivery)?;
     super::ingest::check_queue(&core)?;
     if core.store.retry_dead(id).await? {
         core.wake.notify_one();
         Ok((
             StatusCode::ACCEPTED,
-            Json(json!({ "delivery": id, "status": "pending" })),
+            Json(api::Retried {
+                delivery: id,
+                status: DeliveryStatus::Pending,
+            }),
         ))
     } else if core.store.delivery(id).await?.is_some() {
         Err(ApiError::Conflict(format!(
@@ -218,7 +209,7 @@ pub struct RetryAll {
 pub async fn retry_all_dead(
     State(core): State<Arc<Core>>,
     Query(filter): Query<RetryAll>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::RetriedMany>, ApiError> {
     super::ingest::check_queue(&core)?;
     let mut retried = 0;
     let mut after = None;
@@ -241,9 +232,10 @@ pub async fn retry_all_dead(
         }
     }
     core.wake.notify_one();
-    Ok(Json(
-        json!({ "retried": retried, "capped": retried == BULK_CAP }),
-    ))
+    Ok(Json(api::RetriedMany {
+        retried,
+        capped: retried == BULK_CAP,
+    }))
 }
 
 fn parse_delivery(text: &str) -> Result<DeliveryId, ApiError> {
@@ -262,7 +254,7 @@ pub struct QuarantineParams {
 pub async fn list_quarantine(
     State(core): State<Arc<Core>>,
     Query(params): Query<QuarantineParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::QuarantineList>, ApiError> {
     let before = params
         .cursor
         .filter(|c| !c.is_empty())
@@ -273,23 +265,22 @@ pub async fn list_quarantine(
     let next_cursor = (items.len() == limit)
         .then(|| items.last().map(|q| q.id.to_string()))
         .flatten();
-    let shown: Vec<Value> = items
+    let quarantine = items
         .iter()
-        .map(|q| {
-            json!({
-                "id": q.id.to_string(),
-                "received_at_ms": q.received_at_ms,
-                "topic": q.topic,
-                "idempotency_key": q.idempotency_key,
-                "contract": q.contract,
-                "violations": q.violations,
-                "body": String::from_utf8_lossy(&q.body),
-            })
+        .map(|q| api::QuarantineItem {
+            id: q.id.to_string(),
+            received_at_ms: q.received_at_ms,
+            topic: q.topic.clone(),
+            idempotency_key: q.idempotency_key.clone(),
+            contract: q.contract.clone(),
+            violations: q.violations.clone(),
+            body: String::from_utf8_lossy(&q.body).into_owned(),
         })
         .collect();
-    Ok(Json(
-        json!({ "quarantine": shown, "next_cursor": next_cursor }),
-    ))
+    Ok(Json(api::QuarantineList {
+        quarantine,
+        next_cursor,
+    }))
 }
 
 /// `POST /quarantine/{id}/reingest`: checks the body against the contracts
@@ -304,10 +295,11 @@ pub async fn reingest(
         return Err(ApiError::NotFound(format!("nothing quarantined as {id}")));
     };
     if let Err(violation) = core.contracts.check(&record.topic, &record.body) {
-        let answer = json!({
-            "error": format!("body still violates the contract for {}", violation.pattern),
-            "violations": violation.violations,
-        });
+        let answer = api::Refused {
+            error: format!("body still violates the contract for {}", violation.pattern),
+            violations: violation.violations,
+            quarantine_id: None,
+        };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response());
     }
     let response = super::ingest::store_event(&core, record.to_event()).await?;

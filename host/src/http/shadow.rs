@@ -2,6 +2,7 @@
 //! recorded events before it serves anything.
 
 use super::ApiError;
+use crate::api;
 use crate::core::Core;
 use crate::model::valid_plugin_name;
 use crate::reload;
@@ -11,8 +12,6 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// Largest component accepted as a candidate (a Python guest is ~18 MB).
@@ -24,7 +23,7 @@ pub async fn upload(
     State(core): State<Arc<Core>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<api::Candidate>), ApiError> {
     check_name(&name)?;
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -41,22 +40,13 @@ pub async fn upload(
     tracing::info!(plugin = %name, version = %plugin.version, "candidate version uploaded");
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "plugin": name,
-            "version": plugin.version,
-            "size_bytes": plugin.size_bytes,
-            "subscriptions": plugin.manifest.subscriptions,
-        })),
+        Json(api::Candidate {
+            plugin: name,
+            version: plugin.version.clone(),
+            size_bytes: plugin.size_bytes,
+            subscriptions: plugin.manifest.subscriptions.clone(),
+        }),
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShadowBody {
-    /// sha256 of the candidate: a version the plugin had, or an upload.
-    version: String,
-    #[serde(flatten)]
-    filter: shadow::Filter,
 }
 
 /// `POST /plugins/{name}/shadow`: runs the candidate on recorded events the
@@ -64,10 +54,16 @@ pub struct ShadowBody {
 pub async fn run(
     State(core): State<Arc<Core>>,
     Path(name): Path<String>,
-    Json(body): Json<ShadowBody>,
+    Json(body): Json<api::ShadowRequest>,
 ) -> Result<Json<shadow::Report>, ApiError> {
     check_name(&name)?;
-    match shadow::run(&core, &name, &body.version, &body.filter).await {
+    let filter = shadow::Filter {
+        topic: body.topic,
+        since_ms: body.since_ms,
+        until_ms: body.until_ms,
+        limit: body.limit,
+    };
+    match shadow::run(&core, &name, &body.version, &filter).await {
         Ok(report) => {
             tracing::info!(plugin = %name, candidate = %body.version, events = report.events, different = report.different, "shadow run done");
             Ok(Json(report))

@@ -1,4 +1,8 @@
 //! The store against real sled in a temp dir.
+//!
+//! Longer than 600 lines on purpose: sled-only scenarios (batching, the scan
+//! floor, failures and recovery) sharing one set of fixtures; each test is
+//! short and self-contained.
 
 use super::super::contract::attempt;
 use super::super::types::*;

@@ -1,0 +1,67 @@
+//! The dispatcher's slot accounting and batching rules.
+
+use super::*;
+
+#[tokio::test]
+async fn slots_go_back_when_the_handler_returns_and_are_taken_again_for_a_re_run() {
+    let global = Arc::new(Semaphore::new(2));
+    let plugin = Arc::new(Semaphore::new(1));
+    let held = (
+        global.clone().try_acquire_owned().expect("global"),
+        plugin.clone().try_acquire_owned().expect("plugin"),
+    );
+    let mut slots = Slots {
+        global: global.clone(),
+        plugin: plugin.clone(),
+        held: Some(held),
+    };
+    let wake = Notify::new();
+    slots.release(&wake);
+    assert_eq!(
+        (global.available_permits(), plugin.available_permits()),
+        (2, 1)
+    );
+    // The dispatcher was woken to use them: a stored notification
+    // completes on its first poll, which a zero timeout still makes.
+    async fn woken(wake: &Notify) -> bool {
+        tokio::time::timeout(Duration::ZERO, wake.notified())
+            .await
+            .is_ok()
+    }
+    assert!(woken(&wake).await, "a release wakes the dispatcher");
+    // A second release gives nothing back and wakes nobody.
+    slots.release(&wake);
+    assert!(!woken(&wake).await);
+    assert_eq!(
+        (global.available_permits(), plugin.available_permits()),
+        (2, 1)
+    );
+
+    // A re-run waits for its plugin's permit like a new attempt, and
+    // holds no worker while it waits.
+    let other = plugin
+        .clone()
+        .try_acquire_owned()
+        .expect("taken by another");
+    // Polled exactly once: it has run up to its first wait.
+    let mut rerun = Box::pin(slots.acquire());
+    assert!(futures::poll!(&mut rerun).is_pending());
+    assert_eq!(global.available_permits(), 2);
+    drop(other);
+    rerun.await;
+    assert!(slots.held.is_some());
+    assert_eq!(
+        (global.available_permits(), plugin.available_permits()),
+        (1, 0)
+    );
+}
+
+#[test]
+fn conflict_reruns_start_at_once_then_back_off_up_to_a_cap() {
+    assert_eq!(conflict_pause(1, 0.99), None);
+    assert_eq!(conflict_pause(2, 0.99), None);
+    assert_eq!(conflict_pause(3, 0.5), Some(Duration::from_millis(4)));
+    assert_eq!(conflict_pause(5, 0.5), Some(Duration::from_millis(16)));
+    assert_eq!(conflict_pause(60, 0.5), Some(Duration::from_millis(32)));
+    assert_eq!(conflict_pause(60, 0.0), Some(Duration::ZERO));
+}
