@@ -446,9 +446,12 @@ async fn a_claim_that_outlasts_its_lease_keeps_it_and_runs_one_attempt_at_a_time
             }
         }
     };
+    // The counter read goes into the call's body, so the re-run after the
+    // conflict makes its call again rather than answer it from the journal.
     let slow = post(serde_json::json!({
-        "requests": [{ "url": format!("{remote}/slow") }],
+        "requests": [{ "url": format!("{remote}/slow"), "body": {} }],
         "count": "n",
+        "attempt_in_body": true,
     }))
     .await;
     // While the slow attempt waits for its answer, a quick one writes the
@@ -469,7 +472,7 @@ async fn a_claim_that_outlasts_its_lease_keeps_it_and_runs_one_attempt_at_a_time
     assert_eq!(
         calls.load(std::sync::atomic::Ordering::SeqCst),
         2,
-        "one run and its conflict re-run, never two at once"
+        "one run and its conflict re-run, never two at once: {slow:#}"
     );
     server.abort();
 }

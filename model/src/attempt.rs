@@ -146,6 +146,14 @@ pub struct HttpCall {
     pub duration_ms: u64,
     /// Why it failed or was denied.
     pub error: Option<String>,
+    /// Answered from the delivery's journal (a retry repeating an earlier
+    /// attempt's call): it did not reach the network.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub journaled: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// An attempt's kv reads, kv writes and emitted events, as recorded.

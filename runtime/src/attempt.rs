@@ -7,7 +7,7 @@ use super::{EPOCH_TICK, FUEL_YIELD_INTERVAL, HostState, KvSnapshot, Plugin, Runt
 use crate::model::{
     Attempt, Blob, DeliveryId, EffectsRecord, EmitRecord, EventRecord, KvRecord, Outcome, now_ms,
 };
-use crate::model::{Effects, Emitted, KvRead};
+use crate::model::{AttemptStore, Effects, Emitted, Journal, KvRead};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::Trap;
@@ -17,6 +17,12 @@ use wasmtime::Trap;
 pub struct AttemptRun {
     pub attempt: Attempt,
     pub effects: Effects,
+}
+
+/// How an attempt runs: live with its delivery's journal, or offline.
+struct Run {
+    journal: Option<Arc<dyn Journal>>,
+    offline: Option<(KvSnapshot, super::Offline)>,
 }
 
 /// Longest trap message kept in a record.
@@ -31,16 +37,27 @@ pub(super) fn deadline_ticks(timeout_ms: u64) -> u64 {
 impl Runtime {
     /// Runs `plugin`'s `handle` on `event` once. Never fails: whatever the
     /// guest does becomes the attempt's outcome.
+    ///
+    /// Its `http.fetch` calls are journaled in `store` for `delivery`, each
+    /// answer durable before the guest sees it; while its calls match those
+    /// an earlier attempt of the delivery made, in order, each is answered
+    /// from the journal and never reaches the network.
     pub async fn run_attempt(
         &self,
         plugin: &Plugin,
-        store: Arc<dyn KvRead>,
+        store: Arc<dyn AttemptStore>,
         delivery: DeliveryId,
         number: u32,
         event: &EventRecord,
         body: &[u8],
     ) -> AttemptRun {
-        self.run(plugin, store, delivery, number, event, body, None)
+        let journal: Arc<dyn Journal> = store.clone();
+        let kv: Arc<dyn KvRead> = store;
+        let run = Run {
+            journal: Some(journal),
+            offline: None,
+        };
+        self.run(plugin, kv, delivery, number, event, body, run)
             .await
     }
 
@@ -61,8 +78,11 @@ impl Runtime {
         kv: KvSnapshot,
         offline: super::Offline,
     ) -> AttemptRun {
-        let offline = Some((kv, offline));
-        self.run(plugin, store, delivery, number, event, body, offline)
+        let run = Run {
+            journal: None,
+            offline: Some((kv, offline)),
+        };
+        self.run(plugin, store, delivery, number, event, body, run)
             .await
     }
 
@@ -75,15 +95,28 @@ impl Runtime {
         number: u32,
         event: &EventRecord,
         body: &[u8],
-        offline: Option<(KvSnapshot, super::Offline)>,
+        run: Run,
     ) -> AttemptRun {
         let started_at_ms = now_ms();
         let started = Instant::now();
         let limits = &plugin.limits;
         let (mut state, stdout, stderr) = HostState::new(&plugin.name, limits, Some(store));
-        if let Some((snapshot, offline)) = offline {
+        if let Some((snapshot, offline)) = run.offline {
             state.outbound.go_offline(offline);
             state.call.snapshot = Some(snapshot);
+        }
+        if let Some(journal) = run.journal {
+            let entries = journal.journaled(delivery).await.unwrap_or_else(|e| {
+                // Its calls then go out again, with the same keys.
+                tracing::warn!(%delivery, error = %e, "cannot read the delivery's journal");
+                Vec::new()
+            });
+            state.call.journal = Some(super::Journaled {
+                store: journal,
+                delivery,
+                entries,
+                diverged: false,
+            });
         }
         state.call.event_id = Some(event.id.to_string());
         let mut wstore = wasmtime::Store::new(&self.engine, state);

@@ -16,6 +16,7 @@
 
 use super::HostState;
 use super::world::v0_2::hookhost::plugin::http as wit;
+use crate::model::{JournalEntry, MAX_JOURNALED_CALLS, request_digest};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use std::time::Duration;
@@ -57,10 +58,31 @@ impl wit::Host for HostState {
         let timeout = request
             .timeout_ms
             .map(|ms| Duration::from_millis(ms.into()));
+        let digest = request_digest(
+            &request.method,
+            &request.url,
+            key_of(&request, &default_key).as_deref(),
+            request.body.as_deref().unwrap_or_default(),
+        );
         let request = match build(request, default_key) {
             Ok(request) => request,
             Err(e) => return Ok(Err(e)),
         };
+        if let Some(entry) = self
+            .call
+            .journal
+            .as_mut()
+            .and_then(|j| j.answer(index, &digest))
+        {
+            let answer = wit::Response {
+                status: entry.status,
+                headers: entry.headers.clone(),
+                body: entry.body.clone(),
+            };
+            self.outbound.record_journaled(&request, answer.status);
+            return Ok(Ok(answer));
+        }
+        let method = request.method().to_string();
         let left = self.outbound.time_left();
         let left = timeout.map_or(left, |t| t.min(left));
         let options = RequestOptions {
@@ -97,7 +119,7 @@ impl wit::Host for HostState {
             }
         };
         drop(io);
-        Ok(Ok(wit::Response {
+        let answer = wit::Response {
             status: parts.status.as_u16(),
             headers: parts
                 .headers
@@ -110,7 +132,41 @@ impl wit::Host for HostState {
                 })
                 .collect(),
             body: body.to_vec(),
-        }))
+        };
+        if let Some(journal) = &self.call.journal
+            && index < MAX_JOURNALED_CALLS
+        {
+            let entry = JournalEntry {
+                index,
+                request: digest,
+                status: answer.status,
+                headers: answer.headers.clone(),
+                body: answer.body.clone(),
+            };
+            // The answer is durable before the guest sees it. If it cannot
+            // be, the attempt stops: its retry calls again with the same
+            // idempotency key.
+            if let Err(e) = journal.store.journal(journal.delivery, &entry).await {
+                wasmtime::bail!("cannot journal the answer to {method} call {index}: {e}");
+            }
+        }
+        Ok(Ok(answer))
+    }
+}
+
+/// The idempotency key a request goes out with: its own, its
+/// `Idempotency-Key` header, or `default_key`; `None` when it asks for none.
+fn key_of(request: &wit::Request, default_key: &str) -> Option<String> {
+    match &request.idempotency_key {
+        Some(key) if key.is_empty() => None,
+        Some(key) => Some(key.clone()),
+        None => Some(
+            request
+                .headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(IDEMPOTENCY_KEY))
+                .map_or_else(|| default_key.to_owned(), |(_, value)| value.clone()),
+        ),
     }
 }
 

@@ -279,6 +279,38 @@ impl CallState {
 /// kv values a shadow run reads in place of the store's; `None` is absent.
 pub type KvSnapshot = BTreeMap<String, Option<Vec<u8>>>;
 
+/// A live attempt's view of its delivery's journal.
+struct Journaled {
+    store: Arc<dyn crate::model::Journal>,
+    delivery: crate::model::DeliveryId,
+    /// What earlier attempts journaled, in call order.
+    entries: Vec<crate::model::JournalEntry>,
+    /// Set at the first call that did not match its entry: from then on
+    /// every call goes out.
+    diverged: bool,
+}
+
+impl Journaled {
+    /// The journaled entry for call `index` with `digest`, while this
+    /// attempt's calls have matched the journal so far.
+    fn answer(&mut self, index: u32, digest: &str) -> Option<&crate::model::JournalEntry> {
+        if self.diverged {
+            return None;
+        }
+        match self
+            .entries
+            .iter()
+            .position(|e| e.index == index && e.request == digest)
+        {
+            Some(at) => self.entries.get(at),
+            None => {
+                self.diverged = true;
+                None
+            }
+        }
+    }
+}
+
 /// The per-call state behind the host imports.
 struct CallState {
     plugin: String,
@@ -312,6 +344,8 @@ struct CallState {
     /// Topics the plugin may not emit (shared with its limits: an attempt
     /// copies no list).
     reserved: Arc<[crate::model::Reserved]>,
+    /// A live attempt's delivery journal; `None` offline and while loading.
+    journal: Option<Journaled>,
     /// The record's share for effects: what it keeps, and what it leaves out.
     budget: record::Budget,
 }
@@ -361,6 +395,7 @@ impl HostState {
                 emitted: Vec::new(),
                 emit_bytes: 0,
                 reserved: limits.reserved.clone(),
+                journal: None,
                 budget: record::Budget::new(),
             },
         };

@@ -99,6 +99,21 @@ impl Outbound {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
+    /// Records a call answered from the delivery's journal: it did not go
+    /// out, and used none of the attempt's budgets.
+    pub fn record_journaled(&self, request: &http::Request<WasiBody>, status: u16) {
+        let (scheme, host, port) = target(request.uri());
+        let call = HttpCall {
+            method: request.method().to_string(),
+            origin: format!("{scheme}://{host}:{port}"),
+            status: Some(status),
+            duration_ms: 0,
+            error: None,
+            journaled: true,
+        };
+        Self::record(&self.calls, call);
+    }
+
     fn record(calls: &Mutex<Recorded>, call: HttpCall) {
         if let Ok(mut calls) = calls.lock() {
             calls.latest_error = call.error.clone();
@@ -108,6 +123,16 @@ impl Outbound {
             }
         }
     }
+}
+
+/// A request's scheme, host (both lowercase) and port.
+fn target(uri: &http::Uri) -> (String, String, u16) {
+    let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+    let host = uri.host().unwrap_or("").to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "http" { 80 } else { 443 });
+    (scheme, host, port)
 }
 
 /// Calls recorded per attempt at most.
@@ -126,18 +151,14 @@ impl WasiHttpHooks for Outbound {
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         drop(fut);
-        let uri = request.uri();
-        let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
-        let host = uri.host().unwrap_or("").to_ascii_lowercase();
-        let port = uri
-            .port_u16()
-            .unwrap_or(if scheme == "http" { 80 } else { 443 });
+        let (scheme, host, port) = target(request.uri());
         let mut call = HttpCall {
             method: request.method().to_string(),
             origin: format!("{scheme}://{host}:{port}"),
             status: None,
             duration_ms: 0,
             error: None,
+            journaled: false,
         };
         let calls = self.calls.clone();
         let answers = match &self.offline {

@@ -7,8 +7,8 @@
 use super::testing::TestDatabase;
 use super::*;
 use crate::model::{
-    Attempt, DeliveryId, DeliveryStatus, EventStatus, Manifest, NewEvent, Outcome, PluginVersion,
-    Quarantined, now_ms,
+    Attempt, DeliveryId, DeliveryStatus, EventStatus, JournalEntry, Manifest, NewEvent, Outcome,
+    PluginVersion, Quarantined, now_ms,
 };
 use ulid::Ulid;
 
@@ -49,6 +49,7 @@ on_every_backend!(
     idempotency_keys_count_only_within_their_scope,
     quarantine_is_bounded_by_age_and_size,
     any_ordering_key_a_body_yields_can_be_stored,
+    a_deliverys_journal_keeps_its_calls_in_order_until_its_event_goes,
 );
 
 pub(super) async fn connect(url: &str) -> Store {
@@ -528,6 +529,65 @@ async fn purge_removes_finished_events_only(store: &Store) {
     assert!(store.event(pending.id).await.expect("read").is_some());
     let again = store.ingest(event("p1"), &[]).await.expect("ingest");
     assert!(!again.duplicate, "its idempotency key went with it");
+}
+
+async fn a_deliverys_journal_keeps_its_calls_in_order_until_its_event_goes(store: &Store) {
+    let ingested = store
+        .ingest(event("j1"), &[Route::new("a")])
+        .await
+        .expect("ingest");
+    let claimed = claim_of(store, ingested.id).await;
+    let id = claimed.delivery.id;
+    let entry = |index: u32, request: &str| JournalEntry {
+        index,
+        request: request.into(),
+        status: 200,
+        headers: vec![("content-type".into(), "text/plain".into())],
+        body: vec![0, 1, 0xff, index as u8],
+    };
+    assert!(store.journaled(id).await.expect("read").is_empty());
+    for index in [0, 1, 2] {
+        store
+            .journal(id, &entry(index, "first"))
+            .await
+            .expect("journal");
+    }
+    // A retry whose call 1 differed journals its own call there.
+    store
+        .journal(id, &entry(1, "second"))
+        .await
+        .expect("journal");
+    let other = store
+        .ingest(event("j2"), &[Route::new("a")])
+        .await
+        .expect("ingest");
+    let other = claim_of(store, other.id).await.delivery.id;
+    store
+        .journal(other, &entry(0, "other"))
+        .await
+        .expect("journal");
+    assert_eq!(
+        store.journaled(id).await.expect("read"),
+        vec![entry(0, "first"), entry(1, "second"), entry(2, "first")]
+    );
+
+    let done = attempt(&claimed, Outcome::Ok);
+    let finished = store
+        .finish_attempt(&done, Next::Succeeded, None)
+        .await
+        .expect("finish");
+    assert_eq!(finished, Finish::Committed);
+    let report = store.purge(now_ms() + 1, None, 100).await.expect("purge");
+    assert_eq!(report.purged, 1, "{report:?}");
+    assert!(
+        store.journaled(id).await.expect("read").is_empty(),
+        "purged with its event"
+    );
+    assert_eq!(
+        store.journaled(other).await.expect("read").len(),
+        1,
+        "not another's"
+    );
 }
 
 async fn any_ordering_key_a_body_yields_can_be_stored(store: &Store) {

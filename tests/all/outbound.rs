@@ -132,9 +132,9 @@ async fn an_allowed_call_arrives_with_its_body_and_key_and_is_recorded() {
     host.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retried_attempt_sends_the_same_default_idempotency_keys() {
-    let remote = Remote::start().await;
+/// Runs the caller with `extra` (`retry_first`, `trap_first`, …) on four
+/// calls to `remote`, allowed two attempts; returns the settled event.
+async fn call_twice(remote: &Remote, extra: Value) -> (TestHost, Value) {
     let allowed = remote.url.clone();
     let host = Setup::new()
         .plugin("caller", plugins::TEST_CALLER)
@@ -149,20 +149,18 @@ async fn a_retried_attempt_sends_the_same_default_idempotency_keys() {
         .start()
         .await;
     let hook = format!("{}/hook", remote.url);
-    let (status, answer) = host
-        .post_json(
-            "test.call",
-            &json!({
-                "requests": [
-                    { "url": hook, "body": { "n": 1 } },
-                    { "url": hook, "body": { "n": 2 }, "key": "mine" },
-                    { "url": hook, "body": { "n": 3 }, "key": "" },
-                    { "url": hook, "body": { "n": 4 } },
-                ],
-                "retry_first": true,
-            }),
-        )
-        .await;
+    let mut body = json!({
+        "requests": [
+            { "url": hook, "body": { "n": 1 } },
+            { "url": hook, "body": { "n": 2 }, "key": "mine" },
+            { "url": hook, "body": { "n": 3 }, "key": "" },
+            { "url": hook, "body": { "n": 4 } },
+        ],
+    });
+    for (k, v) in extra.as_object().expect("an object") {
+        body[k] = v.clone();
+    }
+    let (status, answer) = host.post_json("test.call", &body).await;
     assert_eq!(status, 202, "{answer}");
     let event = host.wait_settled(answer["id"].as_str().expect("id")).await;
     assert_eq!(event["status"], "succeeded", "{event:#}");
@@ -170,15 +168,65 @@ async fn a_retried_attempt_sends_the_same_default_idempotency_keys() {
         .as_array()
         .expect("attempts");
     assert_eq!(attempts.len(), 2, "{event:#}");
+    (host, event)
+}
+
+/// The four calls `call_twice` makes, as the remote receives them.
+fn four_calls(event: &Value) -> Vec<(Option<String>, Value)> {
     let id = event["event"]["id"].as_str().expect("id");
-    let once = [
+    vec![
         (Some(format!("{id}:caller:0")), json!({ "n": 1 })),
         (Some("mine".to_owned()), json!({ "n": 2 })),
         (None, json!({ "n": 3 })),
         (Some(format!("{id}:caller:3")), json!({ "n": 4 })),
-    ];
-    let twice: Vec<_> = once.iter().chain(once.iter()).cloned().collect();
-    assert_eq!(remote.received(), twice);
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_attempt_is_answered_from_the_journal_and_calls_nothing_again() {
+    let remote = Remote::start().await;
+    let (host, event) = call_twice(&remote, json!({ "retry_first": true })).await;
+    assert_eq!(remote.received(), four_calls(&event), "each call once");
+    let retry = &event["deliveries"][0]["attempts"][1];
+    let http = retry["http"].as_array().expect("http");
+    assert_eq!(http.len(), 4, "{retry:#}");
+    for call in http {
+        assert_eq!(call["journaled"], true, "{call}");
+        assert_eq!(call["status"], 200, "{call}");
+    }
+    let first = &event["deliveries"][0]["attempts"][0]["http"][0];
+    assert!(
+        first.get("journaled").is_none(),
+        "the first went out: {first}"
+    );
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_that_traps_after_its_calls_is_retried_without_calling_again() {
+    let remote = Remote::start().await;
+    let (host, event) = call_twice(&remote, json!({ "trap_first": true })).await;
+    let first = &event["deliveries"][0]["attempts"][0];
+    assert_eq!(first["outcome"]["kind"], "trap", "{first:#}");
+    assert_eq!(remote.received(), four_calls(&event), "each call once");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_whose_calls_differ_calls_again_with_the_same_default_keys() {
+    let remote = Remote::start().await;
+    let (host, event) = call_twice(
+        &remote,
+        json!({ "retry_first": true, "attempt_in_body": true }),
+    )
+    .await;
+    let sent = |attempt: u32| {
+        four_calls(&event)
+            .into_iter()
+            .map(move |(key, body)| (key, json!({ "body": body, "attempt": attempt })))
+    };
+    let expected: Vec<_> = sent(1).chain(sent(2)).collect();
+    assert_eq!(remote.received(), expected);
     host.stop().await;
 }
 

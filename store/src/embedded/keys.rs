@@ -31,7 +31,8 @@ pub fn parse_event(k: &[u8]) -> Option<Ulid> {
     Some(Ulid(u128::from_be_bytes(k.get(..16)?.try_into().ok()?)))
 }
 
-/// `attempts`: delivery key then attempt number.
+/// `attempts`: delivery key then attempt number; `journal`: delivery key
+/// then call index.
 pub fn attempt(id: DeliveryId, number: u32) -> [u8; 24] {
     let mut k = [0u8; 24];
     k[..20].copy_from_slice(&delivery(id));

@@ -17,6 +17,7 @@
 //! | `versions`   | plugin \0 loaded ms + sha    | `PluginVersion` as JSON       |
 //! | `schedules`  | plugin \0 schedule name       | last tick fired (ms, 8 bytes) |
 //! | `ordered`    | plugin \0 key hash + delivery | empty (per-key, unfinished)   |
+//! | `journal`    | delivery + call index        | `JournalEntry` as JSON        |
 //!
 //! An event's value in `events` is [`EVENT_WITH_BODY`], the length of its
 //! record (u32, big-endian), the `EventRecord` as JSON, then the raw body:
@@ -58,6 +59,7 @@ mod commit;
 mod finish;
 mod floor;
 mod ingest;
+mod journal;
 mod keys;
 mod purge;
 mod queue;
@@ -141,6 +143,7 @@ struct Trees {
     quarantine: sled::Tree,
     ordered: sled::Tree,
     schedules: sled::Tree,
+    journal: sled::Tree,
 }
 
 impl SledStore {
@@ -331,6 +334,7 @@ impl Live {
             quarantine: tree("quarantine")?,
             ordered: tree("ordered")?,
             schedules: tree("schedules")?,
+            journal: tree("journal")?,
         };
         let log = Arc::new(commit::open_log(dir)?);
         let commit = Arc::new(commit::GroupCommit::start(db.clone(), log.clone()));

@@ -4,8 +4,8 @@
 //! plugin took is finished at once). Events are keyed by ULID, whose first
 //! 48 bits are the time it was received, so "older than the cutoff" is a key
 //! range scanned from the oldest. Each event goes in its own transaction,
-//! with its body, deliveries, attempts (and so their captured logs) and its
-//! idempotency key, so a purge holds the write gate only for one small
+//! with its body, deliveries, attempts (and so their captured logs), the
+//! journals of its deliveries' calls and its idempotency key, so a purge holds the write gate only for one small
 //! transaction at a time and ingest interleaves with it.
 
 use super::super::types::PurgeReport;
@@ -24,6 +24,7 @@ pub(super) struct Doomed {
     record: EventRecord,
     deliveries: Vec<Delivery>,
     attempts: Vec<sled::IVec>,
+    journal: Vec<sled::IVec>,
 }
 
 impl SledStore {
@@ -77,17 +78,15 @@ impl SledStore {
         {
             return Ok(None);
         }
-        let attempts = self
-            .live()?
-            .t
-            .attempts
-            .scan_prefix(keys::event(record.id))
-            .keys()
-            .collect::<Result<_, _>>()?;
+        let live = self.live()?;
+        let prefix = keys::event(record.id);
+        let attempts = live.t.attempts.scan_prefix(prefix).keys();
+        let journal = live.t.journal.scan_prefix(prefix).keys();
         Ok(Some(Doomed {
             record,
             deliveries,
-            attempts,
+            attempts: attempts.collect::<Result<_, _>>()?,
+            journal: journal.collect::<Result<_, _>>()?,
         }))
     }
 
@@ -103,50 +102,56 @@ impl SledStore {
             &t.idempotency,
             &t.deliveries,
             &t.attempts,
+            &t.journal,
         )
-            .transaction(|(events, bodies, idempotency, deliveries, attempts)| {
-                let mut removed = 0;
-                'event: for doomed in doomed {
-                    let id = doomed.record.id;
-                    // A replay appends the next delivery number: if it
-                    // exists, or a known delivery changed, leave the event.
-                    let next = DeliveryId {
-                        event: id,
-                        seq: doomed.deliveries.last().map_or(0, |d| d.id.seq + 1),
-                    };
-                    if deliveries.get(keys::delivery(next))?.is_some() {
-                        continue;
-                    }
-                    for d in &doomed.deliveries {
-                        let still = deliveries
-                            .get(keys::delivery(d.id))?
-                            .and_then(|raw| decode::<Delivery>("deliveries", &raw).ok())
-                            .is_some_and(|now| now.status == DeliveryStatus::Succeeded);
-                        if !still {
-                            continue 'event;
+            .transaction(
+                |(events, bodies, idempotency, deliveries, attempts, journal)| {
+                    let mut removed = 0;
+                    'event: for doomed in doomed {
+                        let id = doomed.record.id;
+                        // A replay appends the next delivery number: if it
+                        // exists, or a known delivery changed, leave the event.
+                        let next = DeliveryId {
+                            event: id,
+                            seq: doomed.deliveries.last().map_or(0, |d| d.id.seq + 1),
+                        };
+                        if deliveries.get(keys::delivery(next))?.is_some() {
+                            continue;
+                        }
+                        for d in &doomed.deliveries {
+                            let still = deliveries
+                                .get(keys::delivery(d.id))?
+                                .and_then(|raw| decode::<Delivery>("deliveries", &raw).ok())
+                                .is_some_and(|now| now.status == DeliveryStatus::Succeeded);
+                            if !still {
+                                continue 'event;
+                            }
+                        }
+                        for d in &doomed.deliveries {
+                            deliveries.remove(&keys::delivery(d.id))?;
+                        }
+                        for key in &doomed.attempts {
+                            attempts.remove(key)?;
+                        }
+                        for key in &doomed.journal {
+                            journal.remove(key)?;
+                        }
+                        if let Some(key) = doomed.record.dedupe_key()
+                            && idempotency
+                                .get(key.as_bytes())?
+                                .is_some_and(|v| v.as_ref() == keys::event(id))
+                        {
+                            idempotency.remove(key.as_bytes())?;
+                        }
+                        // Only an older store's event has its body there.
+                        bodies.remove(&keys::event(id))?;
+                        if events.remove(&keys::event(id))?.is_some() {
+                            removed += 1;
                         }
                     }
-                    for d in &doomed.deliveries {
-                        deliveries.remove(&keys::delivery(d.id))?;
-                    }
-                    for key in &doomed.attempts {
-                        attempts.remove(key)?;
-                    }
-                    if let Some(key) = doomed.record.dedupe_key()
-                        && idempotency
-                            .get(key.as_bytes())?
-                            .is_some_and(|v| v.as_ref() == keys::event(id))
-                    {
-                        idempotency.remove(key.as_bytes())?;
-                    }
-                    // Only an older store's event has its body there.
-                    bodies.remove(&keys::event(id))?;
-                    if events.remove(&keys::event(id))?.is_some() {
-                        removed += 1;
-                    }
-                }
-                Ok::<_, ConflictableTransactionError<()>>(removed)
-            });
+                    Ok::<_, ConflictableTransactionError<()>>(removed)
+                },
+            );
         match result {
             Ok(removed) => Ok(removed),
             Err(sled::transaction::TransactionError::Abort(())) => Ok(0),

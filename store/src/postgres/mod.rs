@@ -21,6 +21,7 @@
 
 mod catalogue;
 mod ingest;
+mod journal;
 mod lease;
 mod purge;
 mod queue;

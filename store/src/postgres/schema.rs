@@ -6,7 +6,7 @@
 //! released migration is never edited: changes go in a new one.
 
 /// `(version, SQL)`, in order.
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
+pub const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// Taken for the duration of a migration run.
 pub const MIGRATION_LOCK: i64 = 0x686f_6f6b_686f_7374; // "hookhost"
@@ -113,5 +113,18 @@ CREATE TABLE plugin_current (
     sha256     text REFERENCES plugin_blobs (sha256),
     changed_ms bigint NOT NULL,
     seq        bigint NOT NULL
+);
+"#;
+
+/// Each delivery's journal of answered outbound calls, in call order,
+/// removed with its delivery.
+const V3: &str = r#"
+CREATE TABLE journal (
+    event bytea NOT NULL,
+    seq   integer NOT NULL,
+    idx   integer NOT NULL,
+    entry json NOT NULL,
+    PRIMARY KEY (event, seq, idx),
+    FOREIGN KEY (event, seq) REFERENCES deliveries (event, seq) ON DELETE CASCADE
 );
 "#;

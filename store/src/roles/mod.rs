@@ -3,5 +3,6 @@
 
 mod catalogue;
 mod events;
+mod journal;
 mod maintenance;
 mod queue;

@@ -17,6 +17,10 @@ struct Body {
     #[serde(default)]
     retry_first: bool,
     #[serde(default)]
+    trap_first: bool,
+    #[serde(default)]
+    attempt_in_body: bool,
+    #[serde(default)]
     count: Option<String>,
 }
 
@@ -56,8 +60,16 @@ impl Handler for Caller {
             if let Some(key) = &call.key {
                 request = request.idempotency_key(key);
             }
-            if let Some(json) = &call.body {
-                request = request.json(json)?;
+            match (&call.body, body.attempt_in_body) {
+                (Some(json), true) => {
+                    let mut wrapped = serde_json::json!({ "body": json, "attempt": event.attempt });
+                    if let Some((_, before)) = &counted {
+                        wrapped["count"] = serde_json::json!(before);
+                    }
+                    request = request.json(&wrapped)?;
+                }
+                (Some(json), false) => request = request.json(json)?,
+                (None, _) => {}
             }
             match request.send() {
                 Ok(response) => log::info(&format!(
@@ -75,6 +87,9 @@ impl Handler for Caller {
         }
         if let Some((key, before)) = counted {
             kv::set_json(key, &(before + 1))?;
+        }
+        if body.trap_first && event.attempt == 1 {
+            panic!("first attempt: trapping after its calls");
         }
         match first_error {
             Some(e) => Err(HandlerError::reject(e.to_string())),
