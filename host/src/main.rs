@@ -338,6 +338,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.plugins_dir = plugins;
     }
     config.allow_public_admin |= args.allow_public_admin;
+    config
+        .admin_hosts
+        .extend(args.admin_hosts.into_iter().filter(|h| !h.is_empty()));
     if let Some(var) = args.admin_token_env {
         config.admin_token_env = Some(var);
     }

@@ -454,6 +454,33 @@ fn serve_runs_on_jemalloc_with_its_background_thread() {
     );
 }
 
+/// Behind a TLS proxy the admin API sees the public name in `Host`:
+/// `HOOKHOST_ADMIN_HOSTS` (or `--admin-host`) names it, so a compose file
+/// needs no configuration file of its own; other names are still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_answers_to_the_names_given_in_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    let env = [("HOOKHOST_ADMIN_HOSTS", "hooks.example.com,Ops.Example.com")];
+    let host = common::start_with(&data, &plugins, &env);
+    let client = reqwest::Client::new();
+    let status = |name: &'static str| {
+        let (client, url) = (client.clone(), format!("{}/events", host.base));
+        async move {
+            let answer = client.get(url).header("host", name).send().await;
+            answer.expect("the host answers").status().as_u16()
+        }
+    };
+    assert_eq!(status("hooks.example.com").await, 200);
+    assert_eq!(
+        status("ops.example.com").await,
+        200,
+        "names match in any case"
+    );
+    assert_eq!(status("evil.example").await, 403);
+}
+
 /// `hookhost test`: a real component (the Rust test-caller) in the real
 /// sandbox, offline: declared answers, a refused host, a declared timeout;
 /// no expected file fails, `--bless` writes them, a rerun passes, and a

@@ -300,6 +300,15 @@ pub struct ServeArgs {
     /// Serve the admin API on a non-loopback address without a token.
     #[arg(long, env = "HOOKHOST_ALLOW_PUBLIC_ADMIN")]
     pub allow_public_admin: bool,
+    /// A host name the admin API answers to, besides those in `admin_hosts`
+    /// (the public name a TLS proxy forwards); repeat it, or give a comma
+    /// list in the environment.
+    #[arg(
+        long = "admin-host",
+        env = "HOOKHOST_ADMIN_HOSTS",
+        value_delimiter = ','
+    )]
+    pub admin_hosts: Vec<String>,
     /// Name of the environment variable holding the admin token (overrides
     /// `admin_token_env` in the file).
     #[arg(long, env = "HOOKHOST_ADMIN_TOKEN_ENV")]
