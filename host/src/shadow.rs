@@ -10,8 +10,10 @@
 //! only, so those keys too are read as they are now.
 //!
 //! # Invariant
-//! A shadow run never reaches the network: its outbound calls are refused
-//! and recorded (`candidate.http`), never sent.
+//! A shadow run never reaches the network. A call that matches the live
+//! delivery's journal (the live attempt's calls, in order) is answered from
+//! it, as a retry of the live delivery would be; every other call is
+//! refused and recorded (`candidate.http`), never sent.
 
 use crate::core::Core;
 use crate::model::{Attempt, EffectsRecord, EventRecord, Omitted, Outcome};
@@ -155,9 +157,12 @@ async fn compare(
             Some(blob) => blob.bytes().map(|bytes| (read.key.clone(), Some(bytes))),
         })
         .collect();
+    // The live delivery's journal answers the calls that match the live
+    // attempt's; the rest are refused.
+    let journal = core.store.journaled(live.delivery).await?;
     let run = core
         .runtime
-        .run_offline(
+        .run_shadow(
             plugin,
             core.store.clone(),
             live.delivery,
@@ -165,7 +170,7 @@ async fn compare(
             record,
             &body,
             snapshot,
-            crate::runtime::Offline::Refuse,
+            journal,
         )
         .await;
     let shadow = run.attempt;

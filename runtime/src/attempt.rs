@@ -4,10 +4,10 @@
 use super::record::{self, List};
 use super::world::Handled;
 use super::{EPOCH_TICK, FUEL_YIELD_INTERVAL, HostState, KvSnapshot, Plugin, Runtime};
+use crate::model::{self, AttemptStore, Effects, Emitted, JournalEntry, KvRead};
 use crate::model::{
     Attempt, Blob, DeliveryId, EffectsRecord, EmitRecord, EventRecord, KvRecord, Outcome, now_ms,
 };
-use crate::model::{AttemptStore, Effects, Emitted, Journal, KvRead};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::Trap;
@@ -21,8 +21,16 @@ pub struct AttemptRun {
 
 /// How an attempt runs: live with its delivery's journal, or offline.
 struct Run {
-    journal: Option<Arc<dyn Journal>>,
+    journal: Option<Journal>,
     offline: Option<(KvSnapshot, super::Offline)>,
+}
+
+/// The journal an attempt answers calls from.
+enum Journal {
+    /// The delivery's, read at the start and added to as calls are answered.
+    Live(Arc<dyn model::Journal>),
+    /// A live attempt's, as recorded: read only (shadow runs).
+    Recorded(Vec<JournalEntry>),
 }
 
 /// Longest trap message kept in a record.
@@ -51,10 +59,10 @@ impl Runtime {
         event: &EventRecord,
         body: &[u8],
     ) -> AttemptRun {
-        let journal: Arc<dyn Journal> = store.clone();
+        let journal: Arc<dyn model::Journal> = store.clone();
         let kv: Arc<dyn KvRead> = store;
         let run = Run {
-            journal: Some(journal),
+            journal: Some(Journal::Live(journal)),
             offline: None,
         };
         self.run(plugin, kv, delivery, number, event, body, run)
@@ -86,6 +94,30 @@ impl Runtime {
             .await
     }
 
+    /// A shadow run: as [`Runtime::run_offline`] with every call refused,
+    /// except those that match `journal`, the live attempt's calls in
+    /// order, which are answered from it as a retry of the live delivery
+    /// would be.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run_shadow(
+        &self,
+        plugin: &Plugin,
+        store: Arc<dyn KvRead>,
+        delivery: DeliveryId,
+        number: u32,
+        event: &EventRecord,
+        body: &[u8],
+        kv: KvSnapshot,
+        journal: Vec<JournalEntry>,
+    ) -> AttemptRun {
+        let run = Run {
+            journal: Some(Journal::Recorded(journal)),
+            offline: Some((kv, super::Offline::Refuse)),
+        };
+        self.run(plugin, store, delivery, number, event, body, run)
+            .await
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn run(
         &self,
@@ -105,18 +137,29 @@ impl Runtime {
             state.outbound.go_offline(offline);
             state.call.snapshot = Some(snapshot);
         }
-        if let Some(journal) = run.journal {
-            let entries = journal.journaled(delivery).await.unwrap_or_else(|e| {
-                // Its calls then go out again, with the same keys.
-                tracing::warn!(%delivery, error = %e, "cannot read the delivery's journal");
-                Vec::new()
-            });
-            state.call.journal = Some(super::Journaled {
-                store: journal,
-                delivery,
-                entries,
-                diverged: false,
-            });
+        match run.journal {
+            Some(Journal::Live(journal)) => {
+                let entries = journal.journaled(delivery).await.unwrap_or_else(|e| {
+                    // Its calls then go out again, with the same keys.
+                    tracing::warn!(%delivery, error = %e, "cannot read the delivery's journal");
+                    Vec::new()
+                });
+                state.call.journal = Some(super::Journaled {
+                    store: Some(journal),
+                    delivery,
+                    entries,
+                    diverged: false,
+                });
+            }
+            Some(Journal::Recorded(entries)) => {
+                state.call.journal = Some(super::Journaled {
+                    store: None,
+                    delivery,
+                    entries,
+                    diverged: false,
+                });
+            }
+            None => {}
         }
         state.call.event_id = Some(event.id.to_string());
         let mut wstore = wasmtime::Store::new(&self.engine, state);

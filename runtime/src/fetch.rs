@@ -134,6 +134,7 @@ impl wit::Host for HostState {
             body: body.to_vec(),
         };
         if let Some(journal) = &self.call.journal
+            && let Some(store) = &journal.store
             && index < MAX_JOURNALED_CALLS
         {
             let entry = JournalEntry {
@@ -146,7 +147,7 @@ impl wit::Host for HostState {
             // The answer is durable before the guest sees it. If it cannot
             // be, the attempt stops: its retry calls again with the same
             // idempotency key.
-            if let Err(e) = journal.store.journal(journal.delivery, &entry).await {
+            if let Err(e) = store.journal(journal.delivery, &entry).await {
                 wasmtime::bail!("cannot journal the answer to {method} call {index}: {e}");
             }
         }

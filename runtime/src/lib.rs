@@ -281,7 +281,9 @@ pub type KvSnapshot = BTreeMap<String, Option<Vec<u8>>>;
 
 /// A live attempt's view of its delivery's journal.
 struct Journaled {
-    store: Arc<dyn crate::model::Journal>,
+    /// Where this attempt's answers are journaled; `None` for a shadow run,
+    /// which only reads the live attempt's.
+    store: Option<Arc<dyn crate::model::Journal>>,
     delivery: crate::model::DeliveryId,
     /// What earlier attempts journaled, in call order.
     entries: Vec<crate::model::JournalEntry>,

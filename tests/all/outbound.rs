@@ -409,18 +409,30 @@ async fn github_digest_posts_the_days_activity_on_its_schedule() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shadow_run_never_reaches_the_network_and_records_each_refused_call() {
+async fn a_shadow_run_never_reaches_the_network_and_answers_only_journaled_calls() {
     let remote = Remote::start().await;
     let allowed = remote.url.clone();
     let host = Setup::new()
         .plugin("caller", plugins::TEST_CALLER)
-        .limits("caller", |s| s.allowed_hosts = vec![allowed])
+        .limits("caller", |s| {
+            s.allowed_hosts = vec![allowed];
+            s.http_time_ms = Some(300);
+        })
         .start()
         .await;
-    let url = format!("{}/hook", remote.url);
+    // Each live attempt's first call is answered (and journaled); its
+    // second runs out of time, so nothing of it is journaled.
+    let (hook, slow) = (
+        format!("{}/hook", remote.url),
+        format!("{}/slow", remote.url),
+    );
     for n in 0..3 {
-        let event = call(&host, json!([{ "url": url, "body": { "n": n } }])).await;
-        assert_eq!(event["status"], "succeeded", "{event:#}");
+        let event = call(
+            &host,
+            json!([{ "url": hook, "body": { "n": n } }, { "method": "GET", "url": slow }]),
+        )
+        .await;
+        assert_eq!(event["status"], "dead", "{event:#}");
     }
     assert_eq!(remote.received().len(), 3, "the live runs called out");
 
@@ -455,7 +467,9 @@ async fn a_shadow_run_never_reaches_the_network_and_records_each_refused_call() 
         "the shadow run sent nothing: {report:#}"
     );
     for result in report["results"].as_array().expect("results") {
-        let refused = &result["candidate"]["http"][0];
+        let [answered, refused] = [0, 1].map(|i| &result["candidate"]["http"][i]);
+        assert_eq!(answered["journaled"], true, "{result:#}");
+        assert_eq!(answered["status"], 200, "{result:#}");
         assert_eq!(refused["origin"], remote.url.as_str(), "{result:#}");
         assert!(
             refused["error"]
