@@ -61,6 +61,7 @@ mod floor;
 mod ingest;
 mod journal;
 mod keys;
+mod open;
 mod purge;
 mod queue;
 mod read;
@@ -72,6 +73,8 @@ pub use backup::{BackupSummary, RestoreSummary, restore, verify_backup};
 pub(super) use super::StoreError;
 
 use codec::{decode, decode_event, encode, event_value};
+pub(crate) use open::describe;
+use open::{LOCK_WAIT, open_db};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -544,61 +547,12 @@ impl SledStore {
     }
 }
 
-/// How long [`SledStore::open`] waits for a previous holder of the store's
-/// lock to let go: sled releases it from background threads shortly after
-/// the last handle is dropped, so a quick restart in the same process (or
-/// right after the old process exits) may find it still held.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// sled's page cache unless configured (`store_cache_mb`). sled's own
 /// default, 1 GiB, lets a long-running host's RSS grow with its store
 /// (about 2.6 KB per stored event, measured by the `soak` benchmark);
 /// events are mostly read back within seconds of being written, and the
 /// OS page cache holds the rest.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
-
-fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
-    let give_up = std::time::Instant::now() + LOCK_WAIT;
-    loop {
-        match sled::Config::new()
-            .path(dir)
-            .flush_every_ms(Some(200))
-            .cache_capacity(cache_bytes)
-            .open()
-        {
-            Ok(db) => return Ok(db),
-            // sled reports a held lock only as text in an I/O error.
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < give_up =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// A sled error in words: an I/O error as the OS says it ("No space left
-/// on device (os error 28)"), not sled's nested debug form.
-pub(super) fn describe(e: &sled::Error) -> String {
-    fn io(e: &std::io::Error) -> String {
-        if let Some(code) = e.raw_os_error() {
-            return std::io::Error::from_raw_os_error(code).to_string();
-        }
-        match e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<std::io::Error>())
-        {
-            Some(inner) => io(inner),
-            None => e.to_string(),
-        }
-    }
-    match e {
-        sled::Error::Io(e) => io(e),
-        other => other.to_string(),
-    }
-}
 
 #[cfg(test)]
 mod tests;
