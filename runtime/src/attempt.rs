@@ -137,30 +137,18 @@ impl Runtime {
             state.outbound.go_offline(offline);
             state.call.snapshot = Some(snapshot);
         }
-        match run.journal {
-            Some(Journal::Live(journal)) => {
-                let entries = journal.journaled(delivery).await.unwrap_or_else(|e| {
-                    // Its calls then go out again, with the same keys.
-                    tracing::warn!(%delivery, error = %e, "cannot read the delivery's journal");
-                    Vec::new()
-                });
-                state.call.journal = Some(super::Journaled {
-                    store: Some(journal),
-                    delivery,
-                    entries,
-                    diverged: false,
-                });
+        state.call.journal = run.journal.map(|journal| {
+            let (store, entries) = match journal {
+                Journal::Live(store) => (Some(store), None),
+                Journal::Recorded(entries) => (None, Some(entries)),
+            };
+            super::Journaled {
+                store,
+                delivery,
+                entries,
+                diverged: false,
             }
-            Some(Journal::Recorded(entries)) => {
-                state.call.journal = Some(super::Journaled {
-                    store: None,
-                    delivery,
-                    entries,
-                    diverged: false,
-                });
-            }
-            None => {}
-        }
+        });
         state.call.event_id = Some(event.id.to_string());
         let mut wstore = wasmtime::Store::new(&self.engine, state);
         wstore.limiter(|s| &mut s.limiter);

@@ -68,12 +68,11 @@ impl wit::Host for HostState {
             Ok(request) => request,
             Err(e) => return Ok(Err(e)),
         };
-        if let Some(entry) = self
-            .call
-            .journal
-            .as_mut()
-            .and_then(|j| j.answer(index, &digest))
-        {
+        let journaled = match self.call.journal.as_mut() {
+            Some(journal) => journal.answer(index, &digest).await,
+            None => None,
+        };
+        if let Some(entry) = journaled {
             let answer = wit::Response {
                 status: entry.status,
                 headers: entry.headers.clone(),

@@ -285,8 +285,9 @@ struct Journaled {
     /// which only reads the live attempt's.
     store: Option<Arc<dyn crate::model::Journal>>,
     delivery: crate::model::DeliveryId,
-    /// What earlier attempts journaled, in call order.
-    entries: Vec<crate::model::JournalEntry>,
+    /// What earlier attempts journaled, in call order; read at the
+    /// attempt's first call, so a handler that calls nothing reads nothing.
+    entries: Option<Vec<crate::model::JournalEntry>>,
     /// Set at the first call that did not match its entry: from then on
     /// every call goes out.
     diverged: bool,
@@ -295,16 +296,27 @@ struct Journaled {
 impl Journaled {
     /// The journaled entry for call `index` with `digest`, while this
     /// attempt's calls have matched the journal so far.
-    fn answer(&mut self, index: u32, digest: &str) -> Option<&crate::model::JournalEntry> {
+    async fn answer(&mut self, index: u32, digest: &str) -> Option<&crate::model::JournalEntry> {
         if self.diverged {
             return None;
         }
-        match self
-            .entries
+        if self.entries.is_none() {
+            let read = match &self.store {
+                Some(store) => store.journaled(self.delivery).await,
+                None => Ok(Vec::new()),
+            };
+            self.entries = Some(read.unwrap_or_else(|e| {
+                // Its calls then go out again, with the same keys.
+                tracing::warn!(delivery = %self.delivery, error = %e, "cannot read the delivery's journal");
+                Vec::new()
+            }));
+        }
+        let entries = self.entries.as_deref().unwrap_or_default();
+        match entries
             .iter()
             .position(|e| e.index == index && e.request == digest)
         {
-            Some(at) => self.entries.get(at),
+            Some(at) => entries.get(at),
             None => {
                 self.diverged = true;
                 None
