@@ -35,7 +35,7 @@ mod raw {
     });
 }
 
-use raw::hookhost::plugin::{config, emit, http, kv, log, types};
+use raw::hookhost::plugin::{config, emit, http, kv, log, outbox, types};
 
 struct RawState {
     wasi: WasiCtx,
@@ -85,6 +85,14 @@ impl config::Host for RawState {
 }
 impl http::Host for RawState {
     fn fetch(&mut self, _: http::Request) -> wasmtime::Result<Result<http::Response, http::Error>> {
+        Ok(Err(http::Error::Denied(
+            "no network in the benchmark".into(),
+        )))
+    }
+}
+
+impl outbox::Host for RawState {
+    fn send_after_commit(&mut self, _: http::Request) -> wasmtime::Result<Result<(), http::Error>> {
         Ok(Err(http::Error::Denied(
             "no network in the benchmark".into(),
         )))

@@ -21,6 +21,7 @@ mod event;
 mod ids;
 mod journal;
 mod limits;
+mod outbox;
 mod plugin;
 mod topics;
 
@@ -32,6 +33,7 @@ pub use event::*;
 pub use ids::*;
 pub use journal::*;
 pub use limits::*;
+pub use outbox::*;
 pub use plugin::*;
 pub use topics::*;
 

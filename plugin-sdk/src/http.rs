@@ -14,6 +14,11 @@
 //! that honours them does not act twice. Set your own with
 //! [`Request::idempotency_key`], or none with an empty key.
 //!
+//! A request that needs no answer (a receipt email, a partner's webhook)
+//! can wait for the attempt to commit instead:
+//! [`Request::send_after_commit`] queues it in the outbox, and the host
+//! delivers it, with retries, only if the attempt succeeds.
+//!
 //! ```no_run
 //! use hookhost_sdk::{HandlerError, http};
 //!
@@ -186,22 +191,48 @@ impl Request {
         Ok(self.header("content-type", "application/json").body(body))
     }
 
-    /// Sends the request and reads the whole response.
-    pub fn send(self) -> Result<Response, HttpError> {
-        let response = wit::fetch(&wit::Request {
+    fn into_wit(self) -> wit::Request {
+        wit::Request {
             method: self.method,
             url: self.url,
             headers: self.headers,
             body: self.body,
             idempotency_key: self.idempotency_key,
             timeout_ms: self.timeout_ms,
-        })?;
+        }
+    }
+
+    /// Sends the request and reads the whole response.
+    pub fn send(self) -> Result<Response, HttpError> {
+        let response = wit::fetch(&self.into_wit())?;
         Ok(Response {
             status: response.status,
             headers: response.headers,
             body: response.body,
         })
     }
+
+    /// Queues the request in the outbox: the host sends it after this
+    /// attempt commits, and not at all if the attempt fails. It is retried
+    /// with backoff under the plugin's retry policy while the answer is a
+    /// 408, 425, 429 or 5xx, or no answer, always with the same
+    /// `Idempotency-Key` (by default `<event id>:<plugin>:outbox:<n>`), and
+    /// becomes a dead letter after its last try or at any other 4xx. An
+    /// error here means the request was not queued: a bad URL or header, a
+    /// host not in `allowed_hosts`, too many or too large.
+    pub fn send_after_commit(self) -> Result<(), HttpError> {
+        crate::wit::hookhost::plugin::outbox::send_after_commit(&self.into_wit())?;
+        Ok(())
+    }
+}
+
+/// `POST`s `value` as JSON to `url` after this attempt commits: see
+/// [`Request::send_after_commit`].
+pub fn post_json_after_commit<T: serde::Serialize + ?Sized>(
+    url: &str,
+    value: &T,
+) -> Result<(), HandlerError> {
+    Ok(Request::post(url).json(value)?.send_after_commit()?)
 }
 
 /// `POST`s `value` as JSON to `url`.

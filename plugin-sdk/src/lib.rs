@@ -50,7 +50,7 @@ mod manifest;
 pub use event::{Event, Provenance};
 pub use manifest::{Manifest, RetryPolicy, Schedule};
 
-/// Bindings generated from `wit/` (`hookhost:plugin@0.2.0`); not part of
+/// Bindings generated from `wit/` (`hookhost:plugin@0.2.1`); not part of
 /// the public API.
 #[doc(hidden)]
 #[allow(missing_docs, unsafe_code, clippy::all)]

@@ -14,6 +14,9 @@
 //   uncaught exception: the attempt traps and the error is in its stderr.
 // - With `crm_url` configured, the lead is also posted there, with the
 //   host's stable idempotency key (a retry does not create it twice).
+// - With `alert_url` configured, an alert about the lead is queued in the
+//   outbox: the host posts it once the attempt commits, and retries it on
+//   its own if the receiver is down, under one idempotency key.
 //
 // Build (from the repository root): componentize-js --wit wit --world-name handler --out lead-router.wasm plugins/lead-router-js/handler.js
 // Test (no host): node --import ../../sdk/js/register.js --test
@@ -54,6 +57,8 @@ export const { describe, handle } = handler({
       const answer = http.postJson(crm, created);
       if (!answer.ok) throw new Retry(`the CRM answered ${answer.status}`);
     }
+    const alert = config.get("alert_url");
+    if (alert) http.postJsonAfterCommit(alert, { text: `New lead from ${domain}: ${summary}` });
     emitJson("crm.lead.created", created, `lead-${event.id}`);
     log.info("lead routed", { domain, count: String(count) });
   },

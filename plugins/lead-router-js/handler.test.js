@@ -38,6 +38,17 @@ test("a configured CRM gets the lead with a stable idempotency key", () => {
   assert.equal(call.idempotencyKey, "01J00000000000000000000000:handler:0");
 });
 
+test("an alert is queued to be sent after commit", () => {
+  const url = "https://alerts.example.com/leads";
+  const result = run(lead, form({ message: "Call me" }), { config: { alert_url: url } });
+  assert.equal(result.outcome, "ok", result.message);
+  assert.deepEqual(result.calls, [], "nothing is sent during the attempt");
+  const [queued] = result.outbox;
+  assert.equal(queued.url, url);
+  assert.deepEqual(queued.json(), { text: "New lead from example.com: Call me" });
+  assert.equal(queued.idempotencyKey, "01J00000000000000000000000:handler:outbox:0");
+});
+
 test("a CRM that cannot be reached retries and commits nothing", () => {
   const url = "https://crm.example.com/leads";
   const result = run(lead, form({}), { config: { crm_url: url }, http: { [url]: new HttpError("timeout", "no answer") } });

@@ -13,6 +13,9 @@ Keeps each customer's lifetime spend from `shop.order.paid` events and emits
 - With `notify_url` configured (a secret), each customer's first order is
   posted there; the call carries the host's stable idempotency key, so a
   retried attempt does not notify twice at an API that honours it.
+- With `receipt_url` configured, a receipt for every order is queued in the
+  outbox: the host posts it once the attempt commits, and retries it on its
+  own if the receiver is down, under one idempotency key.
 
 Build: componentize-py -d ../../wit -w handler componentize app -p . -p ../../sdk/python -o order-tally.wasm
 Test:  python -m pytest   (no host needed)
@@ -53,6 +56,11 @@ class WitWorld(Handler):
                 raise Retry(f"notify answered {answer.status}")
 
         currency = order.get("currency") or config.get("currency", "eur")
+        receipt = config.get("receipt_url")
+        if receipt:
+            http.post_json_after_commit(
+                receipt, {"order_id": order["order_id"], "customer": customer, "total_cents": cents}
+            )
         emit_json(
             "shop.customer.updated",
             {"customer": customer, "currency": currency, **totals},

@@ -38,6 +38,17 @@ def test_a_first_order_is_posted_to_the_configured_url_with_a_stable_key():
     assert call.idempotency_key == "01J00000000000000000000000:handler:0"
 
 
+def test_a_receipt_is_queued_to_be_sent_after_commit():
+    url = "https://receipts.example.com/orders"
+    result = run(WitWorld, paid(total_cents=700), config={"receipt_url": url})
+    assert result.outcome == "ok", result.message
+    assert result.calls == [], "nothing is sent during the attempt"
+    [queued] = result.outbox
+    assert queued.url == url
+    assert queued.json() == {"order_id": "o-1", "customer": "c-42", "total_cents": 700}
+    assert queued.idempotency_key == "01J00000000000000000000000:handler:outbox:0"
+
+
 def test_a_notify_that_fails_retries_and_commits_nothing():
     url = "https://hooks.example.com/orders"
     result = run(

@@ -261,9 +261,18 @@ impl Runtime {
             emitted: call
                 .emitted
                 .into_iter()
-                .map(|event| Emitted {
-                    event,
-                    subscribers: Vec::new(),
+                .map(|event| {
+                    // An outbox request goes to its plugin's outbox route
+                    // alone; other events to their topic's subscribers,
+                    // which the dispatcher finds.
+                    let subscribers = if event.topic == crate::model::OUTBOX_TOPIC {
+                        vec![crate::model::Route::new(crate::model::outbox_route(
+                            &plugin.name,
+                        ))]
+                    } else {
+                        Vec::new()
+                    };
+                    Emitted { event, subscribers }
                 })
                 .collect(),
         };

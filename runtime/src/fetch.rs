@@ -40,7 +40,7 @@ const HOST_SET: [&str; 7] = [
     "te",
 ];
 
-const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 impl wit::Host for HostState {
     async fn fetch(
@@ -156,7 +156,7 @@ impl wit::Host for HostState {
 
 /// The idempotency key a request goes out with: its own, its
 /// `Idempotency-Key` header, or `default_key`; `None` when it asks for none.
-fn key_of(request: &wit::Request, default_key: &str) -> Option<String> {
+pub(crate) fn key_of(request: &wit::Request, default_key: &str) -> Option<String> {
     match &request.idempotency_key {
         Some(key) if key.is_empty() => None,
         Some(key) => Some(key.clone()),
@@ -179,7 +179,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn message(error: &wit::Error) -> &str {
+pub(crate) fn message(error: &wit::Error) -> &str {
     match error {
         wit::Error::Denied(m)
         | wit::Error::Timeout(m)
@@ -190,7 +190,7 @@ fn message(error: &wit::Error) -> &str {
 }
 
 /// A guest's request record as an HTTP request, or why it cannot be one.
-fn build(
+pub(crate) fn build(
     request: wit::Request,
     default_key: String,
 ) -> Result<http::Request<wasmtime_wasi_http::WasiBody>, wit::Error> {

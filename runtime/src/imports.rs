@@ -16,7 +16,9 @@
 use super::HostState;
 use super::record::{self, LOG_FIELD_FRAME, LOG_LINE_FRAME, MAX_LOG_FIELDS, json_len};
 use super::world::{v0_1, v0_2};
-use crate::model::{LogLevel, LogLine, MAX_IDEMPOTENCY_KEY, NewEvent, Provenance, validate_topic};
+use crate::model::{
+    LogLevel, LogLine, MAX_IDEMPOTENCY_KEY, NewEvent, OUTBOX_TOPIC, Provenance, validate_topic,
+};
 
 /// Longest kv key.
 const MAX_KEY_BYTES: usize = 1024;
@@ -225,40 +227,54 @@ fn check_key(key: &str) -> wasmtime::Result<()> {
 }
 
 impl HostState {
-    fn emit_event(
-        &mut self,
-        topic: String,
-        body: Vec<u8>,
-        idempotency_key: Option<String>,
-    ) -> wasmtime::Result<()> {
-        let call = &mut self.call;
-        if call.store.is_none() {
-            wasmtime::bail!("emit is not allowed in describe()");
-        }
-        validate_topic(&topic).map_err(|e| wasmtime::format_err!("emit: {e}"))?;
-        if let Some(reserved) = crate::model::refusal(&call.reserved, &topic, None) {
-            wasmtime::bail!("emit: {}", reserved.explain(&topic));
-        }
+    /// Whether one more event of `topic` and `body` fits the attempt's emit
+    /// limits (count, size, bytes in all), and holds no secret in its topic.
+    pub(super) fn check_emit(&self, topic: &str, body: &[u8]) -> wasmtime::Result<()> {
+        let call = &self.call;
         if body.len() > MAX_EMIT_BYTES {
             wasmtime::bail!(
                 "emit: body of {} bytes is over the limit of {MAX_EMIT_BYTES}",
                 body.len()
             );
         }
-        if let Some(secret) = call
-            .secret_in(&body)
-            .or_else(|| call.secret_in(topic.as_bytes()))
-            .or_else(|| {
-                idempotency_key
-                    .as_deref()
-                    .and_then(|k| call.secret_in(k.as_bytes()))
-            })
-        {
+        if let Some(secret) = call.secret_in(topic.as_bytes()) {
             wasmtime::bail!("emit: refused to put the value of secret {secret:?} in an event");
         }
         if call.emitted.len() >= MAX_EMITS {
             wasmtime::bail!("emit: more than {MAX_EMITS} events in one attempt");
         }
+        if call.emit_bytes + body.len() + topic.len() > MAX_EMIT_TOTAL_BYTES {
+            wasmtime::bail!("emit: more than {MAX_EMIT_TOTAL_BYTES} bytes emitted in one attempt");
+        }
+        Ok(())
+    }
+
+    fn emit_event(
+        &mut self,
+        topic: String,
+        body: Vec<u8>,
+        idempotency_key: Option<String>,
+    ) -> wasmtime::Result<()> {
+        if self.call.store.is_none() {
+            wasmtime::bail!("emit is not allowed in describe()");
+        }
+        validate_topic(&topic).map_err(|e| wasmtime::format_err!("emit: {e}"))?;
+        if topic == OUTBOX_TOPIC {
+            wasmtime::bail!("emit: {OUTBOX_TOPIC} is the host's own topic; use the outbox");
+        }
+        let call = &self.call;
+        if let Some(reserved) = crate::model::refusal(&call.reserved, &topic, None) {
+            wasmtime::bail!("emit: {}", reserved.explain(&topic));
+        }
+        if let Some(secret) = call.secret_in(&body).or_else(|| {
+            idempotency_key
+                .as_deref()
+                .and_then(|k| call.secret_in(k.as_bytes()))
+        }) {
+            wasmtime::bail!("emit: refused to put the value of secret {secret:?} in an event");
+        }
+        self.check_emit(&topic, &body)?;
+        let call = &mut self.call;
         if let Some(key) = &idempotency_key
             && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || key.contains('\0'))
         {
@@ -268,9 +284,6 @@ impl HostState {
             );
         }
         call.emit_bytes += body.len() + topic.len();
-        if call.emit_bytes > MAX_EMIT_TOTAL_BYTES {
-            wasmtime::bail!("emit: more than {MAX_EMIT_TOTAL_BYTES} bytes emitted in one attempt");
-        }
         let content_type = serde_json::from_slice::<serde::de::IgnoredAny>(&body)
             .is_ok()
             .then(|| "application/json".to_owned());

@@ -25,6 +25,7 @@ mod functions;
 mod imports;
 pub mod load;
 mod outbound;
+pub mod outbox;
 mod output;
 pub mod record;
 mod registry;
@@ -260,7 +261,7 @@ impl CallState {
         for (key, secret) in &self.secrets {
             let value = secret.expose();
             if !value.is_empty() && text.contains(value) {
-                text = text.replace(value, &format!("[redacted secret {key}]"));
+                text = text.replace(value, &crate::model::secret_placeholder(key));
             }
         }
         text
@@ -332,6 +333,8 @@ struct CallState {
     event_id: Option<String>,
     /// `http.fetch` calls so far: the next call's index.
     fetches: u32,
+    /// `outbox.send-after-commit` requests so far: the next one's index.
+    queued: u32,
     /// `None` while loading (`describe`): kv reads see nothing, writes and
     /// emits are refused.
     store: Option<Arc<dyn KvRead>>,
@@ -391,6 +394,7 @@ impl HostState {
                 plugin: plugin.to_owned(),
                 event_id: None,
                 fetches: 0,
+                queued: 0,
                 store,
                 config: limits.config.clone(),
                 secrets: limits

@@ -114,6 +114,15 @@ impl Outbound {
         Self::record(&self.calls, call);
     }
 
+    /// Whether the plugin's `allowed_hosts` admit `uri`'s origin.
+    pub fn allows(&self, uri: &http::Uri) -> bool {
+        let (scheme, host, port) = target(uri);
+        self.limits
+            .allowed
+            .iter()
+            .any(|r| r.allows(&scheme, &host, port))
+    }
+
     fn record(calls: &Mutex<Recorded>, call: HttpCall) {
         if let Ok(mut calls) = calls.lock() {
             calls.latest_error = call.error.clone();

@@ -1,12 +1,15 @@
 //! The contract versions the host accepts, and the one place that tells them
 //! apart.
 //!
-//! `wit/handler.wit` is `hookhost:plugin@0.2.0`; `wit/v0.1.0/handler.wit`
-//! is the first version, kept so that components built against it load
-//! unchanged. Both are linked into every linker; a component's exports say
-//! which world it targets ([`Pre::new`] tries the newest first). Everything
-//! past this module sees one event, one manifest and one outcome whatever
-//! the version.
+//! `wit/handler.wit` is `hookhost:plugin@0.2.1`; `wit/v0.2.0/` and
+//! `wit/v0.1.0/` keep the earlier versions, so that components built
+//! against them load unchanged. All are linked into every linker; a
+//! component's exports say whether it targets 0.1.0 or 0.2.x ([`Pre::new`]
+//! tries the newest first). 0.2.1 only adds the `outbox` interface: its
+//! other interfaces are 0.2.0's, which the linker's semver matching also
+//! gives to a component importing them `@0.2.1`. Everything past this
+//! module sees one event, one manifest and one outcome whatever the
+//! version.
 
 use super::HostState;
 use crate::model::{EventRecord, Manifest, Provenance, RetryPolicy, Schedule};
@@ -46,10 +49,10 @@ pub(crate) mod v0_1 {
     });
 }
 
-/// Bindings of `hookhost:plugin@0.2.0`, the current version.
+/// Bindings of `hookhost:plugin@0.2.0`.
 pub(crate) mod v0_2 {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/v0.2.0",
         world: "handler",
         imports: {
             "hookhost:plugin/kv.get": async | trappable,
@@ -60,10 +63,33 @@ pub(crate) mod v0_2 {
     });
 }
 
+/// Bindings of `hookhost:plugin@0.2.1`, the current version: only its new
+/// `outbox` interface; the others are 0.2.0's.
+pub(crate) mod v0_2_1 {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "handler",
+        with: {
+            "hookhost:plugin/types": super::v0_2::hookhost::plugin::types,
+            "hookhost:plugin/log": super::v0_2::hookhost::plugin::log,
+            "hookhost:plugin/kv": super::v0_2::hookhost::plugin::kv,
+            "hookhost:plugin/emit": super::v0_2::hookhost::plugin::emit,
+            "hookhost:plugin/config": super::v0_2::hookhost::plugin::config,
+            "hookhost:plugin/http": super::v0_2::hookhost::plugin::http,
+        },
+        imports: { default: trappable },
+        exports: { default: async },
+    });
+}
+
 /// Adds every version's imports to `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     v0_1::Handler::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     v0_2::Handler::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    v0_2_1::hookhost::plugin::outbox::add_to_linker::<HostState, HasSelf<HostState>>(
+        linker,
+        |s| s,
+    )?;
     Ok(())
 }
 
@@ -94,11 +120,19 @@ impl Pre {
         }
     }
 
-    /// The contract version the component targets, e.g. `0.2.0`.
+    /// The contract version the component targets, e.g. `0.2.1`: the
+    /// newest its imports name.
     pub fn contract(&self) -> &'static str {
         match self {
             Pre::V0_1(_) => "0.1.0",
-            Pre::V0_2(_) => "0.2.0",
+            Pre::V0_2(pre) => {
+                let component = pre.instance_pre().component();
+                let engine = component.engine();
+                let newer = component.component_type().imports(engine).any(|(name, _)| {
+                    name.starts_with("hookhost:plugin/") && name.ends_with("@0.2.1")
+                });
+                if newer { "0.2.1" } else { "0.2.0" }
+            }
         }
     }
 

@@ -118,5 +118,8 @@ export declare const http: {
   get(url: string, options?: RequestOptions): Response;
   post(url: string, options?: RequestOptions): Response;
   postJson(url: string, value: unknown, options?: RequestOptions): Response;
+  /** Queues the request in the outbox, sent by the host once the attempt commits. */
+  sendAfterCommit(method: string, url: string, options?: RequestOptions): void;
+  postJsonAfterCommit(url: string, value: unknown, options?: RequestOptions): void;
   getJson<T = unknown>(url: string, options?: RequestOptions): T;
 };

@@ -12,15 +12,16 @@
 //     });
 //
 // Inside the sandbox the calls go to the host through the
-// `hookhost:plugin@0.2.0` imports. Under Node (`node --import
+// `hookhost:plugin@0.2.1` imports. Under Node (`node --import
 // ./hookhost/register.js --test`) those imports resolve to an in-memory host:
 // see testing.js.
 
-import { get as kvGet, set as kvSet, delete as kvDelete } from "hookhost:plugin/kv@0.2.0";
-import { log as hostLog } from "hookhost:plugin/log@0.2.0";
-import { emit as hostEmit } from "hookhost:plugin/emit@0.2.0";
-import { get as configGet } from "hookhost:plugin/config@0.2.0";
-import { fetch as hostFetch } from "hookhost:plugin/http@0.2.0";
+import { get as kvGet, set as kvSet, delete as kvDelete } from "hookhost:plugin/kv@0.2.1";
+import { log as hostLog } from "hookhost:plugin/log@0.2.1";
+import { emit as hostEmit } from "hookhost:plugin/emit@0.2.1";
+import { get as configGet } from "hookhost:plugin/config@0.2.1";
+import { fetch as hostFetch } from "hookhost:plugin/http@0.2.1";
+import { sendAfterCommit as hostSendAfterCommit } from "hookhost:plugin/outbox@0.2.1";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -238,39 +239,55 @@ export class Response {
   }
 }
 
+/** Calls the host's `call` with a request record; its error as `HttpError`. */
+function hostCall(call, method, url, { headers = {}, body, json, idempotencyKey, timeoutMs } = {}) {
+  const pairs = (Array.isArray(headers) ? headers : Object.entries(headers)).map(([k, v]) => [
+    k.toLowerCase(),
+    String(v),
+  ]);
+  if (json !== undefined) {
+    body = JSON.stringify(json);
+    if (!pairs.some(([k]) => k === "content-type")) pairs.push(["content-type", "application/json"]);
+  }
+  try {
+    return call({
+      method: method.toUpperCase(),
+      url,
+      headers: pairs,
+      body: body === undefined ? undefined : bytes(body),
+      idempotencyKey,
+      timeoutMs,
+    });
+  } catch (e) {
+    const error = e?.payload ?? e;
+    if (error?.tag) throw new HttpError(error.tag, error.val);
+    throw e;
+  }
+}
+
 /**
  * Outbound HTTP through the host: only to the plugin's `allowed_hosts`,
  * within its budgets, each call recorded. Every call carries an
  * `Idempotency-Key`: by default `<event id>:<plugin>:<n>`, the same on every
  * retry; pass `idempotencyKey` to choose one, or `""` for none.
+ *
+ * `sendAfterCommit` queues a request that needs no answer in the outbox: the
+ * host sends it once this attempt commits (never if it fails), retried with
+ * backoff under the same key (`<event id>:<plugin>:outbox:<n>` by default)
+ * while the answer is a 408, 425, 429 or 5xx, and a dead letter after the
+ * last try or at any other 4xx.
  */
 export const http = {
-  fetch(method, url, { headers = {}, body, json, idempotencyKey, timeoutMs } = {}) {
-    const pairs = (Array.isArray(headers) ? headers : Object.entries(headers)).map(([k, v]) => [
-      k.toLowerCase(),
-      String(v),
-    ]);
-    if (json !== undefined) {
-      body = JSON.stringify(json);
-      if (!pairs.some(([k]) => k === "content-type")) pairs.push(["content-type", "application/json"]);
-    }
-    let r;
-    try {
-      r = hostFetch({
-        method: method.toUpperCase(),
-        url,
-        headers: pairs,
-        body: body === undefined ? undefined : bytes(body),
-        idempotencyKey,
-        timeoutMs,
-      });
-    } catch (e) {
-      const error = e?.payload ?? e;
-      if (error?.tag) throw new HttpError(error.tag, error.val);
-      throw e;
-    }
+  fetch(method, url, options = {}) {
+    const r = hostCall(hostFetch, method, url, options);
     return new Response(r.status, { headers: r.headers, body: r.body });
   },
+  sendAfterCommit(method, url, options = {}) {
+    hostCall(hostSendAfterCommit, method, url, options);
+  },
+  /** Queues a POST of `value` as JSON in the outbox. */
+  postJsonAfterCommit: (url, value, options = {}) =>
+    http.sendAfterCommit("POST", url, { ...options, json: value }),
   get: (url, options) => http.fetch("GET", url, options),
   post: (url, options) => http.fetch("POST", url, options),
   /** POSTs `value` as JSON. */

@@ -22,6 +22,8 @@ export interface Result {
   emitted: { topic: string; body: Uint8Array; idempotencyKey?: string; json<T = unknown>(): T }[];
   logs: { level: string; message: string; fields: Record<string, string> }[];
   calls: Call[];
+  /** Requests queued with `http.sendAfterCommit`: sent only if the outcome is "ok". */
+  outbox: Omit<Call, "status" | "error">[];
   kvJson<T = unknown>(key: string): T | null | undefined;
 }
 

@@ -50,6 +50,7 @@ class LocalHost {
       emitted: [],
       logs: [],
       calls: [],
+      outbox: [],
       /** The JSON value this attempt wrote at `key`. */
       kvJson(key) {
         const v = this.kv.get(key);
@@ -96,6 +97,18 @@ class LocalHost {
     }
     call.status = answer.status;
     return { status: answer.status, headers: answer.headers, body: answer.body };
+  }
+  sendAfterCommit({ method, url, headers, body, idempotencyKey }) {
+    const n = this.result.outbox.length;
+    const key = idempotencyKey ?? `${this.event.id}:${this.plugin}:outbox:${n}`;
+    this.result.outbox.push({
+      method,
+      url,
+      headers,
+      body,
+      idempotencyKey: key === "" ? undefined : key,
+      json: () => (body === undefined ? undefined : JSON.parse(decoder.decode(body))),
+    });
   }
 }
 

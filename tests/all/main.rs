@@ -14,6 +14,7 @@ mod limits;
 mod loading;
 mod metrics;
 mod outbound;
+mod outbox;
 mod recovery;
 mod redrive;
 mod reload;

@@ -538,7 +538,7 @@ async fn a_component_built_against_0_1_0_loads_unchanged_and_calls_out_through_w
             .map(|p| p["contract"].clone())
     };
     assert_eq!(contract("legacy"), Some(json!("0.1.0")), "{listed:#}");
-    assert_eq!(contract("caller"), Some(json!("0.2.0")), "{listed:#}");
+    assert_eq!(contract("caller"), Some(json!("0.2.1")), "{listed:#}");
 
     let (status, answer) = host
         .post_json(

@@ -24,6 +24,7 @@
 //! - On shutdown no new attempt starts; running ones finish or hit their
 //!   deadline before [`run`] returns.
 
+mod outbox;
 pub mod retry;
 
 use crate::core::Core;
@@ -190,19 +191,26 @@ async fn dispatch_due(
                 saturated = true; // all workers busy: an ending attempt wakes us
                 break;
             };
-            let Some(plugin) = core.registry.get(&entry.plugin) else {
+            // An outbox delivery is sent by the host, within its plugin's
+            // limits and concurrency.
+            let outbox = crate::model::outbox_owner(&entry.plugin);
+            let name = outbox.unwrap_or(&entry.plugin);
+            let Some(plugin) = core.registry.get(name) else {
                 if core.store.pause(&entry).await? {
                     tracing::warn!(delivery = %entry.delivery, plugin = %entry.plugin, "plugin not loaded: delivery paused");
                     // The plugin may have loaded, and resumed its paused
                     // deliveries, between the lookup and the pause.
-                    if core.registry.get(&entry.plugin).is_some() {
+                    if core.registry.get(name).is_some() {
                         core.store.resume_paused(&entry.plugin).await?;
                         core.wake.notify_one();
                     }
                 }
                 continue;
             };
-            if plugin.limits.order_by.is_some() && core.store.blocked(&entry).await? {
+            if outbox.is_none()
+                && plugin.limits.order_by.is_some()
+                && core.store.blocked(&entry).await?
+            {
                 // An earlier delivery with its key has not ended yet; that
                 // one's end wakes the dispatcher.
                 cursor = Some(entry);
@@ -219,13 +227,14 @@ async fn dispatch_due(
                 cursor = Some(entry);
                 continue;
             };
+            let outbox = outbox.is_some();
             cursor = Some(entry.clone());
             entries.push(entry);
-            starting.push((plugin, worker, slot));
+            starting.push((plugin, worker, slot, outbox));
         }
         let claims = core.store.claim_many(&entries).await;
         let mut failed = None;
-        for ((plugin, worker, slot), claim) in starting.into_iter().zip(claims) {
+        for ((plugin, worker, slot, outbox), claim) in starting.into_iter().zip(claims) {
             match claim {
                 Ok(Some(claimed)) => {
                     let span = tracing::info_span!(
@@ -240,7 +249,13 @@ async fn dispatch_due(
                         plugin: plugin.permits.clone(),
                         held: Some((worker, slot)),
                     };
-                    tasks.spawn(deliver(core.clone(), plugin, claimed, slots).instrument(span));
+                    if outbox {
+                        tasks.spawn(
+                            outbox::send(core.clone(), plugin, claimed, slots).instrument(span),
+                        );
+                    } else {
+                        tasks.spawn(deliver(core.clone(), plugin, claimed, slots).instrument(span));
+                    }
                 }
                 Ok(None) => {} // no longer due: its permits go back
                 Err(e) => failed = failed.or(Some(e)),
@@ -469,9 +484,13 @@ fn renew_while_held(core: &Arc<Core>, id: DeliveryId) -> Renewal {
     })))
 }
 
-/// Finds the subscribers of each event an attempt emitted.
+/// Finds the subscribers of each event an attempt emitted; an outbox
+/// request already names its route.
 fn route_emitted(core: &Core, effects: &mut crate::store::Effects) {
     for emitted in &mut effects.emitted {
+        if !emitted.subscribers.is_empty() {
+            continue;
+        }
         let e = &emitted.event;
         emitted.subscribers = core
             .registry

@@ -248,7 +248,14 @@ async fn record_version(core: &Core, plugin: &Plugin, source: &str) {
     }
 }
 
-async fn resume(core: &Core, name: &str) {
+/// Resumes `plugin`'s paused deliveries, its outbox's with them.
+async fn resume(core: &Core, plugin: &str) {
+    for name in [plugin.to_owned(), crate::model::outbox_route(plugin)] {
+        resume_route(core, &name).await;
+    }
+}
+
+async fn resume_route(core: &Core, name: &str) {
     match core.store.resume_paused(name).await {
         Ok(0) => {}
         Ok(n) => {
@@ -556,14 +563,7 @@ pub async fn follow_once(core: &Arc<Core>, applied: &mut Applied) -> usize {
     // A host without a plugin (not followed yet, or failing to load it
     // here) pauses its deliveries; any host serving it takes them back.
     for name in core.registry.snapshot().keys() {
-        match core.store.resume_paused(name).await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(plugin = %name, deliveries = n, "resumed deliveries another host paused");
-                core.wake.notify_one();
-            }
-            Err(e) => tracing::warn!(plugin = %name, error = %e, "cannot resume paused deliveries"),
-        }
+        resume(core, name).await;
     }
     changed
 }

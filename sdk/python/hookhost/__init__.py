@@ -17,7 +17,7 @@ implements ``handle``::
             log.info("order counted", customer=order["customer"], total=total)
 
 Inside the sandbox every call goes to the host through the generated
-bindings of the ``hookhost:plugin@0.2.0`` world. Outside it (``pytest``,
+bindings of the ``hookhost:plugin@0.2.1`` world. Outside it (``pytest``,
 ``python -m hookhost.testing``), the same calls go to an in-memory host:
 see :mod:`hookhost.testing`.
 """
@@ -213,7 +213,29 @@ class _Http:
     ``<event id>:<plugin>:<n>`` (``n`` counts the attempt's calls), the same
     on every retry of the event, so an API that honours the header sees one
     request. Pass ``idempotency_key=`` to choose one, or ``""`` for none.
+
+    :meth:`send_after_commit` queues a request that needs no answer in the
+    outbox: the host sends it once this attempt commits (never if it fails),
+    retried with backoff under the same key (by default
+    ``<event id>:<plugin>:outbox:<n>``) while the answer is a 408, 425, 429
+    or 5xx, and a dead letter after the last try or at any other 4xx.
     """
+
+    @staticmethod
+    def _request(
+        headers: Optional[dict[str, str] | Sequence[tuple[str, str]]],
+        body: Optional[bytes | str],
+        json: Any,
+    ) -> tuple[list[tuple[str, str]], Optional[bytes]]:
+        pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+        pairs = [(k.lower(), v) for k, v in pairs]
+        if json is not None:
+            body = _json.dumps(json)
+            if not any(k == "content-type" for k, _ in pairs):
+                pairs.append(("content-type", "application/json"))
+        if isinstance(body, str):
+            body = body.encode()
+        return pairs, body
 
     def fetch(
         self,
@@ -226,16 +248,29 @@ class _Http:
         idempotency_key: Optional[str] = None,
         timeout_ms: Optional[int] = None,
     ) -> Response:
-        pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
-        pairs = [(k.lower(), v) for k, v in pairs]
-        if json is not None:
-            body = _json.dumps(json)
-            if not any(k == "content-type" for k, _ in pairs):
-                pairs.append(("content-type", "application/json"))
-        if isinstance(body, str):
-            body = body.encode()
-        answer: Response = _host.fetch(method.upper(), url, pairs, body, idempotency_key, timeout_ms)
+        pairs, raw = self._request(headers, body, json)
+        answer: Response = _host.fetch(method.upper(), url, pairs, raw, idempotency_key, timeout_ms)
         return answer
+
+    def send_after_commit(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Optional[dict[str, str] | Sequence[tuple[str, str]]] = None,
+        body: Optional[bytes | str] = None,
+        json: Any = None,
+        idempotency_key: Optional[str] = None,
+        timeout_ms: Optional[int] = None,
+    ) -> None:
+        """Queues the request in the outbox; raises :class:`HttpError` if it
+        cannot be queued (a bad URL, a host not allowed, too many)."""
+        pairs, raw = self._request(headers, body, json)
+        _host.send_after_commit(method.upper(), url, pairs, raw, idempotency_key, timeout_ms)
+
+    def post_json_after_commit(self, url: str, value: Any, **kwargs: Any) -> None:
+        """Queues a POST of ``value`` as JSON in the outbox."""
+        self.send_after_commit("POST", url, json=value, **kwargs)
 
     def get(self, url: str, **kwargs: Any) -> Response:
         return self.fetch("GET", url, **kwargs)

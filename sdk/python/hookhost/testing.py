@@ -77,6 +77,9 @@ class Result:
     emitted: list[Emitted] = field(default_factory=list)
     logs: list[Log] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
+    #: Requests queued with ``http.send_after_commit``: sent only if the
+    #: outcome is ``ok``.
+    outbox: list[Call] = field(default_factory=list)
 
     def kv_json(self, key: str) -> Any:
         """The JSON value this attempt wrote at ``key``."""
@@ -138,6 +141,12 @@ class LocalHost:
             raise answer
         call.status = answer.status
         return answer
+
+    def send_after_commit(self, method, url, headers, body, key, timeout_ms) -> None:
+        n = len(self.result.outbox)
+        if key is None:
+            key = f"{self.event.id}:{self.plugin}:outbox:{n}"
+        self.result.outbox.append(Call(method, url, headers, body, key or None))
 
 
 def event(

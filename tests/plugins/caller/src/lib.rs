@@ -6,8 +6,11 @@
 //! calls and writes it increased by one after them, so that a write by
 //! another attempt in between is a kv conflict.
 //!
+//! A request with `"outbox": true` is queued with `send_after_commit`
+//! instead of sent.
+//!
 //! Body: `{"requests": [{"method": "POST", "url": "http://…", "body": {…},
-//! "key": "…"}], "retry_first": false, "count": null}`.
+//! "key": "…", "outbox": false}], "retry_first": false, "count": null}`.
 use hookhost_sdk::{Event, Handler, HandlerError, Manifest, RetryPolicy, http, kv, log};
 use serde::Deserialize;
 
@@ -33,6 +36,8 @@ struct Call {
     body: Option<serde_json::Value>,
     #[serde(default)]
     key: Option<String>,
+    #[serde(default)]
+    outbox: bool,
 }
 
 fn post() -> String {
@@ -70,6 +75,16 @@ impl Handler for Caller {
                 }
                 (Some(json), false) => request = request.json(json)?,
                 (None, _) => {}
+            }
+            if call.outbox {
+                match request.send_after_commit() {
+                    Ok(()) => log::info(&format!("{} {} queued", call.method, call.url)),
+                    Err(e) => {
+                        log::warn(&format!("{} {} not queued: {e}", call.method, call.url));
+                        first_error.get_or_insert(e);
+                    }
+                }
+                continue;
             }
             match request.send() {
                 Ok(response) => log::info(&format!(

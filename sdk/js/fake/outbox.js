@@ -1,0 +1,2 @@
+import { host } from "./host.js";
+export const sendAfterCommit = (request) => host().sendAfterCommit(request);
