@@ -182,6 +182,10 @@ const JS: &[(&str, &str)] = &[
         "hookhost/fake/http.js",
         include_str!("../../sdk/js/fake/http.js"),
     ),
+    (
+        "hookhost/fake/outbox.js",
+        include_str!("../../sdk/js/fake/outbox.js"),
+    ),
 ];
 
 /// `files` with the plugin's name put in.

@@ -5,10 +5,10 @@
 // interface and stores the status (kv `status`) or the error (kv `error`);
 // otherwise it counts in kv and emits `js.counted`.
 
-import { get, set } from "hookhost:plugin/kv@0.2.0";
-import { emit } from "hookhost:plugin/emit@0.2.0";
-import { log } from "hookhost:plugin/log@0.2.0";
-import { fetch } from "hookhost:plugin/http@0.2.0";
+import { get, set } from "hookhost:plugin/kv@0.2.1";
+import { emit } from "hookhost:plugin/emit@0.2.1";
+import { log } from "hookhost:plugin/log@0.2.1";
+import { fetch } from "hookhost:plugin/http@0.2.1";
 
 export function describe() {
   return {
