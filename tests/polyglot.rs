@@ -115,6 +115,32 @@ struct Example {
     raise: &'static str,
     /// Text the uncaught exception leaves in the attempt.
     raised: &'static str,
+    /// The config key of the URL the example queues a request to, after
+    /// commit, for each success.
+    outbox_url: &'static str,
+}
+
+/// A 127.0.0.1 receiver that records each request's idempotency key and
+/// answers 200.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let keys = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = keys.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let log = log.clone();
+        async move {
+            let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+            log.lock().expect("log").push(key.unwrap_or_default().to_owned());
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, keys)
 }
 
 async fn example_end_to_end(example: Example, check: impl Fn(&[Value])) {
@@ -122,9 +148,14 @@ async fn example_end_to_end(example: Example, check: impl Fn(&[Value])) {
         return;
     };
     let name = example.guest.name;
+    let (url, received) = receiver().await;
     let host = Setup::new()
         .plugin(name, path.to_str().expect("path"))
-        .limits(name, quick_retry)
+        .limits(name, |s| {
+            quick_retry(s);
+            s.allowed_hosts = vec![url.clone()];
+            s.config.insert(example.outbox_url.into(), format!("{url}/after"));
+        })
         .ready_within(READY)
         .start()
         .await;
@@ -132,8 +163,10 @@ async fn example_end_to_end(example: Example, check: impl Fn(&[Value])) {
     assert_eq!(plugin["loaded"], true, "{plugin}");
 
     // Success: kv carries state from one event to the next, emits commit.
+    let mut succeeded = Vec::new();
     for body in [example.first, example.second] {
         let id = post(&host, example.topic, body).await;
+        succeeded.push(format!("{id}:{name}:outbox:0"));
         let (status, attempts) = settled(&host, &id).await;
         assert_eq!(status, "succeeded", "{attempts:#?}");
         assert_eq!(attempts[0]["outcome"]["kind"], "ok");
@@ -162,6 +195,18 @@ async fn example_end_to_end(example: Example, check: impl Fn(&[Value])) {
     assert!(recorded.contains(example.raised), "{last:#}");
     // Nothing a failed attempt did was committed.
     assert_eq!(emitted(&host, example.emits).await.len(), 2);
+    // Each success queued one request, sent after its commit; the failures
+    // queued nothing.
+    assert_eq!(emitted(&host, "hookhost.outbox").await.len(), 2);
+    let deadline = std::time::Instant::now() + WAIT;
+    while received.lock().expect("log").len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the outbox sent nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut keys = received.lock().expect("log").clone();
+    keys.sort();
+    succeeded.sort();
+    assert_eq!(keys, succeeded);
     host.stop().await;
 }
 
@@ -177,6 +222,7 @@ async fn the_python_example_runs_end_to_end() {
         reject: r#"{"total_cents": 100}"#,
         raise: r#"{"order_id": "o-4", "customer": "c-42", "total_cents": "lots"}"#,
         raised: "ValueError",
+        outbox_url: "receipt_url",
     };
     example_end_to_end(example, |updates| {
         assert_eq!(updates.len(), 2, "{updates:?}");
@@ -199,6 +245,7 @@ async fn the_javascript_example_runs_end_to_end() {
         reject: r#"{"name": "no email"}"#,
         raise: r#"{"email": "eve@example.com", "message": 42}"#,
         raised: "TypeError",
+        outbox_url: "alert_url",
     };
     example_end_to_end(example, |leads| {
         assert_eq!(leads.len(), 2, "{leads:?}");
