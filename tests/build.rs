@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-const PLUGINS: [&str; 17] = [
+const PLUGINS: [&str; 18] = [
     "stripe-ledger",
     "github-digest",
     "test-loop",
@@ -21,6 +21,7 @@ const PLUGINS: [&str; 17] = [
     "test-hoard",
     "test-legacy",
     "test-provenance",
+    "test-v020",
 ];
 
 fn main() {

@@ -129,7 +129,9 @@ async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         let log = log.clone();
         async move {
             let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-            log.lock().expect("log").push(key.unwrap_or_default().to_owned());
+            log.lock()
+                .expect("log")
+                .push(key.unwrap_or_default().to_owned());
             "ok"
         }
     });
@@ -154,7 +156,8 @@ async fn example_end_to_end(example: Example, check: impl Fn(&[Value])) {
         .limits(name, |s| {
             quick_retry(s);
             s.allowed_hosts = vec![url.clone()];
-            s.config.insert(example.outbox_url.into(), format!("{url}/after"));
+            s.config
+                .insert(example.outbox_url.into(), format!("{url}/after"));
         })
         .ready_within(READY)
         .start()
@@ -200,7 +203,10 @@ async fn example_end_to_end(example: Example, check: impl Fn(&[Value])) {
     assert_eq!(emitted(&host, "hookhost.outbox").await.len(), 2);
     let deadline = std::time::Instant::now() + WAIT;
     while received.lock().expect("log").len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "the outbox sent nothing");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the outbox sent nothing"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut keys = received.lock().expect("log").clone();

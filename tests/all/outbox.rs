@@ -265,3 +265,39 @@ async fn a_secret_is_stored_as_its_placeholder_and_sent_as_its_value() {
     );
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_0_2_0_loads_unchanged_beside_the_outbox() {
+    let receiver = Receiver::start().await;
+    let allowed = receiver.url.clone();
+    let host = Setup::new()
+        .plugin("v020", plugins::TEST_V020)
+        .plugin("caller", plugins::TEST_CALLER)
+        .limits("v020", |s| s.allowed_hosts = vec![allowed])
+        .start()
+        .await;
+    let (_, listed) = host.get("/plugins").await;
+    let contract = |name: &str| {
+        listed["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["contract"].clone())
+    };
+    assert_eq!(contract("v020"), Some(json!("0.2.0")), "{listed:#}");
+    assert_eq!(contract("caller"), Some(json!("0.2.1")), "{listed:#}");
+    let (status, answer) = host
+        .post_json(
+            "test.v020",
+            &json!({ "post": format!("{}/ok", receiver.url) }),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let event = host.wait_settled(answer["id"].as_str().expect("id")).await;
+    assert_eq!(event["status"], "succeeded", "{event:#}");
+    let writes = event["deliveries"][0]["attempts"][0]["effects"]["kv_writes"].to_string();
+    assert!(writes.contains("\"200\""), "{writes}");
+    assert_eq!(receiver.received().len(), 1);
+    host.stop().await;
+}
