@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-const PLUGINS: [&str; 18] = [
+const PLUGINS: [&str; 19] = [
     "stripe-ledger",
     "github-digest",
     "test-loop",
@@ -22,6 +22,7 @@ const PLUGINS: [&str; 18] = [
     "test-legacy",
     "test-provenance",
     "test-v020",
+    "test-dice",
 ];
 
 fn main() {

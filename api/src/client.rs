@@ -2,9 +2,9 @@
 //! route's type.
 
 use crate::{
-    Candidate, ConfigReloaded, DeadLetterList, ErrorBody, EventDetail, EventList, Ingested,
-    PluginInfo, PluginList, QuarantineList, ReplayMany, ReplayOne, Replayed, ReplayedMany, Retried,
-    RetriedMany, Rollback, ShadowReport, ShadowRequest,
+    Candidate, ConfigReloaded, DeadLetterList, ErrorBody, EventDetail, EventList, ExactReplay,
+    ExactReplayRequest, Ingested, PluginInfo, PluginList, QuarantineList, ReplayMany, ReplayOne,
+    Replayed, ReplayedMany, Retried, RetriedMany, Rollback, ShadowReport, ShadowRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -304,6 +304,16 @@ impl Client {
     /// `POST /events/{id}/replay`.
     pub async fn replay(&self, id: &str, body: &ReplayOne) -> Result<Replayed, ClientError> {
         self.post(&format!("/events/{}/replay", encode(id)), Some(body))
+            .await
+    }
+
+    /// `POST /events/{id}/replay-exact`.
+    pub async fn replay_exact(
+        &self,
+        id: &str,
+        body: &ExactReplayRequest,
+    ) -> Result<ExactReplay, ClientError> {
+        self.post(&format!("/events/{}/replay-exact", encode(id)), Some(body))
             .await
     }
 

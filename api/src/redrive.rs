@@ -73,3 +73,45 @@ pub struct RetriedMany {
     /// True when the cap (10 000) stopped it.
     pub capped: bool,
 }
+
+/// `POST /events/{id}/replay-exact`: re-executes one recorded attempt
+/// offline. `plugin` may be left out when one plugin handled the event;
+/// `attempt` defaults to its last; `version` to the version that ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExactReplayRequest {
+    pub plugin: Option<String>,
+    pub attempt: Option<u32>,
+    pub version: Option<String>,
+}
+
+/// What an exact replay found: `exact` when the replay produced the
+/// recorded outcome, effects (kv reads and writes, emitted events, outbox
+/// requests) and calls byte for byte, reading the recorded clocks and
+/// random; else each difference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExactReplay {
+    pub event: String,
+    pub delivery: DeliveryId,
+    pub plugin: String,
+    pub attempt: u32,
+    /// The version the recorded attempt ran.
+    pub recorded_version: String,
+    /// The version replayed.
+    pub replayed_version: String,
+    pub exact: bool,
+    pub differences: Vec<ExactDifference>,
+    /// The replay's own outcome, fuel and time.
+    pub outcome: Outcome,
+    pub fuel_consumed: u64,
+    pub duration_us: u64,
+}
+
+/// One place the replay did otherwise than the recorded attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExactDifference {
+    /// `version`, `outcome`, `effects`, `omitted`, `http` or `inputs`.
+    pub what: String,
+    pub recorded: serde_json::Value,
+    pub replayed: serde_json::Value,
+}

@@ -1,7 +1,8 @@
 //! Per-attempt host overhead against raw wasmtime, measured in one run.
 //!
 //! - `raw`: what wasmtime alone costs for the same component: a fresh `Store`
-//!   (same engine settings: pooling allocator, fuel, epoch deadline),
+//!   (same engine settings: pooling allocator, fuel, epoch deadline, NaN
+//!   canonicalisation),
 //!   instantiate from an `InstancePre`, call `handle`. Host imports are no-ops.
 //! - `host_attempt_record_built`: what the host's runtime does per attempt:
 //!   the sandbox (WASI context with captured output, memory cap, fuel,
@@ -126,6 +127,7 @@ fn raw_engine() -> Engine {
     let mut config = wasmtime::Config::new();
     config
         .wasm_component_model(true)
+        .cranelift_nan_canonicalization(true)
         .consume_fuel(true)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

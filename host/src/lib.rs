@@ -40,6 +40,7 @@ pub mod contracts;
 pub mod core;
 pub mod dev;
 pub mod dispatch;
+pub mod exact;
 pub mod harness;
 pub mod heap;
 pub mod http;

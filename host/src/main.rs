@@ -161,6 +161,8 @@ async fn client(command: Command) -> anyhow::Result<()> {
         Command::Replay {
             api,
             event,
+            exact,
+            attempt,
             plugin,
             version,
             topic,
@@ -171,6 +173,18 @@ async fn client(command: Command) -> anyhow::Result<()> {
         } => {
             let c = Client::new(&api.url, api.token)?;
             match event {
+                Some(id) if exact => {
+                    let request = api::ExactReplayRequest {
+                        plugin,
+                        attempt,
+                        version,
+                    };
+                    let v = c.replay_exact(&id, &request).await?;
+                    cli::print(api.json, &v, cli::exact_table);
+                    if !v.exact {
+                        std::process::exit(1);
+                    }
+                }
                 Some(id) => {
                     let v = c.replay(&id, &api::ReplayOne { plugin, version }).await?;
                     cli::print(api.json, &v, cli::counts_table);

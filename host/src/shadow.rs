@@ -148,15 +148,7 @@ async fn compare(
         .await?
         .map(|(_, body)| body)
         .unwrap_or_default();
-    let snapshot: KvSnapshot = live
-        .effects
-        .iter()
-        .flat_map(|e| &e.kv_reads)
-        .filter_map(|read| match &read.value {
-            None => Some((read.key.clone(), None)),
-            Some(blob) => blob.bytes().map(|bytes| (read.key.clone(), Some(bytes))),
-        })
-        .collect();
+    let snapshot = snapshot_of(&live);
     // The live delivery's journal answers the calls that match the live
     // attempt's; the rest are refused.
     let journal = core.store.journaled(live.delivery).await?;
@@ -234,6 +226,19 @@ async fn compare(
         differences,
         effects_compared,
     })
+}
+
+/// The kv values `live` read, as its record kept them: values kept by
+/// digest only are left out, and read from the store as they are now.
+pub(crate) fn snapshot_of(live: &Attempt) -> KvSnapshot {
+    live.effects
+        .iter()
+        .flat_map(|e| &e.kv_reads)
+        .filter_map(|read| match &read.value {
+            None => Some((read.key.clone(), None)),
+            Some(blob) => blob.bytes().map(|bytes| (read.key.clone(), Some(bytes))),
+        })
+        .collect()
 }
 
 /// Each written key with the digest of its new value, sorted.

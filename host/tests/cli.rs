@@ -171,6 +171,9 @@ fn the_clients_send_list_show_replay_and_redrive() {
     let retried = ok(&["dead-letters", "retry", delivery, "--url", url], None);
     assert!(retried.contains("pending"), "{retried}");
 
+    // An exact replay of its recorded attempt does what it did.
+    let exact = ok(&["replay", "--exact", &id, "--url", url], None);
+    assert!(exact.contains("exact: the replay did what"), "{exact}");
     let replayed = json(&["replay", &id, "--json", "--url", url], None);
     assert_eq!(replayed["deliveries"].as_array().map(Vec::len), Some(1));
     // `--since-ms` still works: the flag's old name, epoch milliseconds.

@@ -102,6 +102,10 @@ pub struct Attempt {
     /// then set too); `None` when nothing was left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub omitted: Option<Omitted>,
+    /// The clock and secure random reads the attempt made, for an exact
+    /// replay; `None` when it made none (and in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<crate::Inputs>,
 }
 
 /// The entries an attempt record left out, past its bound: per list, how

@@ -17,12 +17,17 @@ use wasmtime::Trap;
 pub struct AttemptRun {
     pub attempt: Attempt,
     pub effects: Effects,
+    /// For an exact replay: where it read its clocks or random otherwise
+    /// than the recorded attempt.
+    pub inputs_diverged: Option<String>,
 }
 
 /// How an attempt runs: live with its delivery's journal, or offline.
 struct Run {
     journal: Option<Journal>,
     offline: Option<(KvSnapshot, super::Offline)>,
+    /// The recorded clock and random reads to answer from (exact replay).
+    replay: Option<model::Inputs>,
 }
 
 /// The journal an attempt answers calls from.
@@ -64,6 +69,7 @@ impl Runtime {
         let run = Run {
             journal: Some(Journal::Live(journal)),
             offline: None,
+            replay: None,
         };
         self.run(plugin, kv, delivery, number, event, body, run)
             .await
@@ -89,6 +95,7 @@ impl Runtime {
         let run = Run {
             journal: None,
             offline: Some((kv, offline)),
+            replay: None,
         };
         self.run(plugin, store, delivery, number, event, body, run)
             .await
@@ -113,6 +120,33 @@ impl Runtime {
         let run = Run {
             journal: Some(Journal::Recorded(journal)),
             offline: Some((kv, super::Offline::Refuse)),
+            replay: None,
+        };
+        self.run(plugin, store, delivery, number, event, body, run)
+            .await
+    }
+
+    /// An exact replay of a recorded attempt: as [`Runtime::run_shadow`],
+    /// and its clock and random reads answered from `inputs`, the recorded
+    /// attempt's, in order ([`AttemptRun::inputs_diverged`] says where they
+    /// were not).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run_exact(
+        &self,
+        plugin: &Plugin,
+        store: Arc<dyn KvRead>,
+        delivery: DeliveryId,
+        number: u32,
+        event: &EventRecord,
+        body: &[u8],
+        kv: KvSnapshot,
+        journal: Vec<JournalEntry>,
+        inputs: model::Inputs,
+    ) -> AttemptRun {
+        let run = Run {
+            journal: Some(Journal::Recorded(journal)),
+            offline: Some((kv, super::Offline::Refuse)),
+            replay: Some(inputs),
         };
         self.run(plugin, store, delivery, number, event, body, run)
             .await
@@ -132,7 +166,13 @@ impl Runtime {
         let started_at_ms = now_ms();
         let started = Instant::now();
         let limits = &plugin.limits;
-        let (mut state, stdout, stderr) = HostState::new(&plugin.name, limits, Some(store));
+        let reads = match &run.replay {
+            Some(recorded) => super::inputs::Reads::replaying(recorded),
+            None => super::inputs::Reads::default(),
+        };
+        let seed = model::insecure_seed(&delivery.to_string(), number);
+        let (mut state, stdout, stderr) =
+            HostState::new(&plugin.name, limits, Some(store), &reads, seed);
         if let Some((snapshot, offline)) = run.offline {
             state.outbound.go_offline(offline);
             state.call.snapshot = Some(snapshot);
@@ -168,6 +208,7 @@ impl Runtime {
 
         let fuel_left = wstore.get_fuel().unwrap_or(0);
         let state = wstore.into_data();
+        let (inputs, inputs_diverged) = reads.finish();
         let outcome = match result {
             Err(_elapsed) => Outcome::Deadline,
             Ok(Ok(Handled::Ok)) => Outcome::Ok,
@@ -254,6 +295,7 @@ impl Runtime {
             effects: Some(record),
             http,
             omitted,
+            inputs,
         };
         let effects = Effects {
             reads: call.reads.into_iter().collect(),
@@ -276,7 +318,11 @@ impl Runtime {
                 })
                 .collect(),
         };
-        AttemptRun { attempt, effects }
+        AttemptRun {
+            attempt,
+            effects,
+            inputs_diverged,
+        }
     }
 }
 

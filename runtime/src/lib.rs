@@ -23,6 +23,7 @@ mod cache;
 mod fetch;
 mod functions;
 mod imports;
+mod inputs;
 pub mod load;
 mod outbound;
 pub mod outbox;
@@ -134,7 +135,11 @@ impl Runtime {
     ) -> anyhow::Result<Self> {
         let pool = pooling(workers as u32, max_memory_bytes);
         let mut wasm = wasmtime::Config::new();
+        // Determinism where it matters for an exact replay: NaNs have one bit
+        // pattern whatever the CPU. No guest runs threads: wasmtime is built
+        // without its `threads` feature.
         wasm.wasm_component_model(true)
+            .cranelift_nan_canonicalization(true)
             .consume_fuel(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -368,10 +373,14 @@ struct CallState {
 }
 
 impl HostState {
+    /// The state of one call into `plugin`; `reads` are its clocks and
+    /// random, `seed` seeds its insecure random.
     fn new(
         plugin: &str,
         limits: &PluginLimits,
         store: Option<Arc<dyn KvRead>>,
+        reads: &inputs::Reads,
+        seed: u128,
     ) -> (Self, output::Captured, output::Captured) {
         let stdout = output::Captured::new(record::STDIO_SHARE);
         let stderr = output::Captured::new(record::STDIO_SHARE);
@@ -381,6 +390,7 @@ impl HostState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        reads.install(&mut wasi, seed);
         let state = Self {
             wasi: wasi.build(),
             table: ResourceTable::new(),

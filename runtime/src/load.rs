@@ -124,7 +124,7 @@ pub async fn describe(
     compiled: Compiled,
     limits: PluginLimits,
 ) -> Result<Plugin, LoadError> {
-    let (state, _stdout, _stderr) = HostState::new(name, &limits, None);
+    let (state, _stdout, _stderr) = HostState::new(name, &limits, None, &Default::default(), 0);
     let mut store = wasmtime::Store::new(&runtime.engine, state);
     store.limiter(|s| &mut s.limiter);
     let fail = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));

@@ -4,7 +4,8 @@
 //! The record is cut into shares, each with a fixed allowance of JSON bytes
 //! (escaping counted, so a line of control characters cannot grow six times
 //! past it): the outcome's message, stdout, stderr, log lines, and the lists
-//! of kv reads, kv writes, emitted events and HTTP calls together. A list
+//! of kv reads, kv writes, emitted events and HTTP calls together, and the
+//! clock and random reads (bounded in count where they are made). A list
 //! keeps its first entries while they fit and leaves the rest out, counted
 //! and hashed in [`Omitted`], so a shadow run can still compare two runs
 //! whole. The shares add up to less than the bound, leaving room for the
@@ -29,6 +30,18 @@ pub const STDIO_SHARE: usize = 48 * 1024;
 pub const LOG_SHARE: usize = crate::model::LOG_CAP_BYTES;
 /// JSON bytes for kv reads, kv writes, emitted events and HTTP calls together.
 pub const EFFECTS_SHARE: usize = 64 * 1024;
+/// JSON bytes the clock and random reads take at most (`model::Inputs`).
+pub const INPUTS_SHARE: usize = 8 * 1024;
+const _: () = {
+    use crate::model::{MAX_MONOTONIC_READS, MAX_RANDOM_BYTES, MAX_WALL_READS};
+    // Each read is at most 20 digits and a comma; the bytes are base64; the
+    // keys and `truncated` take the rest.
+    let reads = (MAX_WALL_READS + MAX_MONOTONIC_READS) * 21 + MAX_RANDOM_BYTES.div_ceil(3) * 4;
+    assert!(reads + 128 <= INPUTS_SHARE);
+    // The shares leave room for the record's fixed fields.
+    let shares = MESSAGE_SHARE + 2 * STDIO_SHARE + LOG_SHARE + EFFECTS_SHARE + INPUTS_SHARE;
+    assert!(shares + 16 * 1024 <= MAX_RECORD_BYTES);
+};
 /// JSON bytes of one log line's frame (`{"level":"trace","message":,"fields":[]},`).
 pub const LOG_LINE_FRAME: usize = 48;
 /// JSON bytes of one field's frame (`[,],`) beside its quoted key and value.

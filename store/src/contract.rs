@@ -92,6 +92,7 @@ pub(super) fn attempt(claimed: &Claimed, outcome: Outcome) -> Attempt {
         effects: None,
         http: Vec::new(),
         omitted: None,
+        inputs: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod contracts;
 mod effects;
+mod exact;
 mod flow;
 mod fuzz;
 mod guard;

@@ -45,12 +45,21 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
-    /// Replay one event (`replay <id>`) or every event matching a filter.
+    /// Replay one event (`replay <id>`) or every event matching a filter;
+    /// `replay --exact <id>` re-executes a recorded attempt offline instead.
     Replay {
         #[command(flatten)]
         api: ApiArgs,
         /// The event to replay; without it, the filter below picks events.
         event: Option<String>,
+        /// Re-execute the event's recorded attempt offline with what it read
+        /// (kv values, journaled calls, clocks, random), compare it byte for
+        /// byte, and exit 1 when it diverged. Commits nothing.
+        #[arg(long, requires = "event")]
+        exact: bool,
+        /// With --exact: this attempt of the delivery (default: its last).
+        #[arg(long, requires = "exact")]
+        attempt: Option<u32>,
         /// Only to this plugin.
         #[arg(long)]
         plugin: Option<String>,

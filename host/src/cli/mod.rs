@@ -332,6 +332,30 @@ pub fn counts_table(v: &impl Serialize) -> String {
     }
 }
 
+/// An exact replay: the attempt replayed, then `exact`, or each difference
+/// with what was recorded and what the replay did.
+pub fn exact_table(v: &crate::api::ExactReplay) -> String {
+    let mut out = format!(
+        "event {} · {} attempt {} · version {}\n",
+        v.event,
+        v.plugin,
+        v.attempt,
+        short(&v.recorded_version)
+    );
+    if v.exact {
+        out.push_str("exact: the replay did what the attempt did, byte for byte");
+        return out;
+    }
+    out.push_str(&format!("diverged in {}:", v.differences.len()));
+    for d in &v.differences {
+        out.push_str(&format!(
+            "\n  {}\n    recorded: {}\n    replayed: {}",
+            d.what, d.recorded, d.replayed
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

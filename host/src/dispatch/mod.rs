@@ -540,6 +540,7 @@ fn unavailable_version(
         effects: None,
         http: Vec::new(),
         omitted: None,
+        inputs: None,
     }
 }
 

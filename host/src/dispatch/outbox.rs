@@ -60,6 +60,7 @@ pub(super) async fn send(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed,
         effects: None,
         http: sent.call.into_iter().collect(),
         omitted: None,
+        inputs: None,
     };
     match finish_with_retries(&core, &attempt, next, None).await {
         Ok(Finish::Committed) => {

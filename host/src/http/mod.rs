@@ -73,6 +73,7 @@ pub fn router(core: Arc<Core>, tokens: Tokens) -> Router {
             post(shadow::upload).layer(DefaultBodyLimit::max(shadow::MAX_COMPONENT_BYTES)),
         )
         .route("/plugins/{name}/shadow", post(shadow::run))
+        .route("/events/{id}/replay-exact", post(shadow::replay_exact))
         .route_layer(middleware::from_fn(move |request: Request, next: Next| {
             read_body_within(timeout, shadow::MAX_COMPONENT_BYTES, request, next)
         }));

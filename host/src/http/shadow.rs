@@ -1,9 +1,11 @@
 //! Candidate versions and shadow runs: try a new version of a handler on
-//! recorded events before it serves anything.
+//! recorded events before it serves anything; and exact replays of one
+//! recorded attempt.
 
 use super::ApiError;
 use crate::api;
 use crate::core::Core;
+use crate::exact::ExactError;
 use crate::model::valid_plugin_name;
 use crate::reload;
 use crate::shadow::{self, ShadowError};
@@ -71,6 +73,26 @@ pub async fn run(
         Err(e @ ShadowError::BadFilter(_)) => Err(ApiError::BadRequest(e.to_string())),
         Err(e @ ShadowError::Candidate { .. }) => Err(ApiError::NotFound(e.to_string())),
         Err(ShadowError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// `POST /events/{id}/replay-exact`: re-executes one recorded attempt
+/// offline with what it read, and reports whether it did the same.
+pub async fn replay_exact(
+    State(core): State<Arc<Core>>,
+    Path(id): Path<String>,
+    body: Option<Json<api::ExactReplayRequest>>,
+) -> Result<Json<api::ExactReplay>, ApiError> {
+    let id = super::admin::parse_id(&id)?;
+    let request = body.map(|Json(b)| b).unwrap_or_default();
+    match crate::exact::replay(&core, id, &request).await {
+        Ok(report) => {
+            tracing::info!(event = %id, plugin = %report.plugin, attempt = report.attempt, exact = report.exact, "exact replay done");
+            Ok(Json(report))
+        }
+        Err(ExactError::NotFound(e)) => Err(ApiError::NotFound(e)),
+        Err(ExactError::BadRequest(e)) => Err(ApiError::BadRequest(e)),
+        Err(ExactError::Store(e)) => Err(e.into()),
     }
 }
 
