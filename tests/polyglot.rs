@@ -8,6 +8,9 @@
 //! machine with only Rust; `.ci/run` installs both and sets
 //! `HOOKHOST_REQUIRE_POLYGLOT=1`, which turns a missing toolchain into a
 //! failure.
+//!
+//! Longer than 600 lines on purpose: one test binary, so each guest (an 18 MB
+//! Python component compiles for seconds) builds once for all its tests.
 
 use hookhost::model::RetryPolicy;
 use hookhost_tests::{Setup, TestHost, WAIT};

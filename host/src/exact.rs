@@ -93,7 +93,7 @@ pub async fn replay(
     let journal = core.store.journaled(delivery.id).await?;
     let run = core
         .runtime
-        .run_exact(
+        .run_recorded(
             &plugin,
             core.store.clone(),
             delivery.id,
@@ -102,7 +102,7 @@ pub async fn replay(
             &body,
             crate::shadow::snapshot_of(&recorded),
             journal,
-            recorded.inputs.clone().unwrap_or_default(),
+            Some(recorded.inputs.clone().unwrap_or_default()),
         )
         .await;
     let mut differences = compare(&recorded, &run.attempt);

@@ -154,7 +154,7 @@ async fn compare(
     let journal = core.store.journaled(live.delivery).await?;
     let run = core
         .runtime
-        .run_shadow(
+        .run_recorded(
             plugin,
             core.store.clone(),
             live.delivery,
@@ -163,6 +163,7 @@ async fn compare(
             &body,
             snapshot,
             journal,
+            None,
         )
         .await;
     let shadow = run.attempt;

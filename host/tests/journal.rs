@@ -123,15 +123,36 @@ fn install(remote: &str) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     (dir, data, plugins, config)
 }
 
-/// Posts `body` to `test.call` on `base`.
-async fn post(client: &reqwest::Client, base: &str, body: &Value) {
-    let answer = client
-        .post(format!("{base}/events/test.call"))
-        .json(body)
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(answer.status(), 202);
+/// [`CYCLES`] times: starts the host, posts [`EVENTS_PER_CYCLE`] events to
+/// `test.call` with the bodies `body(cycle, n)` gives, and SIGKILLs it while
+/// a `/slow` call is in flight. Returns how many events were posted.
+async fn crash_cycles(
+    api: &mut Api,
+    data: &std::path::Path,
+    plugins: &std::path::Path,
+    config: &std::path::Path,
+    body: impl Fn(usize, usize) -> Value,
+) -> usize {
+    let client = reqwest::Client::new();
+    let mut posted = 0;
+    for cycle in 0..CYCLES {
+        let mut host = start_configured(data, plugins, Some(config), &[]);
+        while api.slow_calls.try_recv().is_ok() {}
+        for n in 0..EVENTS_PER_CYCLE {
+            let answer = client
+                .post(format!("{}/events/test.call", host.base))
+                .json(&body(cycle, n))
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(answer.status(), 202);
+            posted += 1;
+        }
+        api.slow_call_in_flight().await;
+        host.child.kill().expect("SIGKILL");
+        host.child.wait().expect("reap");
+    }
+    posted
 }
 
 /// Waits until `topic` has `count` events, all succeeded.
@@ -156,27 +177,13 @@ async fn a_call_is_received_under_one_key_however_often_the_host_dies() {
     let mut api = Api::start().await;
     let remote = api.remote.clone();
     let (_dir, data, plugins, config) = install(&remote);
-    let client = reqwest::Client::new();
-    let mut posted = 0;
-    for cycle in 0..CYCLES {
-        let mut host = start_configured(&data, &plugins, Some(&config), &[]);
-        while api.slow_calls.try_recv().is_ok() {}
-        for n in 0..EVENTS_PER_CYCLE {
-            let call = |path: &str| json!({ "url": format!("{remote}/{path}"), "body": { "cycle": cycle, "n": n } });
-            post(
-                &client,
-                &host.base,
-                &json!({ "requests": [call("pay"), call("slow")] }),
-            )
-            .await;
-            posted += 1;
-        }
-        // Dies while a `/slow` call is in flight: its `/pay` was answered
-        // and journaled, its attempt not committed.
-        api.slow_call_in_flight().await;
-        host.child.kill().expect("SIGKILL");
-        host.child.wait().expect("reap");
-    }
+    // Dies while a `/slow` call is in flight: its `/pay` was answered and
+    // journaled, its attempt not committed.
+    let posted = crash_cycles(&mut api, &data, &plugins, &config, |cycle, n| {
+        let call = |path: &str| json!({ "url": format!("{remote}/{path}"), "body": { "cycle": cycle, "n": n } });
+        json!({ "requests": [call("pay"), call("slow")] })
+    })
+    .await;
 
     // A last, clean run: every delivery finishes.
     let host = start_configured(&data, &plugins, Some(&config), &[]);
@@ -248,24 +255,15 @@ async fn an_outbox_request_survives_the_host_dying_and_keeps_its_key() {
     let mut api = Api::start().await;
     let remote = api.remote.clone();
     let (_dir, data, plugins, config) = install(&remote);
-    let client = reqwest::Client::new();
-    let mut posted = 0;
-    for cycle in 0..CYCLES {
-        let mut host = start_configured(&data, &plugins, Some(&config), &[]);
-        while api.slow_calls.try_recv().is_ok() {}
-        for n in 0..EVENTS_PER_CYCLE {
-            let receipt = json!({
-                "url": format!("{remote}/slow"),
-                "body": { "cycle": cycle, "n": n },
-                "outbox": true,
-            });
-            post(&client, &host.base, &json!({ "requests": [receipt] })).await;
-            posted += 1;
-        }
-        api.slow_call_in_flight().await;
-        host.child.kill().expect("SIGKILL");
-        host.child.wait().expect("reap");
-    }
+    let posted = crash_cycles(&mut api, &data, &plugins, &config, |cycle, n| {
+        let receipt = json!({
+            "url": format!("{remote}/slow"),
+            "body": { "cycle": cycle, "n": n },
+            "outbox": true,
+        });
+        json!({ "requests": [receipt] })
+    })
+    .await;
     let host = start_configured(&data, &plugins, Some(&config), &[]);
     let events = settled(&host.base, "test.call", posted).await;
     let queued = settled(&host.base, "hookhost.outbox", posted).await;

@@ -101,12 +101,17 @@ impl Runtime {
             .await
     }
 
-    /// A shadow run: as [`Runtime::run_offline`] with every call refused,
-    /// except those that match `journal`, the live attempt's calls in
-    /// order, which are answered from it as a retry of the live delivery
-    /// would be.
+    /// A run on a recorded attempt's inputs, never reaching the network:
+    /// its kv reads see `kv` first (the recorded attempt's reads; other keys
+    /// are read from `store`), its calls that match `journal` (the recorded
+    /// delivery's, in order) are answered from it as a retry of that
+    /// delivery would be, and every other call is refused. A shadow run
+    /// passes no `inputs`; an exact replay passes the recorded attempt's
+    /// clock and random reads, answered in order
+    /// ([`AttemptRun::inputs_diverged`] says where they were not). The
+    /// caller must not commit the effects.
     #[allow(clippy::too_many_arguments)]
-    pub async fn run_shadow(
+    pub async fn run_recorded(
         &self,
         plugin: &Plugin,
         store: Arc<dyn KvRead>,
@@ -116,37 +121,12 @@ impl Runtime {
         body: &[u8],
         kv: KvSnapshot,
         journal: Vec<JournalEntry>,
+        inputs: Option<model::Inputs>,
     ) -> AttemptRun {
         let run = Run {
             journal: Some(Journal::Recorded(journal)),
             offline: Some((kv, super::Offline::Refuse)),
-            replay: None,
-        };
-        self.run(plugin, store, delivery, number, event, body, run)
-            .await
-    }
-
-    /// An exact replay of a recorded attempt: as [`Runtime::run_shadow`],
-    /// and its clock and random reads answered from `inputs`, the recorded
-    /// attempt's, in order ([`AttemptRun::inputs_diverged`] says where they
-    /// were not).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn run_exact(
-        &self,
-        plugin: &Plugin,
-        store: Arc<dyn KvRead>,
-        delivery: DeliveryId,
-        number: u32,
-        event: &EventRecord,
-        body: &[u8],
-        kv: KvSnapshot,
-        journal: Vec<JournalEntry>,
-        inputs: model::Inputs,
-    ) -> AttemptRun {
-        let run = Run {
-            journal: Some(Journal::Recorded(journal)),
-            offline: Some((kv, super::Offline::Refuse)),
-            replay: Some(inputs),
+            replay: inputs,
         };
         self.run(plugin, store, delivery, number, event, body, run)
             .await

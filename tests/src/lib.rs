@@ -303,6 +303,16 @@ impl TestHost {
         std::fs::write(self.plugin_path(name), bytes).expect("overwrite plugin");
     }
 
+    /// The contract version `GET /plugins` says plugin `name` targets.
+    pub async fn contract(&self, name: &str) -> Option<Value> {
+        let (_, listed) = self.get("/plugins").await;
+        listed["plugins"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["contract"].clone())
+    }
+
     /// Waits until the event's status is final (`succeeded` or `dead`).
     pub async fn wait_settled(&self, id: &str) -> Value {
         self.wait_event(id, |e| e["status"] == "succeeded" || e["status"] == "dead")
