@@ -150,7 +150,7 @@ impl Runtime {
             Some(recorded) => super::inputs::Reads::replaying(recorded),
             None => super::inputs::Reads::default(),
         };
-        let seed = model::insecure_seed(&delivery.to_string(), number);
+        let seed = model::insecure_seed(delivery, number);
         let (mut state, stdout, stderr) =
             HostState::new(&plugin.name, limits, Some(store), &reads, seed);
         if let Some((snapshot, offline)) = run.offline {
