@@ -14,14 +14,12 @@
 //! case's estimates; a closing `summary:` line gives medians of interleaved
 //! samples and the ratios against raw.
 
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
-use hookhost::Config;
-use hookhost::core::Core;
 use hookhost::model::{NewEvent, Outcome};
-use hookhost::runtime::Runtime;
-use hookhost::store::{Finish, Next, Store};
+use hookhost::store::{Finish, Next};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, InstanceAllocationStrategy};
@@ -171,28 +169,7 @@ fn bench(c: &mut Criterion) {
 
     // The host.
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        data: dir.path().join("data"),
-        plugins_dir: dir.path().join("plugins"),
-        ..Config::default()
-    };
-    std::fs::create_dir_all(&config.plugins_dir).expect("plugins dir");
-    std::fs::copy(&component_path, config.plugins_dir.join("noop.wasm")).expect("install");
-    let core = rt.block_on(async {
-        let store = Store::open(&config.data).expect("store");
-        let runtime =
-            Runtime::new(config.workers, config.max_memory_bytes(), None).expect("runtime");
-        let core = Arc::new(Core::new(
-            config,
-            store,
-            runtime,
-            Default::default(),
-            Default::default(),
-            Default::default(),
-        ));
-        hookhost::reload::load_all(&core).await;
-        core
-    });
+    let core = common::core(&rt, dir.path(), &[("noop", "test-noop")], |_| {});
     let plugin = core.registry.get("noop").expect("noop loaded");
 
     // Claimed deliveries for the host to run, prepared untimed and in bulk

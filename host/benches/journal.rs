@@ -12,12 +12,13 @@
 
 #![allow(clippy::print_stdout)]
 
-use hookhost::Config;
+mod common;
+
 use hookhost::core::Core;
 use hookhost::model::{
     AttemptStore, DeliveryId, Journal, JournalEntry, KvRead, NewEvent, Outcome, Provenance,
 };
-use hookhost::runtime::{Plugin, Runtime};
+use hookhost::runtime::Plugin;
 use hookhost::store::{Claimed, Next, Route, Store};
 use std::future::Future;
 use std::pin::Pin;
@@ -52,7 +53,6 @@ impl Journal for Unjournaled {
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().expect("tokio");
-    let component = xtask::build_plugins(&["test-caller"]).expect("build the caller")[0].clone();
     let (url, _server) = rt.block_on(async {
         let app = axum::Router::new().fallback(|| async { "ok" });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -66,32 +66,12 @@ fn main() {
     });
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config {
-        data: dir.path().join("data"),
-        plugins_dir: dir.path().join("plugins"),
-        ..Config::default()
-    };
-    config
-        .plugins
-        .entry("caller".into())
-        .or_default()
-        .allowed_hosts = vec![url.clone()];
-    std::fs::create_dir_all(&config.plugins_dir).expect("plugins dir");
-    std::fs::copy(&component, config.plugins_dir.join("caller.wasm")).expect("install");
-    let core = rt.block_on(async {
-        let store = Store::open(&config.data).expect("store");
-        let runtime =
-            Runtime::new(config.workers, config.max_memory_bytes(), None).expect("runtime");
-        let core = Arc::new(Core::new(
-            config,
-            store,
-            runtime,
-            Default::default(),
-            Default::default(),
-            Default::default(),
-        ));
-        hookhost::reload::load_all(&core).await;
-        core
+    let core = common::core(&rt, dir.path(), &[("caller", "test-caller")], |config| {
+        config
+            .plugins
+            .entry("caller".into())
+            .or_default()
+            .allowed_hosts = vec![url.clone()];
     });
     let body = serde_json::to_vec(&serde_json::json!({
         "requests": [{ "url": format!("{url}/charge"), "body": { "amount": 100 } }]

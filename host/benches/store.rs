@@ -13,13 +13,11 @@
 //! Run: `cargo bench -p hookhost --bench store`. A closing `summary:` line
 //! gives the medians and the ratio of the two ingest paths.
 
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
-use hookhost::Config;
-use hookhost::core::Core;
 use hookhost::model::NewEvent;
-use hookhost::runtime::Runtime;
 use hookhost::store::{Route, Store};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn event() -> NewEvent {
@@ -70,33 +68,7 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     // The registry, with the no-op plugin loaded through the real loader.
-    let component = match xtask::build_plugins(&["test-noop"]) {
-        Ok(paths) => paths[0].clone(),
-        Err(e) => panic!("cannot build the benchmark plugin: {e}"),
-    };
-    let config = Config {
-        data: dir.path().join("data"),
-        plugins_dir: dir.path().join("plugins"),
-        ..Config::default()
-    };
-    std::fs::create_dir_all(&config.plugins_dir).expect("plugins dir");
-    std::fs::copy(&component, config.plugins_dir.join("noop.wasm")).expect("install");
-    let core = rt.block_on(async {
-        let store = Store::open(&config.data).expect("store");
-        let runtime =
-            Runtime::new(config.workers, config.max_memory_bytes(), None).expect("runtime");
-        let core = Arc::new(Core::new(
-            config,
-            store,
-            runtime,
-            Default::default(),
-            Default::default(),
-            Default::default(),
-        ));
-        hookhost::reload::load_all(&core).await;
-        core
-    });
-    assert!(core.registry.get("noop").is_some(), "noop loaded");
+    let core = common::core(&rt, dir.path(), &[("noop", "test-noop")], |_| {});
     let mut group = c.benchmark_group("registry");
     group.bench_function("get", |b| b.iter(|| core.registry.get("noop")));
     group.bench_function("routes", |b| {
