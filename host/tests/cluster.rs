@@ -3,7 +3,7 @@
 //! Afterwards every acknowledged event exists, every event was counted
 //! exactly once in effect (the counter plugin's kv count equals the number
 //! of distinct events, and it emitted one event per event), and no schedule
-//! tick fired twice.
+//! tick fired twice. Outbox requests queued on two hosts are sent once each.
 //!
 //! Needs a PostgreSQL server (see `hookhost::store::testing`); the figures
 //! are printed at the end (`cargo test -p hookhost --test cluster --
@@ -475,4 +475,96 @@ async fn a_claim_that_outlasts_its_lease_keeps_it_and_runs_one_attempt_at_a_time
         "one run and its conflict re-run, never two at once: {slow:#}"
     );
     server.abort();
+}
+
+/// The outbox on a shared database: two hosts take the events, their
+/// handlers queue one request each, and the hosts send them: each once,
+/// under its own key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_requests_are_sent_once_by_hosts_sharing_a_database() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let keys = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = keys.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let log = log.clone();
+        async move {
+            let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+            log.lock()
+                .expect("log")
+                .push(key.unwrap_or_default().to_owned());
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let built = xtask::build_plugins(&["test-caller"]).expect("build the caller");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    std::fs::copy(&built[0], plugins.join("caller.wasm")).expect("install caller");
+    let config = dir.path().join("hookhost.toml");
+    std::fs::write(
+        &config,
+        format!("store = \"postgres\"\n\n[plugins.caller]\nallowed_hosts = [\"{remote}\"]\n"),
+    )
+    .expect("config");
+    let env = [("HOOKHOST_DATABASE_URL", db.url.as_str())];
+    let hosts: Vec<_> = (0..2)
+        .map(|n| {
+            start_configured(
+                &dir.path().join(format!("data-{n}")),
+                &plugins,
+                Some(&config),
+                &env,
+            )
+        })
+        .collect();
+    const EVENTS: usize = 20;
+    let client = reqwest::Client::new();
+    for n in 0..EVENTS {
+        let body = serde_json::json!({
+            "requests": [{ "url": format!("{remote}/receipt"), "body": { "n": n }, "outbox": true }]
+        });
+        let answer = client
+            .post(format!("{}/events/test.call", hosts[n % 2].base))
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(answer.status(), 202);
+    }
+    let base = &hosts[0].base;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (events, sent) = loop {
+        let events = all_events(base, "test.call").await;
+        let sent = all_events(base, "hookhost.outbox").await;
+        let settled = |list: &[Value]| list.iter().all(|e| e["status"] == "succeeded");
+        if events.len() == EVENTS && sent.len() == EVENTS && settled(&events) && settled(&sent) {
+            break (events, sent);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not settled: {} outbox events",
+            sent.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    server.abort();
+    let mut expected: Vec<String> = events
+        .iter()
+        .map(|e| format!("{}:caller:outbox:0", e["id"].as_str().expect("id")))
+        .collect();
+    let mut received = keys.lock().expect("log").clone();
+    expected.sort();
+    received.sort();
+    assert_eq!(received, expected, "each request once, under its key");
+    assert_eq!(sent.len(), EVENTS);
 }
