@@ -350,16 +350,71 @@ pub fn exact_table(v: &crate::api::ExactReplay) -> String {
     for d in &v.differences {
         out.push_str(&format!(
             "\n  {}\n    recorded: {}\n    replayed: {}",
-            d.what, d.recorded, d.replayed
+            d.what,
+            shown(&d.recorded),
+            shown(&d.replayed)
         ));
     }
     out
+}
+
+/// Longest value [`exact_table`] prints whole.
+const SHOWN_BYTES: usize = 400;
+
+/// `value` as JSON, cut at [`SHOWN_BYTES`] with a note of its size.
+fn shown(value: &Value) -> String {
+    let text = value.to_string();
+    if text.len() <= SHOWN_BYTES {
+        return text;
+    }
+    let mut end = SHOWN_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} bytes; --json shows it whole)",
+        &text[..end],
+        text.len()
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::{TimeZone as _, Utc};
+
+    #[test]
+    fn a_diverged_replay_shows_each_difference_and_cuts_long_values() {
+        let report = crate::api::ExactReplay {
+            event: "01J".into(),
+            delivery: "01J00000000000000000000000-0".parse().expect("delivery"),
+            plugin: "shop".into(),
+            attempt: 2,
+            recorded_version: "a".repeat(64),
+            replayed_version: "a".repeat(64),
+            exact: false,
+            differences: vec![crate::api::ExactDifference {
+                what: "effects".into(),
+                recorded: Value::String("é".repeat(1000)),
+                replayed: Value::Null,
+            }],
+            outcome: Outcome::Ok,
+            fuel_consumed: 1,
+            duration_us: 1,
+        };
+        let table = exact_table(&report);
+        assert!(table.contains("diverged in 1:\n  effects"), "{table}");
+        assert!(table.contains("replayed: null"), "{table}");
+        let recorded = table
+            .lines()
+            .find(|l| l.contains("recorded:"))
+            .expect("recorded line");
+        assert!(recorded.len() < SHOWN_BYTES + 100, "{recorded}");
+        assert!(
+            recorded.ends_with("(2002 bytes; --json shows it whole)"),
+            "{recorded}"
+        );
+    }
 
     #[test]
     fn a_time_filter_is_a_duration_ago_an_rfc_3339_time_or_epoch_milliseconds() {
