@@ -17,7 +17,7 @@
 mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hookhost::model::{NewEvent, Outcome};
+use hookhost::model::Outcome;
 use hookhost::store::{Finish, Next};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -176,38 +176,8 @@ fn bench(c: &mut Criterion) {
     // (concurrent ingests share group-commit flushes), so that nothing but
     // the attempts themselves runs between timed samples.
     let (core, plugin) = (&core, &plugin);
-    let prepare = |n: usize| async move {
-        let mut claimed = Vec::with_capacity(n);
-        let routes = [hookhost::store::Route::new(plugin.name.clone())];
-        let routes = &routes;
-        while claimed.len() < n {
-            let chunk = (n - claimed.len()).min(256);
-            let ingests = (0..chunk).map(|_| {
-                let event = NewEvent {
-                    topic: "test.noop".into(),
-                    idempotency_key: None,
-                    headers: Vec::new(),
-                    content_type: Some("application/json".into()),
-                    body: b"{\"amount\": 100}".to_vec(),
-                    provenance: hookhost::model::Provenance::Api,
-                };
-                core.store.ingest(event, routes)
-            });
-            for ingested in futures::future::join_all(ingests).await {
-                ingested.expect("ingest");
-            }
-            for due in core.store.due(u64::MAX, None, chunk).await.expect("due") {
-                claimed.push(
-                    core.store
-                        .claim(&due)
-                        .await
-                        .expect("claim")
-                        .expect("claimed"),
-                );
-            }
-        }
-        claimed
-    };
+    let prepare =
+        |n: usize| common::claimed(core, &plugin.name, "test.noop", b"{\"amount\": 100}", n);
     // One timed host attempt: sandbox, instantiate, call, record, commit.
     let host_once = |claimed: hookhost::store::Claimed| async move {
         let start = Instant::now();

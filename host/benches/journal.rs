@@ -15,11 +15,9 @@
 mod common;
 
 use hookhost::core::Core;
-use hookhost::model::{
-    AttemptStore, DeliveryId, Journal, JournalEntry, KvRead, NewEvent, Outcome, Provenance,
-};
+use hookhost::model::{AttemptStore, DeliveryId, Journal, JournalEntry, KvRead, Outcome};
 use hookhost::runtime::Plugin;
-use hookhost::store::{Claimed, Next, Route, Store};
+use hookhost::store::{Claimed, Next, Store};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -80,42 +78,7 @@ fn main() {
 
     // Fresh claimed deliveries: a journaled attempt of a delivery that ran
     // before would be answered from its journal.
-    let prepare = |n: usize| {
-        let (core, body) = (core.clone(), body.clone());
-        async move {
-            let mut claimed = Vec::with_capacity(n);
-            let routes = [Route::new("caller")];
-            while claimed.len() < n {
-                let chunk = (n - claimed.len()).min(256);
-                let ingests = (0..chunk).map(|_| {
-                    core.store.ingest(
-                        NewEvent {
-                            topic: "test.call".into(),
-                            idempotency_key: None,
-                            headers: Vec::new(),
-                            content_type: Some("application/json".into()),
-                            body: body.clone(),
-                            provenance: Provenance::Api,
-                        },
-                        &routes,
-                    )
-                });
-                for ingested in futures::future::join_all(ingests).await {
-                    ingested.expect("ingest");
-                }
-                for due in core.store.due(u64::MAX, None, chunk).await.expect("due") {
-                    claimed.push(
-                        core.store
-                            .claim(&due)
-                            .await
-                            .expect("claim")
-                            .expect("claimed"),
-                    );
-                }
-            }
-            claimed
-        }
-    };
+    let prepare = |n: usize| common::claimed(&core, "caller", "test.call", &body, n);
     let unjournaled = Arc::new(Unjournaled(core.store.clone()));
     let plugin = core.registry.get("caller").expect("caller loaded");
     let store = |journaled: bool| -> Arc<dyn AttemptStore> {

@@ -217,8 +217,8 @@ impl Request {
     /// with backoff under the plugin's retry policy while the answer is a
     /// 408, 425, 429 or 5xx, or no answer, always with the same
     /// `Idempotency-Key` (by default `<event id>:<plugin>:outbox:<n>`), and
-    /// becomes a dead letter after its last try or at any other 4xx. An
-    /// error here means the request was not queued: a bad URL or header, a
+    /// becomes a dead letter after its last try or at any other status
+    /// (redirects are not followed). An error here means the request was not queued: a bad URL or header, a
     /// host not in `allowed_hosts`, too many or too large.
     pub fn send_after_commit(self) -> Result<(), HttpError> {
         crate::wit::hookhost::plugin::outbox::send_after_commit(&self.into_wit())?;

@@ -275,7 +275,7 @@ function hostCall(call, method, url, { headers = {}, body, json, idempotencyKey,
  * host sends it once this attempt commits (never if it fails), retried with
  * backoff under the same key (`<event id>:<plugin>:outbox:<n>` by default)
  * while the answer is a 408, 425, 429 or 5xx, and a dead letter after the
- * last try or at any other 4xx.
+ * last try or at any other status (redirects are not followed).
  */
 export const http = {
   fetch(method, url, options = {}) {

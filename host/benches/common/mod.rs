@@ -50,3 +50,39 @@ pub fn core(
         core
     })
 }
+
+/// `n` claimed deliveries to `plugin` of fresh events of `topic` and `body`,
+/// ingested 256 at a time (concurrent ingests share group-commit flushes).
+#[allow(dead_code)] // each bench compiles this module; the store bench claims nothing
+pub async fn claimed(
+    core: &Core,
+    plugin: &str,
+    topic: &str,
+    body: &[u8],
+    n: usize,
+) -> Vec<hookhost::store::Claimed> {
+    let mut claimed = Vec::with_capacity(n);
+    let routes = [hookhost::store::Route::new(plugin)];
+    while claimed.len() < n {
+        let chunk = (n - claimed.len()).min(256);
+        let ingests = (0..chunk).map(|_| {
+            let event = hookhost::model::NewEvent {
+                topic: topic.into(),
+                idempotency_key: None,
+                headers: Vec::new(),
+                content_type: Some("application/json".into()),
+                body: body.to_vec(),
+                provenance: hookhost::model::Provenance::Api,
+            };
+            core.store.ingest(event, &routes)
+        });
+        for ingested in futures::future::join_all(ingests).await {
+            ingested.expect("ingest");
+        }
+        for due in core.store.due(u64::MAX, None, chunk).await.expect("due") {
+            let one = core.store.claim(&due).await.expect("claim");
+            claimed.push(one.expect("claimed"));
+        }
+    }
+    claimed
+}

@@ -337,11 +337,6 @@ async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slo
         }
         _ => plugin,
     };
-    let policy = plugin
-        .limits
-        .retry
-        .or(plugin.manifest.retry)
-        .unwrap_or_default();
     let mut conflicts = 0;
     loop {
         slots.acquire().await;
@@ -363,19 +358,13 @@ async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slo
                 run.attempt.outcome = Outcome::Retry(full);
             }
         }
-        let in_window = number - claimed.delivery.attempts_before_retry;
-        let decision = retry::decide(&policy, in_window, &run.attempt.outcome, rand::random());
-        let next = match decision {
-            Decision::Succeeded => Next::Succeeded,
-            Decision::RetryIn(ms) => Next::RetryAt(retry::due_after(now_ms(), ms)),
-            Decision::Dead => Next::Dead,
-        };
-        if decision == Decision::Succeeded
+        let next = next_after(&plugin, &claimed, number, &run.attempt.outcome);
+        if next == Next::Succeeded
             && let Some(record) = &mut run.attempt.effects
         {
             record.committed = true;
         }
-        let effects = (decision == Decision::Succeeded).then_some(&run.effects);
+        let effects = (next == Next::Succeeded).then_some(&run.effects);
         match finish_with_retries(&core, &run.attempt, next, effects).await {
             Ok(Finish::Committed) => {
                 let a = &run.attempt;
@@ -417,6 +406,22 @@ async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slo
                 return;
             }
         }
+    }
+}
+
+/// Where attempt `number` of `claimed` moves its delivery after `outcome`,
+/// by `plugin`'s retry policy (its configured one, else its manifest's).
+fn next_after(plugin: &Plugin, claimed: &Claimed, number: u32, outcome: &Outcome) -> Next {
+    let policy = plugin
+        .limits
+        .retry
+        .or(plugin.manifest.retry)
+        .unwrap_or_default();
+    let in_window = number - claimed.delivery.attempts_before_retry;
+    match retry::decide(&policy, in_window, outcome, rand::random()) {
+        Decision::Succeeded => Next::Succeeded,
+        Decision::RetryIn(ms) => Next::RetryAt(retry::due_after(now_ms(), ms)),
+        Decision::Dead => Next::Dead,
     }
 }
 

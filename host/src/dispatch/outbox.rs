@@ -10,7 +10,7 @@
 //! the same `Idempotency-Key` at every try. Its record names the plugin
 //! version whose limits it was sent under.
 
-use super::{Next, Slots, finish_with_retries, renew_while_held};
+use super::{Slots, finish_with_retries, renew_while_held};
 use crate::core::Core;
 use crate::model::{Attempt, OutboxRequest, Outcome, now_ms};
 use crate::runtime::Plugin;
@@ -32,17 +32,7 @@ pub(super) async fn send(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed,
         },
     };
     slots.release(&core.wake);
-    let policy = plugin
-        .limits
-        .retry
-        .or(plugin.manifest.retry)
-        .unwrap_or_default();
-    let in_window = number - claimed.delivery.attempts_before_retry;
-    let next = match super::retry::decide(&policy, in_window, &sent.outcome, rand::random()) {
-        super::Decision::Succeeded => Next::Succeeded,
-        super::Decision::RetryIn(ms) => Next::RetryAt(super::retry::due_after(now_ms(), ms)),
-        super::Decision::Dead => Next::Dead,
-    };
+    let next = super::next_after(&plugin, &claimed, number, &sent.outcome);
     let attempt = Attempt {
         delivery: id,
         number,

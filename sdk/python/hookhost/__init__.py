@@ -218,7 +218,8 @@ class _Http:
     outbox: the host sends it once this attempt commits (never if it fails),
     retried with backoff under the same key (by default
     ``<event id>:<plugin>:outbox:<n>``) while the answer is a 408, 425, 429
-    or 5xx, and a dead letter after the last try or at any other 4xx.
+    or 5xx, and a dead letter after the last try or at any other status
+    (redirects are not followed).
     """
 
     @staticmethod
