@@ -173,6 +173,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let base = runs[0].acked.max(1.0);
     let base_handled = runs[0].handled_overall.max(1.0);
+    for r in &runs {
+        hookhost_bench::figures(serde_json::json!({
+            "run": r.label,
+            "acks_per_s": r.acked,
+            "handled_during_load_per_s": r.handled_during,
+            "handled_until_drained_per_s": r.handled_overall,
+        }));
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     println!("\nWhere the CPU went during each load ({cores} cores):\n");
     println!("| store | database | hosts | load generator | idle or elsewhere |");

@@ -72,6 +72,11 @@ struct Args {
     /// so without ratios): for long runs where only the host's pace matters.
     #[arg(long)]
     host_only: bool,
+    /// Length of each ceiling's phase, when not `--seconds`: a ceiling
+    /// holds its pace within seconds, the host's queue takes a minute to
+    /// show whether it keeps up.
+    #[arg(long)]
+    ceiling_seconds: Option<u64>,
 }
 
 impl Args {
@@ -524,13 +529,17 @@ async fn main() -> anyhow::Result<()> {
     let ceilings = if args.host_only {
         None
     } else {
-        let axum = axum_ceiling(&args).await?;
+        let ceiling_args = Args {
+            seconds: args.ceiling_seconds.unwrap_or(args.seconds),
+            ..args.clone()
+        };
+        let axum = axum_ceiling(&ceiling_args).await?;
         println!(
             "axum 202 ceiling      {:>10.0} req/s  ({} failed)",
             axum.per_second(),
             axum.failed
         );
-        let sled = sled_ceiling(&args).await?;
+        let sled = sled_ceiling(&ceiling_args).await?;
         println!("sled group commit     {:>10.0} writes/s", sled.per_second());
         Some((axum, sled))
     };
@@ -603,6 +612,22 @@ async fn main() -> anyhow::Result<()> {
         figures.warm_slots,
         figures.warm_bytes / figures.warm_slots.max(1.0) / 1024.0
     );
+    hookhost_bench::figures(serde_json::json!({
+        "offered_per_s": args.rate,
+        "acks_per_s": host.per_second(),
+        "failed": host.failed,
+        "handled_during_load_per_s": figures.handled_during_load,
+        "handled_per_s": figures.handled_per_second,
+        "queue_at_stop": figures.queue_at_stop,
+        "drained": figures.drained,
+        "recorded_p99_ms": percentile(l, 0.99),
+        "ack_p99_ms": percentile(&host.ack_us, 0.99) as f64 / 1000.0,
+        "axum_per_s": ceilings.as_ref().map(|(axum, _)| axum.per_second()),
+        "axum_ack_p99_ms": ceilings
+            .as_ref()
+            .map(|(axum, _)| percentile(&axum.ack_us, 0.99) as f64 / 1000.0),
+        "sled_per_s": ceilings.as_ref().map(|(_, sled)| sled.per_second()),
+    }));
     if let Some((axum, sled)) = ceilings {
         println!(
             "ratios                acks/axum {:.2}, acks/sled {:.2}",

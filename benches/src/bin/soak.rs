@@ -79,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
     let (_, idle) = tree_rss_mb(host.pid());
     println!("idle RSS with {} plugins: {idle:.1} MB", PLUGINS.len());
+    hookhost_bench::figures(serde_json::json!({ "idle_rss_mb": idle, "plugins": PLUGINS.len() }));
 
     let load = Load {
         seconds: args.minutes * 60,
