@@ -27,6 +27,30 @@ pub fn figures(value: Value) {
     println!("figures: {value}");
 }
 
+/// `cargo`, for a build started by a benchmark that `cargo run` started.
+///
+/// `cargo run` gives its program the package's `CARGO_PKG_*`,
+/// `CARGO_MANIFEST_*` and the like. A build script that asks to rerun when
+/// one of them changes (`ring`'s does) would see them changed in a build
+/// started from here, and everything after it would be compiled again, for
+/// minutes, in every run; so they are removed.
+pub fn cargo_command() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                key,
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR"
+            )
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
 /// One load phase's shape.
 #[derive(Debug, Clone)]
 pub struct Load {
@@ -432,8 +456,7 @@ impl Host {
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let root = xtask::workspace_root();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        let status = cargo_command()
             .current_dir(&root)
             .args([
                 "build",

@@ -36,7 +36,7 @@
 
 use anyhow::{Context as _, ensure};
 use clap::Parser;
-use hookhost_bench::{Host, body};
+use hookhost_bench::{Host, body, cargo_command};
 use serde_json::Value;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -104,11 +104,6 @@ fn thousands(n: f64) -> String {
         out.push(c);
     }
     out
-}
-
-/// The workspace's cargo, as `cargo run` gives it.
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
 /// Runs `cmd`, echoing its output indented, and returns the JSON of every
@@ -518,7 +513,7 @@ fn idle_rss() -> anyhow::Result<Row> {
 /// in the middle of the run.
 fn build_all() -> anyhow::Result<PathBuf> {
     let root = xtask::workspace_root();
-    let out = Command::new(cargo())
+    let out = cargo_command()
         .current_dir(&root)
         .args([
             "bench", "--no-run", "--locked", "-p", "hookhost", "--bench", "attempt",
@@ -537,7 +532,7 @@ fn build_all() -> anyhow::Result<PathBuf> {
         &["-p", "hookhost", "--bin", "hookhost"][..],
         &["-p", "hookhost-bench", "--bins"],
     ] {
-        let status = Command::new(cargo())
+        let status = cargo_command()
             .current_dir(&root)
             .args(["build", "--release", "--locked"])
             .args(package)
