@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{all_events, get, start_configured};
+use common::{all_events, get, install_test_plugin, serve_local, start_configured};
 use hookhost::store::testing::TestDatabase;
 use hookhost::store::{PgOptions, Store};
 use serde_json::Value;
@@ -385,19 +385,11 @@ async fn a_claim_that_outlasts_its_lease_keeps_it_and_runs_one_attempt_at_a_time
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let remote = format!("http://{}", listener.local_addr().expect("addr"));
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (remote, server) = serve_local(app).await;
 
-    let built = xtask::build_plugins(&["test-caller"]).expect("build the plugin");
     let dir = tempfile::tempdir().expect("tempdir");
     let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).expect("plugins dir");
-    std::fs::copy(&built[0], plugins.join("caller.wasm")).expect("install caller");
+    install_test_plugin(&plugins, "test-caller", "caller");
     // Each run of the slow attempt takes most of its deadline, and a kv
     // conflict runs it twice: its one claim lasts about 1.6 leases.
     let config = dir.path().join("hookhost.toml");
@@ -497,19 +489,11 @@ async fn outbox_requests_are_sent_once_by_hosts_sharing_a_database() {
             "ok"
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let remote = format!("http://{}", listener.local_addr().expect("addr"));
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (remote, server) = serve_local(app).await;
 
-    let built = xtask::build_plugins(&["test-caller"]).expect("build the caller");
     let dir = tempfile::tempdir().expect("tempdir");
     let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).expect("plugins dir");
-    std::fs::copy(&built[0], plugins.join("caller.wasm")).expect("install caller");
+    install_test_plugin(&plugins, "test-caller", "caller");
     let config = dir.path().join("hookhost.toml");
     std::fs::write(
         &config,

@@ -22,19 +22,12 @@ async fn spans_reach_an_otlp_receiver() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let endpoint = format!("http://{}/v1/traces", listener.local_addr().expect("addr"));
-    let receiver = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (base, receiver) = common::serve_local(app).await;
+    let endpoint = format!("{base}/v1/traces");
 
-    let built = xtask::build_plugins(&["test-counter"]).expect("build the counter plugin");
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
-    std::fs::create_dir_all(&plugins).expect("plugins dir");
-    std::fs::copy(&built[0], plugins.join("counter.wasm")).expect("install counter");
+    common::install_test_plugin(&plugins, "test-counter", "counter");
     let mut host = common::start_with(
         &data,
         &plugins,

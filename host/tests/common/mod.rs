@@ -115,3 +115,24 @@ pub async fn all_events(base: &str, topic: &str) -> Vec<Value> {
         }
     }
 }
+
+/// Serves `app` on a free 127.0.0.1 port: its base URL (`http://127.0.0.1:N`)
+/// and the server's task, to abort when the test is done with it.
+pub async fn serve_local(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (base, server)
+}
+
+/// Builds the test plugin crate `krate` and installs it in `plugins` (made
+/// if missing) as `name.wasm`.
+pub fn install_test_plugin(plugins: &Path, krate: &str, name: &str) {
+    let built = xtask::build_plugins(&[krate]).unwrap_or_else(|e| panic!("build {krate}: {e}"));
+    std::fs::create_dir_all(plugins).expect("plugins dir");
+    std::fs::copy(&built[0], plugins.join(format!("{name}.wasm"))).expect("install plugin");
+}
