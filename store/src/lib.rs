@@ -24,6 +24,7 @@
 #[cfg(test)]
 mod contract;
 mod embedded;
+mod jobs;
 mod metrics;
 mod postgres;
 mod roles;

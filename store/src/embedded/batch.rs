@@ -15,11 +15,11 @@
 use super::commit::GroupCommit;
 use super::tx::{EventRows, EventTx, TxResult, finish_tx};
 use super::{StoreError, Trees, note_failure};
+pub use crate::jobs::Queue;
 use sled::Transactional;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use ulid::Ulid;
 
 /// Events per transaction at most.
@@ -50,49 +50,6 @@ pub type Batcher = Queue<Job>;
 /// Starts ingest's batch task.
 pub fn start(shared: Shared) -> Batcher {
     Queue::start(|rx| run(Arc::new(shared), rx))
-}
-
-/// Jobs served by one task: the plumbing of ingest's batcher and of the
-/// result finisher (`finish.rs`).
-pub struct Queue<J> {
-    /// `None` once stopped. Held only to clone or take, never across an await.
-    tx: Mutex<Option<mpsc::UnboundedSender<J>>>,
-    task: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl<J: Send + 'static> Queue<J> {
-    /// Spawns `serve` on the queue's receiving end.
-    pub fn start<F>(serve: impl FnOnce(mpsc::UnboundedReceiver<J>) -> F) -> Self
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(serve(rx));
-        Self {
-            tx: Mutex::new(Some(tx)),
-            task: Mutex::new(Some(task)),
-        }
-    }
-
-    /// Queues a job; its answer comes on its `done`.
-    pub fn submit(&self, job: J) -> Result<(), StoreError> {
-        let tx = self.tx.lock().map_err(|_| StoreError::Closed)?;
-        match tx.as_ref() {
-            Some(tx) => tx.send(job).map_err(|_| StoreError::Closed),
-            None => Err(StoreError::Closed),
-        }
-    }
-
-    /// Stops taking jobs, answers those queued, and waits for the task.
-    pub async fn stop(&self) {
-        if let Ok(mut tx) = self.tx.lock() {
-            tx.take();
-        }
-        let task = self.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
-            let _ = task.await;
-        }
-    }
 }
 
 async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {

@@ -1,5 +1,6 @@
 //! Writes that add events: ingest and schedule ticks.
 
+use super::batch::IngestJob;
 use super::rows::insert_event;
 use super::{PgStore, ms};
 use crate::StoreError;
@@ -7,31 +8,20 @@ use crate::model::{NewEvent, now_ms};
 use crate::types::{Ingested, Route, record_of};
 use deadpool_postgres::GenericClient;
 use std::sync::atomic::Ordering;
+use tokio::sync::oneshot;
 
 impl PgStore {
+    /// Stores an event with its deliveries, in a batch with the ingests
+    /// arriving meanwhile (`batch.rs`).
     pub async fn ingest(&self, event: NewEvent, routes: &[Route]) -> Result<Ingested, StoreError> {
-        let record = record_of(self.new_id(), &event, now_ms());
-        let mut c = self.pool.get().await?;
-        let tx = c.transaction().await?;
-        let existing = insert_event(&tx, &record, &event.body, routes).await?;
-        match existing {
-            Some(id) => {
-                tx.rollback().await?;
-                Ok(Ingested {
-                    id,
-                    duplicate: true,
-                })
-            }
-            None => {
-                tx.commit().await?;
-                self.queued
-                    .fetch_add(routes.len() as i64, Ordering::Relaxed);
-                Ok(Ingested {
-                    id: record.id,
-                    duplicate: false,
-                })
-            }
-        }
+        let (done, answer) = oneshot::channel();
+        self.batches.ingest.submit(IngestJob {
+            record: record_of(self.new_id(), &event, now_ms()),
+            body: event.body,
+            routes: routes.to_vec(),
+            done,
+        })?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     pub async fn schedule_last(&self, plugin: &str, name: &str) -> Result<Option<u64>, StoreError> {

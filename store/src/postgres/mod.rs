@@ -1,7 +1,8 @@
 //! The PostgreSQL store: several hosts share one database.
 //!
 //! Every change is one transaction with the same grouping as the embedded
-//! store's. What differs is who may run a delivery:
+//! store's, and as there, concurrent ingests and results without effects
+//! share transactions (`batch.rs`). What differs is who may run a delivery:
 //! - a claim takes the delivery's row `FOR UPDATE SKIP LOCKED` (hosts
 //!   scanning the same due rows skip each other's instead of queueing) and
 //!   leases it to this host until `lease_until`;
@@ -19,6 +20,7 @@
 //! key the attempt read: of two attempts that read the same key, the second
 //! to commit sees a new version and reruns (`Conflict`).
 
+mod batch;
 mod catalogue;
 mod ingest;
 mod journal;
@@ -74,6 +76,8 @@ pub struct PgStore {
     /// pass, until it can again.
     failure: Arc<std::sync::Mutex<Option<String>>>,
     background: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Ingests, and results without effects, committed in batches.
+    batches: batch::Batches,
 }
 
 /// How often the queue is counted and expired leases are reaped.
@@ -170,15 +174,24 @@ impl PgStore {
         let pool = build_pool(&pg, options.pool_size)?;
         let work = build_pool(&pg, options.pool_size)?;
         migrate(&pool).await?;
+        let me = format!("{}", Ulid::new());
+        let queued = Arc::new(AtomicI64::new(0));
+        let batches = batch::Batches::start(batch::Shared {
+            pool: pool.clone(),
+            work: work.clone(),
+            me: me.clone(),
+            queued: queued.clone(),
+        });
         let store = Self {
             pool,
             work,
-            me: format!("{}", Ulid::new()),
+            me,
             lease_ms: options.lease.as_millis() as u64,
             ids: Ids::default(),
-            queued: Arc::new(AtomicI64::new(0)),
+            queued,
             failure: Arc::new(std::sync::Mutex::new(None)),
             background: std::sync::Mutex::new(None),
+            batches,
         };
         store.count_queue().await?;
         let task = tokio::spawn(housekeeping(
@@ -228,6 +241,7 @@ impl PgStore {
         if let Some(task) = task {
             task.abort();
         }
+        self.batches.stop().await;
         self.pool.close();
         self.work.close();
         Ok(())

@@ -1,13 +1,16 @@
 //! The queue: due deliveries, leased claims, and an attempt's finish under
 //! its lease.
 
+use super::batch::FinishJob;
 use super::rows::{Abort, apply_kv, delivery_row, insert_event, locked_delivery, put_delivery};
 use super::{PgStore, decode, encode, id_bytes, ms, ulid_of};
 use crate::StoreError;
 use crate::model::{Attempt, DeliveryId, DeliveryStatus, now_ms};
 use crate::types::{Claimed, DueEntry, Effects, Finish, Next, record_of};
 use deadpool_postgres::{GenericClient, Transaction};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use tokio::sync::oneshot;
 
 impl PgStore {
     pub async fn due(
@@ -129,6 +132,88 @@ impl PgStore {
         }))
     }
 
+    /// Claims each of `entries` as [`PgStore::claim`] does, in one
+    /// statement for them all; an entry no longer due answers `None`.
+    pub async fn claim_many(
+        &self,
+        entries: &[DueEntry],
+    ) -> Vec<Result<Option<Claimed>, StoreError>> {
+        match entries {
+            [] => Vec::new(),
+            [one] => vec![self.claim(one).await],
+            _ => match self.claim_together(entries).await {
+                Ok(mut claimed) => entries
+                    .iter()
+                    .map(|e| Ok(claimed.remove(&e.delivery)))
+                    .collect(),
+                Err(e) => {
+                    let mut out = vec![Err(e)];
+                    out.extend(
+                        entries[1..]
+                            .iter()
+                            .map(|_| Err(StoreError::Database("the batch's claim failed".into()))),
+                    );
+                    out
+                }
+            },
+        }
+    }
+
+    async fn claim_together(
+        &self,
+        entries: &[DueEntry],
+    ) -> Result<HashMap<DeliveryId, Claimed>, StoreError> {
+        let c = self.work.get().await?;
+        let st = c
+            .prepare_cached(
+                "WITH wanted AS (
+                     SELECT * FROM unnest($1::bytea[], $2::int4[], $3::int8[]) AS w(event, seq, due)),
+                 claimed AS (
+                     UPDATE deliveries SET status = 'running', claimed_ms = $4,
+                         lease_until = (extract(epoch from clock_timestamp()) * 1000)::bigint + $5,
+                         leased_by = $6
+                     WHERE event = ANY($1) AND (event, seq) IN (
+                         SELECT d.event, d.seq FROM deliveries d
+                         JOIN wanted w ON d.event = w.event AND d.seq = w.seq AND d.due_ms = w.due
+                         WHERE d.event = ANY($1) AND d.status = 'pending'
+                         ORDER BY d.event, d.seq
+                         FOR UPDATE OF d SKIP LOCKED)
+                     RETURNING event, record, status, claimed_ms)
+                 SELECT c.record::text, c.status, c.claimed_ms, e.record::text, e.body
+                 FROM claimed c JOIN events e ON e.id = c.event",
+            )
+            .await?;
+        let events: Vec<Vec<u8>> = entries.iter().map(|e| id_bytes(e.delivery.event)).collect();
+        let seqs: Vec<i32> = entries.iter().map(|e| e.delivery.seq as i32).collect();
+        let due: Vec<i64> = entries.iter().map(|e| ms(e.at_ms)).collect();
+        let rows = c
+            .query(
+                &st,
+                &[
+                    &events,
+                    &seqs,
+                    &due,
+                    &ms(now_ms()),
+                    &ms(self.lease_ms),
+                    &self.me,
+                ],
+            )
+            .await?;
+        let mut claimed = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let delivery = delivery_row(&row, 0)?;
+            claimed.insert(
+                delivery.id,
+                Claimed {
+                    delivery,
+                    event: decode("events", row.get(3))?,
+                    body: row.get(4),
+                },
+            );
+        }
+        Ok(claimed)
+    }
+
     pub async fn finish_attempt(
         &self,
         attempt: &Attempt,
@@ -137,6 +222,16 @@ impl PgStore {
     ) -> Result<Finish, StoreError> {
         let effects = effects
             .filter(|e| !(e.reads.is_empty() && e.writes.is_empty() && e.emitted.is_empty()));
+        if effects.is_none() {
+            // Nothing to conflict: recorded in a batch (`batch.rs`).
+            let (done, answer) = oneshot::channel();
+            self.batches.finish.submit(FinishJob {
+                attempt: attempt.clone(),
+                next,
+                done,
+            })?;
+            return answer.await.map_err(|_| StoreError::Closed)?;
+        }
         let mut c = self.work.get().await?;
         let tx = c.transaction().await?;
         let result = self.finish_tx(&tx, attempt, next, effects).await;

@@ -357,3 +357,111 @@ async fn a_held_lease_is_renewed_or_given_back_and_a_lost_one_is_not() {
     a.close().await.expect("close");
     b.close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_commit_in_batches_and_a_bad_one_fails_alone() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let store = host(&db.url, Duration::from_secs(60)).await;
+    let routes = [Route::new("a")];
+    // Forty ingests at once, keyed and not: a key sent twice is one event,
+    // and a topic PostgreSQL cannot store (a NUL in text) fails by itself.
+    let mut events: Vec<NewEvent> = (0..40)
+        .map(|n| NewEvent {
+            idempotency_key: (n % 2 == 0).then(|| format!("k{n}")),
+            ..event("unused")
+        })
+        .collect();
+    events[7].topic = "bad\0topic".into();
+    events[9].idempotency_key = Some("k8".into());
+    let stored =
+        futures::future::join_all(events.into_iter().map(|e| store.ingest(e, &routes))).await;
+    let error = stored[7].as_ref().expect_err("a NUL in a topic is refused");
+    assert!(error.to_string().contains("database"), "{error}");
+    let ok: Vec<&Ingested> = stored
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != 7)
+        .map(|(n, r)| r.as_ref().unwrap_or_else(|e| panic!("ingest {n}: {e}")))
+        .collect();
+    let (k8, again) = (&stored[8], &stored[9]);
+    let (k8, again) = (k8.as_ref().expect("k8"), again.as_ref().expect("k8 again"));
+    assert_eq!(k8.id, again.id, "one event per idempotency key");
+    assert_eq!(
+        [k8.duplicate, again.duplicate]
+            .iter()
+            .filter(|d| **d)
+            .count(),
+        1,
+        "exactly one of the two is the duplicate"
+    );
+    assert_eq!(ok.iter().filter(|i| !i.duplicate).count(), 38);
+    assert_eq!(store.queue_depth(), 38);
+
+    // Every due delivery claimed in one call; a second call finds none due.
+    let due = store.due(now_ms() + 1, None, 100).await.expect("due");
+    assert_eq!(due.len(), 38);
+    let claimed: Vec<Claimed> = store
+        .claim_many(&due)
+        .await
+        .into_iter()
+        .map(|c| c.expect("claim").expect("due"))
+        .collect();
+    assert!(
+        claimed
+            .iter()
+            .zip(&due)
+            .all(|(c, e)| c.delivery.id == e.delivery),
+        "answers in the order asked"
+    );
+    assert!(
+        store
+            .claim_many(&due)
+            .await
+            .into_iter()
+            .all(|c| matches!(c, Ok(None))),
+        "a claimed delivery is not due"
+    );
+
+    // Their results at once: one names an attempt its delivery is not at
+    // and is refused; the rest commit.
+    let mut attempts: Vec<crate::model::Attempt> =
+        claimed.iter().map(|c| attempt(c, Outcome::Ok)).collect();
+    attempts[3].number += 1;
+    let finished = futures::future::join_all(
+        attempts
+            .iter()
+            .map(|a| store.finish_attempt(a, Next::Succeeded, None)),
+    )
+    .await;
+    for (n, f) in finished.iter().enumerate() {
+        let expected = if n == 3 {
+            Finish::Stale
+        } else {
+            Finish::Committed
+        };
+        assert_eq!(f.as_ref().expect("finish"), &expected, "result {n}");
+    }
+    for (n, c) in claimed.iter().enumerate() {
+        let d = store
+            .delivery(c.delivery.id)
+            .await
+            .expect("read")
+            .expect("kept");
+        let expected = if n == 3 {
+            DeliveryStatus::Running
+        } else {
+            DeliveryStatus::Succeeded
+        };
+        assert_eq!(d.status, expected, "delivery {n}");
+        let recorded = store.attempts_of(c.delivery.id).await.expect("attempts");
+        assert_eq!(recorded.len(), usize::from(n != 3), "delivery {n}");
+    }
+    assert_eq!(
+        store.queue_depth(),
+        1,
+        "only the refused result's delivery is left"
+    );
+    store.close().await.expect("close");
+}

@@ -54,13 +54,7 @@ impl Store {
     ) -> Vec<Result<Option<Claimed>, StoreError>> {
         match &self.backend {
             Backend::Embedded(s) => s.claim_many(entries),
-            Backend::Postgres(p) => {
-                let mut out = Vec::with_capacity(entries.len());
-                for entry in entries {
-                    out.push(p.claim(entry).await);
-                }
-                out
-            }
+            Backend::Postgres(p) => p.claim_many(entries).await,
         }
     }
 
