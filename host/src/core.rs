@@ -22,6 +22,8 @@ pub struct Core {
     /// version followed from the shared store never interleaves with one
     /// loaded here.
     pub plugin_locks: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Turns on kv keys that attempts conflicted on (`dispatch/turns.rs`).
+    pub turns: crate::dispatch::turns::Turns,
     /// JSON Schema contracts checked at ingest.
     pub contracts: crate::contracts::Contracts,
     /// Configured webhook sources, secrets resolved, by name.
@@ -70,6 +72,7 @@ impl Core {
             runtime,
             wake: Notify::new(),
             plugin_locks: std::sync::Mutex::new(BTreeMap::new()),
+            turns: Default::default(),
             contracts,
             sources,
             settings: std::sync::RwLock::new(Arc::new(settings)),

@@ -20,12 +20,15 @@
 //! - A kv conflict re-runs the attempt without counting it: at once the
 //!   first times, then after a short random pause that grows with the
 //!   conflicts, so attempts contending for one key (many hosts on one
-//!   database) take turns instead of invalidating each other forever.
+//!   database) take turns instead of invalidating each other forever. A
+//!   re-run holds this host's turn on the keys it read (`turns.rs`): one
+//!   attempt per host at a time contends for a hot key.
 //! - On shutdown no new attempt starts; running ones finish or hit their
 //!   deadline before [`run`] returns.
 
 mod outbox;
 pub mod retry;
+pub mod turns;
 
 use crate::core::Core;
 use crate::model::{DeliveryId, Outcome, now_ms};
@@ -338,6 +341,8 @@ async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slo
         _ => plugin,
     };
     let mut conflicts = 0;
+    // This host's turn on the keys of a conflict, held through the re-runs.
+    let mut turn = turns::Held::new();
     loop {
         slots.acquire().await;
         let mut run = core
@@ -389,7 +394,10 @@ async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slo
                     return;
                 }
                 tracing::debug!(conflicts, "kv conflict: re-running attempt");
-                if let Some(pause) = conflict_pause(conflicts, rand::random()) {
+                if turn.is_empty() {
+                    let read = run.effects.reads.iter().map(|(key, _)| key.as_str());
+                    turn = core.turns.take(&plugin.name, read).await;
+                } else if let Some(pause) = conflict_pause(conflicts, rand::random()) {
                     tokio::time::sleep(pause).await;
                 }
             }
