@@ -16,7 +16,7 @@
 //! - **Ingest → recorded p99 at 1 000 events/s**, beside plain axum's ack
 //!   p99 at the same rate (`--bin load`).
 //! - **Handled events at 10 000/s offered**, beside raw sled group commit
-//!   (`--bin load`, 60 s; 10 s with `--quick`).
+//!   (`--bin load`, 60 s; 5 s with `--quick`).
 //! - **Python and JavaScript attempts, p50**, beside a Rust attempt
 //!   (`--bin guests`).
 //! - **PostgreSQL, one host**, beside sled with the same load
@@ -387,7 +387,7 @@ fn load(args: &Args) -> anyhow::Result<Vec<Row>> {
         met: Met::when(p99 <= 10.0, "over 10 ms"),
     }];
 
-    let (seconds, ceiling) = if args.quick { (10, "3") } else { (60, "10") };
+    let (seconds, ceiling) = if args.quick { (5, "2") } else { (60, "10") };
     let mut cmd = sibling("load");
     cmd.args([
         "--seconds",
@@ -421,9 +421,14 @@ fn load(args: &Args) -> anyhow::Result<Vec<Row>> {
 }
 
 /// Python and JavaScript attempts' p50 beside a Rust one.
-fn guests() -> anyhow::Result<Vec<Row>> {
+fn guests(args: &Args) -> anyhow::Result<Vec<Row>> {
     let mut cmd = sibling("guests");
-    cmd.args(["--attempts", "400"]);
+    cmd.args(["--attempts", if args.quick { "100" } else { "400" }]);
+    if args.quick {
+        // Compiled once, by the first quick run, and loaded after.
+        cmd.arg("--artifacts")
+            .arg(xtask::workspace_root().join("target/bench-artifacts"));
+    }
     let found = figures_of("attempts by language: --bin guests", cmd)?;
     let p50 = |lang: &str| {
         found
@@ -491,9 +496,13 @@ fn postgres(args: &Args) -> anyhow::Result<Row> {
 }
 
 /// Idle RSS of the release host with ten plugins.
-fn idle_rss() -> anyhow::Result<Row> {
+fn idle_rss(args: &Args) -> anyhow::Result<Row> {
     let mut cmd = sibling("soak");
-    cmd.args(["--minutes", "0"]);
+    // No load follows: one RSS sample a second after, not thirty.
+    cmd.args(["--minutes", "0", "--sample-seconds", "1"]);
+    if args.quick {
+        cmd.args(["--idle-seconds", "2"]);
+    }
     let found = figures_of("idle RSS: --bin soak --minutes 0", cmd)?;
     let f = found.first().context("soak printed no figures")?;
     let mb = number(f, "idle_rss_mb")?;
@@ -547,11 +556,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let started = Instant::now();
     let bench = build_all()?;
+    let built = started.elapsed();
     // The attempts first, on a quiet machine: the load phases leave the
     // kernel writing back gigabytes for a while after they end.
-    let mut rows = guests()?;
+    let mut rows = guests(&args)?;
     rows.push(per_attempt(&args, &bench)?);
-    rows.push(idle_rss()?);
+    rows.push(idle_rss(&args)?);
     rows.extend(acks(&args).await?);
     rows.extend(load(&args)?);
     rows.push(postgres(&args)?);
@@ -562,9 +572,10 @@ async fn main() -> anyhow::Result<()> {
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "\n## Scoreboard{}: {cores} cores, {:.0} s\n",
+        "\n## Scoreboard{}: {cores} cores, {:.0} s measuring ({:.0} s building first)\n",
         if args.quick { " (--quick)" } else { "" },
-        started.elapsed().as_secs_f64()
+        (started.elapsed() - built).as_secs_f64(),
+        built.as_secs_f64()
     );
     println!("| target | figure | limit, same run | ratio | met? |");
     println!("|---|---|---|---|---|");
