@@ -53,6 +53,10 @@ struct Run {
     /// CPU seconds used during the load: database, hosts, load generator.
     cpu: (f64, f64, f64),
     load_seconds: f64,
+    /// CPU seconds used after the load until the queue drained: database,
+    /// hosts; and how long that took.
+    drain_cpu: (f64, f64),
+    drain_seconds: f64,
 }
 
 /// CPU seconds used so far by the database server, the hosts, and this
@@ -126,6 +130,7 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let drained = began.elapsed();
+    let cpu_drained = cpu_now(&started);
     let mut ack_us: Vec<u64> = driven.iter().flat_map(|d| d.ack_us.clone()).collect();
     ack_us.sort_unstable();
     let run = Run {
@@ -142,6 +147,8 @@ async fn run(
             cpu_after.2 - cpu_before.2,
         ),
         load_seconds: load_time.as_secs_f64(),
+        drain_cpu: (cpu_drained.0 - cpu_after.0, cpu_drained.1 - cpu_after.1),
+        drain_seconds: (drained - load_time).as_secs_f64(),
     };
     for h in &started {
         if let Some(first) = driven.iter().flat_map(|d| d.failures.first()).next() {
@@ -183,18 +190,24 @@ async fn main() -> anyhow::Result<()> {
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     println!("\nWhere the CPU went during each load ({cores} cores):\n");
-    println!("| store | database | hosts | load generator | idle or elsewhere |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| store | database | hosts | load generator | idle or elsewhere | after the load, until drained: database / hosts |"
+    );
+    println!("|---|---|---|---|---|---|");
     for r in &runs {
         let total = r.load_seconds * cores;
         let share = |s: f64| format!("{s:.1} s ({:.0} %)", 100.0 * s / total);
+        let drain_total = (r.drain_seconds * cores).max(f64::EPSILON);
         println!(
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.1} s: {:.0} % / {:.0} % |",
             r.label,
             share(r.cpu.0),
             share(r.cpu.1),
             share(r.cpu.2),
             share((total - r.cpu.0 - r.cpu.1 - r.cpu.2).max(0.0)),
+            r.drain_seconds,
+            100.0 * r.drain_cpu.0 / drain_total,
+            100.0 * r.drain_cpu.1 / drain_total,
         );
     }
     println!(

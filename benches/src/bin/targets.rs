@@ -21,7 +21,8 @@
 //!   (`--bin guests`).
 //! - **PostgreSQL, one host**, beside sled with the same load
 //!   (`--bin cluster --hosts 1`), where a PostgreSQL server answers at
-//!   `$HOOKHOST_TEST_POSTGRES` (see `.ci/postgres`).
+//!   `$HOOKHOST_TEST_POSTGRES` (see `.ci/postgres`), and one hot kv key
+//!   shared by three hosts beside one host alone on it (`--bin hotkey`).
 //! - **Idle RSS with ten plugins** (`--bin soak --minutes 0`).
 //!
 //! The growth of RSS over a 10-minute soak is not run here (it takes ten
@@ -456,8 +457,10 @@ fn guests(args: &Args) -> anyhow::Result<Vec<Row>> {
 }
 
 /// One host on PostgreSQL against one on sled, same load.
-fn postgres(args: &Args) -> anyhow::Result<Row> {
+fn postgres(args: &Args) -> anyhow::Result<Vec<Row>> {
     const TARGET: &str = "PostgreSQL, 1 host: handled until drained (≥ 0.6× sled)";
+    const HOT: &str =
+        "one hot kv key, 3 hosts on PostgreSQL: events settled/s (≥ 10× the 27/s before #32)";
     let url = std::env::var("HOOKHOST_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://hookhost:hookhost@127.0.0.1:5432/postgres".into());
     let reachable = url
@@ -468,10 +471,9 @@ fn postgres(args: &Args) -> anyhow::Result<Row> {
             std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
         });
     if !reachable {
-        return Ok(not_run(
-            TARGET,
-            "no PostgreSQL server at $HOOKHOST_TEST_POSTGRES (`bash .ci/postgres` starts one)",
-        ));
+        let why =
+            "no PostgreSQL server at $HOOKHOST_TEST_POSTGRES (`bash .ci/postgres` starts one)";
+        return Ok(vec![not_run(TARGET, why), not_run(HOT, why)]);
     }
     let seconds = if args.quick { "3" } else { "10" };
     let mut cmd = sibling("cluster");
@@ -486,13 +488,36 @@ fn postgres(args: &Args) -> anyhow::Result<Row> {
     };
     let (sled, pg) = (handled("sled")?, handled("postgres")?);
     let ratio = pg / sled;
-    Ok(Row {
+    let mut rows = vec![Row {
         target: TARGET.into(),
         figure: format!("{} handled/s", thousands(pg)),
         limit: format!("sled, 1 host: {}/s", thousands(sled)),
         ratio: format!("{ratio:.2}×"),
         met: Met::when(ratio >= 0.6, "under 0.6×"),
-    })
+    }];
+    // The limit: one host alone on the key, with nobody to conflict with
+    // but its own attempts.
+    let events = if args.quick { "600" } else { "1500" };
+    let mut settled = Vec::new();
+    for hosts in ["3", "1"] {
+        let mut cmd = sibling("hotkey");
+        cmd.args(["--hosts", hosts, "--events", events]);
+        let found = figures_of(
+            &format!("one hot kv key: --bin hotkey --hosts {hosts} --events {events}"),
+            cmd,
+        )?;
+        let f = found.first().context("hotkey printed no figures")?;
+        settled.push(number(f, "settled_per_s")?);
+    }
+    let (three, one) = (settled[0], settled[1]);
+    rows.push(Row {
+        target: HOT.into(),
+        figure: format!("{} events/s", thousands(three)),
+        limit: format!("1 host alone: {}/s", thousands(one)),
+        ratio: format!("{:.2}×", three / one),
+        met: Met::when(three >= 270.0, "under 270/s"),
+    });
+    Ok(rows)
 }
 
 /// Idle RSS of the release host with ten plugins.
@@ -564,7 +589,7 @@ async fn main() -> anyhow::Result<()> {
     rows.push(idle_rss(&args)?);
     rows.extend(acks(&args).await?);
     rows.extend(load(&args)?);
-    rows.push(postgres(&args)?);
+    rows.extend(postgres(&args)?);
     rows.push(not_run(
         "RSS growth over a 10-minute soak (≤ 5 %)",
         "ten minutes by itself: `--bin soak`",
