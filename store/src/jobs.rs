@@ -48,3 +48,14 @@ impl<J: Send + 'static> Queue<J> {
         }
     }
 }
+
+/// Adds to `jobs` what is queued now, until it holds `max`: a batch is
+/// whatever arrived while the last one was being written.
+pub fn top_up<J>(rx: &mut mpsc::UnboundedReceiver<J>, jobs: &mut Vec<J>, max: usize) {
+    while jobs.len() < max {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
+        }
+    }
+}

@@ -72,12 +72,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
         // Reap finished flush waits (they answer their callers themselves).
         while flushes.try_join_next().is_some() {}
         let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
+        crate::jobs::top_up(&mut rx, &mut jobs, MAX_BATCH);
         let s = shared.clone();
         let done = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();

@@ -142,12 +142,7 @@ impl Finisher {
 async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
+        crate::jobs::top_up(&mut rx, &mut jobs, MAX_BATCH);
         // Attempts still running will report soon: wait a little for them,
         // so that one transaction records them all.
         let gather_until = tokio::time::Instant::now() + GATHER;

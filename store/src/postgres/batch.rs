@@ -74,8 +74,8 @@ impl Batches {
     pub fn start(shared: Shared) -> Self {
         let s = shared.clone();
         Self {
-            ingest: Queue::start(|rx| serve(rx, move |jobs| ingest_batch(s.clone(), jobs))),
-            finish: Queue::start(|rx| serve(rx, move |jobs| finish_batch(shared.clone(), jobs))),
+            ingest: Queue::start(|rx| serve(s, rx)),
+            finish: Queue::start(|rx| serve(shared, rx)),
         }
     }
 
@@ -86,63 +86,66 @@ impl Batches {
     }
 }
 
-/// Takes what is queued, up to [`MAX_BATCH`] jobs, and runs it as one
+/// A kind of job committed in batches.
+trait Job: Sized + Send + 'static {
+    type Answer: Send;
+
+    /// Writes `jobs` in one transaction; each one's answer, in order.
+    fn together(
+        s: &Shared,
+        jobs: &[Self],
+    ) -> impl std::future::Future<Output = Result<Vec<Self::Answer>, StoreError>> + Send;
+
+    /// Counts what a committed answer changed, and sends it.
+    fn answer(self, s: &Shared, answer: Result<Self::Answer, StoreError>);
+}
+
+/// Takes what is queued, up to [`MAX_BATCH`] jobs, and commits it as one
 /// batch, until the queue closes.
-async fn serve<J, F>(mut rx: mpsc::UnboundedReceiver<J>, mut batch: impl FnMut(Vec<J>) -> F)
-where
-    F: std::future::Future<Output = ()>,
-{
+async fn serve<J: Job>(s: Shared, mut rx: mpsc::UnboundedReceiver<J>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        batch(jobs).await;
+        crate::jobs::top_up(&mut rx, &mut jobs, MAX_BATCH);
+        commit(&s, jobs).await;
     }
 }
 
-/// The same failure again, for each job of a batch that failed.
-fn again(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-        StoreError::Database(m) => StoreError::Database(m.clone()),
-        other => StoreError::Database(other.to_string()),
-    }
-}
-
-async fn ingest_batch(s: Shared, jobs: Vec<IngestJob>) {
-    let lone = jobs.len() == 1;
-    match ingest_together(&s.pool, &jobs).await {
+/// Commits `jobs` together; if that fails, each alone, so that a job the
+/// database refuses fails by itself.
+async fn commit<J: Job>(s: &Shared, jobs: Vec<J>) {
+    match J::together(s, &jobs).await {
         Ok(answers) => {
             for (job, answer) in jobs.into_iter().zip(answers) {
-                if !answer.duplicate {
-                    s.queued
-                        .fetch_add(job.routes.len() as i64, Ordering::Relaxed);
-                }
-                let _ = job.done.send(Ok(answer));
+                job.answer(s, Ok(answer));
             }
         }
-        Err(e) if lone => {
-            for job in jobs {
-                let _ = job.done.send(Err(again(&e)));
+        Err(e) if jobs.len() == 1 => {
+            if let Some(job) = jobs.into_iter().next() {
+                job.answer(s, Err(e));
             }
         }
         Err(_) => {
             for job in jobs {
-                let answer = ingest_together(&s.pool, std::slice::from_ref(&job)).await;
-                let answer = answer.map(|mut a| a.remove(0));
-                if let Ok(a) = &answer
-                    && !a.duplicate
-                {
-                    s.queued
-                        .fetch_add(job.routes.len() as i64, Ordering::Relaxed);
-                }
-                let _ = job.done.send(answer);
+                let answer = J::together(s, std::slice::from_ref(&job)).await;
+                job.answer(s, answer.map(|mut a| a.remove(0)));
             }
         }
+    }
+}
+
+impl Job for IngestJob {
+    type Answer = Ingested;
+
+    async fn together(s: &Shared, jobs: &[Self]) -> Result<Vec<Ingested>, StoreError> {
+        ingest_together(&s.pool, jobs).await
+    }
+
+    fn answer(self, s: &Shared, answer: Result<Ingested, StoreError>) {
+        if answer.as_ref().is_ok_and(|a| !a.duplicate) {
+            s.queued
+                .fetch_add(self.routes.len() as i64, Ordering::Relaxed);
+        }
+        let _ = self.done.send(answer);
     }
 }
 
@@ -271,34 +274,18 @@ impl<'a> EventArrays<'a> {
     }
 }
 
-async fn finish_batch(s: Shared, jobs: Vec<FinishJob>) {
-    let lone = jobs.len() == 1;
-    match finish_together(&s, &jobs).await {
-        Ok(answers) => answer_finished(&s, jobs, answers),
-        Err(e) if lone => {
-            for job in jobs {
-                let _ = job.done.send(Err(again(&e)));
-            }
-        }
-        Err(_) => {
-            for job in jobs {
-                match finish_together(&s, std::slice::from_ref(&job)).await {
-                    Ok(answers) => answer_finished(&s, vec![job], answers),
-                    Err(e) => {
-                        let _ = job.done.send(Err(e));
-                    }
-                }
-            }
-        }
-    }
-}
+impl Job for FinishJob {
+    type Answer = Finish;
 
-fn answer_finished(s: &Shared, jobs: Vec<FinishJob>, answers: Vec<Finish>) {
-    for (job, answer) in jobs.into_iter().zip(answers) {
-        if answer == Finish::Committed && !matches!(job.next, Next::RetryAt(_)) {
+    async fn together(s: &Shared, jobs: &[Self]) -> Result<Vec<Finish>, StoreError> {
+        finish_together(s, jobs).await
+    }
+
+    fn answer(self, s: &Shared, answer: Result<Finish, StoreError>) {
+        if matches!(answer, Ok(Finish::Committed)) && !matches!(self.next, Next::RetryAt(_)) {
             s.queued.fetch_sub(1, Ordering::Relaxed);
         }
-        let _ = job.done.send(Ok(answer));
+        let _ = self.done.send(answer);
     }
 }
 
