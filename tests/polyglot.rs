@@ -170,9 +170,11 @@ async fn example_end_to_end(example: Example, check: impl Fn(&[Value])) {
 
     // Success: kv carries state from one event to the next, emits commit.
     let mut succeeded = Vec::new();
+    let mut ids = Vec::new();
     for body in [example.first, example.second] {
         let id = post(&host, example.topic, body).await;
         succeeded.push(format!("{id}:{name}:outbox:0"));
+        ids.push(id.clone());
         let (status, attempts) = settled(&host, &id).await;
         assert_eq!(status, "succeeded", "{attempts:#?}");
         assert_eq!(attempts[0]["outcome"]["kind"], "ok");
@@ -180,6 +182,19 @@ async fn example_end_to_end(example: Example, check: impl Fn(&[Value])) {
         assert_eq!(attempts[0]["version"], plugin["version"]);
     }
     check(&emitted(&host, example.emits).await);
+    // Replayed offline with what it read (its clocks, its secure random, the
+    // kv values it saw), each success does again exactly what it did.
+    for id in &ids {
+        let answer = reqwest::Client::new()
+            .post(host.url(&format!("/events/{id}/replay-exact")))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("replay");
+        assert_eq!(answer.status(), 200);
+        let report: Value = answer.json().await.expect("json");
+        assert_eq!(report["exact"], true, "{report:#}");
+    }
 
     // A returned retry is retried by the policy, then dead.
     let id = post(&host, example.topic, example.retry).await;

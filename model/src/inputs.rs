@@ -12,8 +12,6 @@ use serde::{Deserialize, Serialize};
 pub const MAX_WALL_READS: usize = 128;
 /// Monotonic-clock reads kept per attempt.
 pub const MAX_MONOTONIC_READS: usize = 128;
-/// Secure random bytes kept per attempt.
-pub const MAX_RANDOM_BYTES: usize = 1536;
 
 /// An attempt's clock and random reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,13 +22,26 @@ pub struct Inputs {
     /// `wasi:clocks/monotonic-clock` reads, in ns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub monotonic_ns: Vec<u64>,
-    /// `wasi:random/random` bytes, base64, in the order they were drawn.
+    /// `wasi:random/random`: the seed (base64, 32 bytes) of the ChaCha20
+    /// stream the attempt's secure random bytes were drawn from; an exact
+    /// replay draws them again from it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub random_seed: String,
+    /// How many bytes the attempt drew from that stream.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub random_bytes: u64,
+    /// The secure random bytes themselves, base64, in the order they were
+    /// drawn, up to 1 536: what records made before `random_seed` keep.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub random: String,
     /// Reads went past the bounds above: they were not kept, so a replay
     /// cannot be exact past them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Inputs {

@@ -33,10 +33,11 @@ pub const EFFECTS_SHARE: usize = 64 * 1024;
 /// JSON bytes the clock and random reads take at most (`model::Inputs`).
 pub const INPUTS_SHARE: usize = 8 * 1024;
 const _: () = {
-    use crate::model::{MAX_MONOTONIC_READS, MAX_RANDOM_BYTES, MAX_WALL_READS};
-    // Each read is at most 20 digits and a comma; the bytes are base64; the
-    // keys and `truncated` take the rest.
-    let reads = (MAX_WALL_READS + MAX_MONOTONIC_READS) * 21 + MAX_RANDOM_BYTES.div_ceil(3) * 4;
+    use crate::model::{MAX_MONOTONIC_READS, MAX_WALL_READS};
+    // Each read is at most 20 digits and a comma; the random stream's seed
+    // is 44 bytes of base64 and its length at most 20 digits; the keys and
+    // `truncated` take the rest.
+    let reads = (MAX_WALL_READS + MAX_MONOTONIC_READS) * 21 + 44 + 20;
     assert!(reads + 128 <= INPUTS_SHARE);
     // The shares leave room for the record's fixed fields.
     let shares = MESSAGE_SHARE + 2 * STDIO_SHARE + LOG_SHARE + EFFECTS_SHARE + INPUTS_SHARE;

@@ -97,7 +97,8 @@ async fn clocks_and_random_are_replayed_as_they_were_read() {
     );
     let inputs = &first["deliveries"][0]["attempts"][0]["inputs"];
     assert!(
-        inputs["wall_ns"].as_array().is_some_and(|r| !r.is_empty()) && inputs["random"].is_string(),
+        inputs["wall_ns"].as_array().is_some_and(|r| !r.is_empty())
+            && inputs["random_seed"].is_string(),
         "the attempt's record keeps its reads: {inputs:#}"
     );
     for event in [&first, &second] {
