@@ -4,7 +4,7 @@
 use super::{decode, encode, id_bytes, json_text, ms, status_name, ulid_of};
 use crate::StoreError;
 use crate::model::{Delivery, DeliveryId, DeliveryStatus, EventRecord, now_ms};
-use crate::types::{Effects, Route};
+use crate::types::Route;
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -18,32 +18,57 @@ pub(super) enum Abort {
 /// Writes a delivery's record and indexed columns, in any state but
 /// running (a claim changes the columns alone), with no lease.
 pub(super) async fn put_delivery(tx: &impl GenericClient, d: &Delivery) -> Result<(), StoreError> {
-    let st = tx
-        .prepare_cached(
-            "INSERT INTO deliveries (event, seq, plugin, status, due_ms, order_key, record)
-             VALUES ($1, $2, $3, $4, $5, $6, $7::text::json)
-             ON CONFLICT (event, seq) DO UPDATE SET status = EXCLUDED.status, due_ms = EXCLUDED.due_ms,
-                 lease_until = NULL, leased_by = NULL, record = EXCLUDED.record",
-        )
-        .await?;
-    let due = match d.status {
-        DeliveryStatus::Pending => d.next_attempt_at_ms.map(ms),
-        _ => None,
-    };
-    tx.execute(
-        &st,
-        &[
-            &id_bytes(d.id.event),
-            &(d.id.seq as i32),
-            &d.plugin,
-            &status_name(d.status),
-            &due,
-            &d.order_key,
-            &encode(d),
-        ],
-    )
-    .await?;
+    let st = tx.prepare_cached(PUT_DELIVERY).await?;
+    tx.execute(&st, &DeliveryRow::of(d).params()).await?;
     Ok(())
+}
+
+/// The statement of [`put_delivery`], with a [`DeliveryRow`]'s parameters.
+pub(super) const PUT_DELIVERY: &str =
+    "INSERT INTO deliveries (event, seq, plugin, status, due_ms, order_key, record)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::text::json)
+     ON CONFLICT (event, seq) DO UPDATE SET status = EXCLUDED.status, due_ms = EXCLUDED.due_ms,
+         lease_until = NULL, leased_by = NULL, record = EXCLUDED.record";
+
+/// A delivery's parameters for [`PUT_DELIVERY`].
+pub(super) struct DeliveryRow<'a> {
+    event: Vec<u8>,
+    seq: i32,
+    plugin: &'a str,
+    status: &'static str,
+    due: Option<i64>,
+    order_key: &'a Option<String>,
+    record: String,
+}
+
+impl<'a> DeliveryRow<'a> {
+    pub fn of(d: &'a Delivery) -> Self {
+        let due = match d.status {
+            DeliveryStatus::Pending => d.next_attempt_at_ms.map(ms),
+            _ => None,
+        };
+        Self {
+            event: id_bytes(d.id.event),
+            seq: d.id.seq as i32,
+            plugin: &d.plugin,
+            status: status_name(d.status),
+            due,
+            order_key: &d.order_key,
+            record: encode(d),
+        }
+    }
+
+    pub fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.event,
+            &self.seq,
+            &self.plugin,
+            &self.status,
+            &self.due,
+            self.order_key,
+            &self.record,
+        ]
+    }
 }
 
 /// Inserts an event and one pending delivery per route, unless its
@@ -148,64 +173,6 @@ pub(super) async fn locked_delivery(
         Some(row) => Ok(Some(delivery_row(&row, 0)?)),
         None => Ok(None),
     }
-}
-
-/// Checks that every key the attempt read is unchanged, then applies its
-/// writes with fresh versions, holding a lock on each key it touches.
-pub(super) async fn apply_kv(
-    tx: &Transaction<'_>,
-    plugin: &str,
-    effects: &Effects,
-) -> Result<(), Result<Abort, StoreError>> {
-    let db = |e: tokio_postgres::Error| Err(StoreError::from(e));
-    let mut keys: Vec<&str> = effects
-        .reads
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .chain(effects.writes.iter().map(|(k, _)| k.as_str()))
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let lock = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))")
-        .await
-        .map_err(db)?;
-    for key in &keys {
-        tx.execute(&lock, &[&plugin, key]).await.map_err(db)?;
-    }
-    let get = tx
-        .prepare_cached("SELECT version FROM kv WHERE plugin = $1 AND key = $2")
-        .await
-        .map_err(db)?;
-    for (key, seen) in &effects.reads {
-        let current = tx
-            .query_opt(&get, &[&plugin, key])
-            .await
-            .map_err(db)?
-            .map_or(0, |row| row.get::<_, i64>(0) as u64);
-        if current != *seen {
-            return Err(Ok(Abort::Conflict));
-        }
-    }
-    let put = tx
-        .prepare_cached(
-            "INSERT INTO kv (plugin, key, version, value) VALUES ($1, $2, nextval('kv_versions'), $3)
-             ON CONFLICT (plugin, key) DO UPDATE SET version = EXCLUDED.version, value = EXCLUDED.value",
-        )
-        .await
-        .map_err(db)?;
-    let delete = tx
-        .prepare_cached("DELETE FROM kv WHERE plugin = $1 AND key = $2")
-        .await
-        .map_err(db)?;
-    for (key, value) in &effects.writes {
-        match value {
-            Some(value) => tx.execute(&put, &[&plugin, key, value]).await,
-            None => tx.execute(&delete, &[&plugin, key]).await,
-        }
-        .map_err(db)?;
-    }
-    Ok(())
 }
 
 pub(super) async fn event_of(
