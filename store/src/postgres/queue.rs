@@ -2,7 +2,9 @@
 //! its lease.
 
 use super::batch::FinishJob;
-use super::rows::{Abort, DeliveryRow, PUT_DELIVERY, delivery_row, insert_event};
+use super::rows::{
+    Abort, DeliveryRow, PUT_DELIVERY, delivery_row, insert_event, locked_delivery_sql, prepared,
+};
 use super::{PgStore, decode, encode, id_bytes, ms, ulid_of};
 use crate::StoreError;
 use crate::model::{Attempt, DeliveryId, DeliveryStatus, now_ms};
@@ -261,9 +263,8 @@ impl PgStore {
     /// The transaction of [`PgStore::finish_attempt`]: how many deliveries
     /// the emitted events added. Its statements go in two round trips, each
     /// a pipeline the database runs in order: first what decides whether the
-    /// attempt commits, then its writes. (One statement per round trip took
-    /// about eight for an attempt that read and wrote one key, and attempts
-    /// on a hot key commit one after another.)
+    /// attempt commits, then its writes. Attempts on a hot key commit one
+    /// after another, so each round trip is paid once per attempt on it.
     async fn finish_tx(
         &self,
         tx: &Transaction<'_>,
@@ -287,21 +288,16 @@ impl PgStore {
         keys.dedup();
         // Prepared first, so that each statement is sent as its future is
         // first polled, in order.
-        let locked = tx
-            .prepare_cached(
-                "SELECT record::text, status, claimed_ms FROM deliveries
-                 WHERE event = $1 AND seq = $2 AND status = 'running' AND leased_by = $3 FOR UPDATE",
-            )
-            .await
-            .map_err(db)?;
-        let lock = tx
-            .prepare_cached("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))")
-            .await
-            .map_err(db)?;
-        let version = tx
-            .prepare_cached("SELECT version FROM kv WHERE plugin = $1 AND key = $2")
-            .await
-            .map_err(db)?;
+        let [locked, lock, version] = prepared(
+            tx,
+            [
+                &locked_delivery_sql("status = 'running' AND leased_by = $3"),
+                "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))",
+                "SELECT version FROM kv WHERE plugin = $1 AND key = $2",
+            ],
+        )
+        .await
+        .map_err(db)?;
         // Its delivery, locked and still ours (leased to this host); a lock
         // on each kv key it touched, in key order, so that two committers
         // never wait for each other's; then the version of each key it read.
@@ -355,24 +351,18 @@ impl PgStore {
                 d.next_attempt_at_ms = Some(at);
             }
         }
-        let put = tx
-            .prepare_cached(
+        let [put, delete, record, delivery] = prepared(
+            tx,
+            [
                 "INSERT INTO kv (plugin, key, version, value) VALUES ($1, $2, nextval('kv_versions'), $3)
                  ON CONFLICT (plugin, key) DO UPDATE SET version = EXCLUDED.version, value = EXCLUDED.value",
-            )
-            .await
-            .map_err(db)?;
-        let delete = tx
-            .prepare_cached("DELETE FROM kv WHERE plugin = $1 AND key = $2")
-            .await
-            .map_err(db)?;
-        let record = tx
-            .prepare_cached(
+                "DELETE FROM kv WHERE plugin = $1 AND key = $2",
                 "INSERT INTO attempts (event, seq, number, record) VALUES ($1, $2, $3, $4::text::json)",
-            )
-            .await
-            .map_err(db)?;
-        let delivery = tx.prepare_cached(PUT_DELIVERY).await.map_err(db)?;
+                PUT_DELIVERY,
+            ],
+        )
+        .await
+        .map_err(db)?;
         // Its kv writes with fresh versions, its record, its delivery's next
         // state.
         let (number, encoded, row) = (attempt.number as i32, encode(attempt), DeliveryRow::of(&d));

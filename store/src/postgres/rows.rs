@@ -6,8 +6,8 @@ use crate::StoreError;
 use crate::model::{Delivery, DeliveryId, DeliveryStatus, EventRecord, now_ms};
 use crate::types::Route;
 use deadpool_postgres::{GenericClient, Pool, Transaction};
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 use ulid::Ulid;
 
 pub(super) enum Abort {
@@ -153,6 +153,28 @@ pub(super) fn delivery_row(row: &Row, at: usize) -> Result<Delivery, StoreError>
     Ok(d)
 }
 
+/// The statement of [`locked_delivery`]: `$1` and `$2` are the delivery's
+/// event and sequence number, `extra` a further condition.
+pub(super) fn locked_delivery_sql(extra: &str) -> String {
+    format!(
+        "SELECT record::text, status, claimed_ms FROM deliveries WHERE event = $1 AND seq = $2 AND {extra} FOR UPDATE"
+    )
+}
+
+/// Prepares `sql`'s statements (cached per connection), in order.
+pub(super) async fn prepared<const N: usize>(
+    tx: &Transaction<'_>,
+    sql: [&str; N],
+) -> Result<[Statement; N], tokio_postgres::Error> {
+    let mut statements = Vec::with_capacity(N);
+    for sql in sql {
+        statements.push(tx.prepare_cached(sql).await?);
+    }
+    Ok(statements
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one statement per query")))
+}
+
 /// The delivery `id`, locked for this transaction, if its status is one of
 /// `statuses`.
 pub(super) async fn locked_delivery(
@@ -161,10 +183,7 @@ pub(super) async fn locked_delivery(
     extra: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Option<Delivery>, StoreError> {
-    let sql = format!(
-        "SELECT record::text, status, claimed_ms FROM deliveries WHERE event = $1 AND seq = $2 AND {extra} FOR UPDATE"
-    );
-    let st = tx.prepare_cached(&sql).await?;
+    let st = tx.prepare_cached(&locked_delivery_sql(extra)).await?;
     let event = id_bytes(id.event);
     let seq = id.seq as i32;
     let mut all: Vec<&(dyn ToSql + Sync)> = vec![&event, &seq];
