@@ -9,7 +9,9 @@
 //! - cached load: the same file again in a new runtime, its compiled code
 //!   read from the artifact cache;
 //! - per attempt: a fresh sandbox, instantiate, `handle` one event with the
-//!   example's own success body (median and p99 of `--attempts`);
+//!   example's own success body (median and p99 of `--attempts`), and the
+//!   CPU it took, on every thread (the reset of a large memory runs on the
+//!   runtime's reaper thread after the attempt's result is known);
 //! - fuel per attempt and peak linear memory.
 //!
 //! A guest whose toolchain is missing is reported as skipped.
@@ -84,6 +86,21 @@ fn minor_faults() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time this process has used on all its threads, ended ones too, in
+/// the kernel's ticks of 10 ms (`/proc/self/stat`: user and system).
+fn process_cpu() -> Duration {
+    let ticks: u64 = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let mut fields = s.rsplit_once(") ")?.1.split_whitespace().skip(11);
+            let user: u64 = fields.next()?.parse().ok()?;
+            let system: u64 = fields.next()?.parse().ok()?;
+            Some(user + system)
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
 /// Attempts run before the timed ones.
 const WARM_UP: usize = 20;
 
@@ -95,13 +112,14 @@ fn ms(d: Duration) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     println!(
-        "{:<11} {:<14} {:>8} {:>12} {:>11} {:>16} {:>10} {:>12} {:>14}",
+        "{:<11} {:<14} {:>8} {:>12} {:>11} {:>16} {:>8} {:>10} {:>12} {:>14}",
         "language",
         "guest",
         "size MB",
         "compile ms",
         "cached ms",
         "attempt µs p50/p99",
+        "CPU µs",
         "fuel",
         "memory MB",
         "faults/attempt"
@@ -189,6 +207,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = std::process::Command::new("sync").status();
         let mut times = Vec::with_capacity(args.attempts);
         let mut faults_before = 0;
+        let mut cpu_before = Duration::ZERO;
         let (mut fuel, mut memory) = (0, 0);
         for n in 0..args.attempts + WARM_UP {
             let started = Instant::now();
@@ -213,6 +232,7 @@ async fn main() -> anyhow::Result<()> {
             );
             if n + 1 == WARM_UP {
                 faults_before = minor_faults();
+                cpu_before = process_cpu();
             }
             // The first ones warm the caches and the instance slot.
             if n >= WARM_UP {
@@ -222,6 +242,7 @@ async fn main() -> anyhow::Result<()> {
             memory = run.attempt.peak_memory_bytes;
         }
         let faults = (minor_faults() - faults_before) as f64 / args.attempts.max(1) as f64;
+        let cpu_us = (process_cpu() - cpu_before).as_secs_f64() * 1e6 / args.attempts.max(1) as f64;
         times.sort();
         let p = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
         hookhost_bench::figures(serde_json::json!({
@@ -229,16 +250,18 @@ async fn main() -> anyhow::Result<()> {
             "guest": guest.name,
             "p50_us": p(0.5),
             "p99_us": p(0.99),
+            "cpu_us_per_attempt": cpu_us,
             "faults_per_attempt": faults,
         }));
         println!(
-            "{:<11} {:<14} {:>8.1} {:>12} {:>11.1} {:>16} {:>10} {:>12.1} {:>14.1}",
+            "{:<11} {:<14} {:>8.1} {:>12} {:>11.1} {:>16} {:>8.0} {:>10} {:>12.1} {:>14.1}",
             guest.lang,
             guest.name,
             size as f64 / 1e6,
             compile,
             ms(cached),
             format!("{:.0} / {:.0}", p(0.5), p(0.99)),
+            cpu_us,
             fuel,
             memory as f64 / 1e6,
             faults,
