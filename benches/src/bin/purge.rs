@@ -45,8 +45,8 @@ struct Args {
     /// Longest the purge may take.
     #[arg(long, default_value_t = 900)]
     purge_seconds: u64,
-    /// Events examined per purge batch.
-    #[arg(long, default_value_t = 200)]
+    /// Events examined per purge batch (the host's default: 20).
+    #[arg(long, default_value_t = 20)]
     batch: usize,
 }
 
