@@ -21,6 +21,7 @@ pub async fn retention(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
         return;
     };
     let every = settings.check_every();
+    let batch = settings.batch.unwrap_or_else(|| core.store.purge_batch());
     loop {
         let cutoff = now_ms().saturating_sub(max_age.as_millis() as u64);
         let started = Instant::now();
@@ -31,7 +32,7 @@ pub async fn retention(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
                 return;
             }
             let began = Instant::now();
-            match core.store.purge(cutoff, after, settings.batch).await {
+            match core.store.purge(cutoff, after, batch).await {
                 Ok(report) => {
                     examined += report.examined;
                     purged += report.purged;

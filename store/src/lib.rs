@@ -34,6 +34,7 @@ pub use embedded::{BackupSummary, RestoreSummary, restore, verify_backup};
 pub use postgres::PgOptions;
 #[doc(hidden)]
 pub use postgres::testing;
+pub use roles::maintenance::{EMBEDDED_PURGE_BATCH, POSTGRES_PURGE_BATCH};
 pub use types::{
     Claimed, DeadPage, DueEntry, Effects, Emitted, EventPage, EventQuery, Finish, Ingested, Next,
     Published, PurgeReport, Route,

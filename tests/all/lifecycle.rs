@@ -43,7 +43,7 @@ async fn retention_purges_finished_events_and_keeps_dead_letters() {
         .configure(|c| {
             c.retention.max_age = "1s".into();
             c.retention.check_every = "50ms".into();
-            c.retention.batch = 2;
+            c.retention.batch = Some(2);
         })
         .start()
         .await;

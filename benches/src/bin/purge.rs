@@ -45,8 +45,8 @@ struct Args {
     /// Longest the purge may take.
     #[arg(long, default_value_t = 900)]
     purge_seconds: u64,
-    /// Events examined per purge batch (the host's default: 20).
-    #[arg(long, default_value_t = 20)]
+    /// Events examined per purge batch (the embedded store's default).
+    #[arg(long, default_value_t = hookhost::store::EMBEDDED_PURGE_BATCH)]
     batch: usize,
 }
 
@@ -171,7 +171,7 @@ async fn start(dir: &Path, plugins: &Path, retention: &str, batch: usize) -> any
         ..Default::default()
     };
     config.retention.max_age = retention.into();
-    config.retention.batch = batch;
+    config.retention.batch = Some(batch);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

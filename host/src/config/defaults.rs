@@ -67,17 +67,6 @@ pub fn postgres_lease() -> String {
 pub fn purge_every() -> String {
     "1m".into()
 }
-/// Events a retention batch examines, then rests as long as it took. What a
-/// batch removes is written out in one burst, and sled holds a 512 KiB
-/// buffer for every log segment in flight: at 200, each retention pass
-/// of a host taking 500 events/s held 5-10 MB more for a second, and ingest
-/// p99 during a purge was 2.0-2.8 times its baseline. At 20 the memory
-/// stays flat and that p99 is 1.27 times; the purge removes about 8 500
-/// events/s on two cores instead of 20 000 (`docs/performance.md`,
-/// *Retention under load*).
-pub fn purge_batch() -> usize {
-    20
-}
 pub fn quarantine_max_age() -> String {
     "30d".into()
 }

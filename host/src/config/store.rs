@@ -80,8 +80,9 @@ pub struct Retention {
     pub check_every: String,
     /// Events examined per batch; after each batch the purge rests as long
     /// as the batch took, so it never takes more than half of one core.
-    #[serde(default = "defaults::purge_batch")]
-    pub batch: usize,
+    /// `None`: the store's own ([`crate::store::Store::purge_batch`]).
+    #[serde(default)]
+    pub batch: Option<usize>,
     /// Quarantined bodies older than this are removed (`"off"`: never).
     #[serde(default = "defaults::quarantine_max_age")]
     pub quarantine_max_age: String,
@@ -96,7 +97,7 @@ impl Default for Retention {
         Self {
             max_age: defaults::max_age(),
             check_every: defaults::purge_every(),
-            batch: defaults::purge_batch(),
+            batch: None,
             quarantine_max_age: defaults::quarantine_max_age(),
             quarantine_max_bytes: defaults::quarantine_max_bytes(),
         }
@@ -134,7 +135,7 @@ impl Retention {
         if self.quarantine_max_age != "off" {
             parse_duration(&self.quarantine_max_age).map_err(|e| bad("quarantine_max_age", e))?;
         }
-        if self.batch == 0 {
+        if self.batch == Some(0) {
             return Err(bad("batch", "must be positive".into()));
         }
         Ok(())

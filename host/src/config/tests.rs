@@ -144,3 +144,15 @@ fn retention_takes_durations_with_units_or_off() {
         assert!(err.contains("[retention] max_age"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn a_retention_batch_is_the_store_s_own_unless_set() {
+    let c = Config::from_toml("").expect("valid");
+    assert_eq!(c.retention.batch, None, "the store's own");
+    let c = Config::from_toml("[retention]\nbatch = 500").expect("valid");
+    assert_eq!(c.retention.batch, Some(500));
+    let err = Config::from_toml("[retention]\nbatch = 0")
+        .expect_err("invalid")
+        .to_string();
+    assert!(err.contains("[retention] batch"), "{err}");
+}

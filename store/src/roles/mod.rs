@@ -4,5 +4,5 @@
 mod catalogue;
 mod events;
 mod journal;
-mod maintenance;
+pub mod maintenance;
 mod queue;
