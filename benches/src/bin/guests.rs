@@ -10,8 +10,7 @@
 //!   read from the artifact cache;
 //! - per attempt: a fresh sandbox, instantiate, `handle` one event with the
 //!   example's own success body (median and p99 of `--attempts`), and the
-//!   CPU it took, on every thread (the reset of a large memory runs on the
-//!   runtime's reaper thread after the attempt's result is known);
+//!   CPU it took, counted on every thread of the process;
 //! - fuel per attempt and peak linear memory.
 //!
 //! A guest whose toolchain is missing is reported as skipped.
