@@ -117,6 +117,48 @@ async fn versions_swap_under_continuous_posts_and_each_attempt_names_its_version
     Arc::into_inner(host).expect("sole owner").stop().await;
 }
 
+/// A delivery claimed ahead while its plugin's slot is taken runs on the
+/// version swapped in before its slot came, not the one it was claimed
+/// under.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_claimed_ahead_runs_on_the_version_swapped_in_while_it_waited() {
+    let original = std::fs::read(plugins::TEST_LOOP).expect("read loop");
+    let host = Setup::new()
+        .plugin("spin", plugins::TEST_LOOP)
+        .limits("spin", |s| {
+            s.fuel = Some(u64::MAX / 2);
+            s.timeout_ms = Some(3_000);
+            s.max_concurrency = Some(1);
+        })
+        .start()
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, answer) = host.post_json("test.loop", &json!({})).await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push(answer["id"].as_str().expect("id").to_owned());
+    }
+    // The second is claimed while the first spins to its deadline.
+    host.wait_event(&ids[1], |e| e["deliveries"][0]["status"] == "running")
+        .await;
+    let newer = variant(&original, "ahead");
+    host.install_renamed("spin", &newer);
+    host.wait_version("spin", &sha256_hex(&newer)).await;
+    let first = host.wait_settled(&ids[0]).await;
+    let second = host.wait_settled(&ids[1]).await;
+    assert_eq!(
+        attempts(&first)[0]["version"],
+        sha256_hex(&original).as_str(),
+        "the running attempt finishes on its version: {first:#}"
+    );
+    assert_eq!(
+        attempts(&second)[0]["version"],
+        sha256_hex(&newer).as_str(),
+        "{second:#}"
+    );
+    host.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_replacements_are_refused_while_the_old_version_serves() {
     let original = noop_bytes();

@@ -10,6 +10,47 @@ async fn post_and_settle(host: &TestHost, topic: &str) -> Value {
     host.wait_settled(answer["id"].as_str().expect("id")).await
 }
 
+/// A host with the spinning plugin, one attempt at a time, each stopped at
+/// its 150 ms deadline.
+async fn spin_one_at_a_time(setup: Setup) -> TestHost {
+    setup
+        .plugin("spin", plugins::TEST_LOOP)
+        .limits("spin", |s| {
+            s.fuel = Some(u64::MAX / 2);
+            s.timeout_ms = Some(150);
+            s.max_concurrency = Some(1);
+        })
+        .start()
+        .await
+}
+
+/// Posts `n` events to the spinning plugin; their ids.
+async fn post_spins(host: &TestHost, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let (status, answer) = host.post_json("test.loop", &json!({})).await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push(answer["id"].as_str().expect("id").to_owned());
+    }
+    ids
+}
+
+/// Waits for each event's one attempt and checks that no two ran at once.
+async fn assert_no_overlap(host: &TestHost, ids: &[String]) {
+    let mut spans = Vec::new();
+    for id in ids {
+        let event = host.wait_settled(id).await;
+        let attempt = only_attempt(&event);
+        let start = attempt["started_at_ms"].as_u64().expect("start");
+        let end = start + attempt["duration_us"].as_u64().expect("duration") / 1000;
+        spans.push((start, end));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "attempts overlapped: {spans:?}");
+    }
+}
+
 fn only_attempt(event: &Value) -> &Value {
     let list = attempts(event);
     assert_eq!(list.len(), 1, "{event:#}");
@@ -144,33 +185,40 @@ async fn output_and_config_reach_the_attempt_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_plugin_concurrency_bound_keeps_attempts_from_overlapping() {
-    let host = Setup::new()
-        .plugin("spin", plugins::TEST_LOOP)
-        .limits("spin", |s| {
-            s.fuel = Some(u64::MAX / 2);
-            s.timeout_ms = Some(150);
-            s.max_concurrency = Some(1);
-        })
-        .start()
-        .await;
+    let host = spin_one_at_a_time(Setup::new()).await;
+    let ids = post_spins(&host, 3).await;
+    assert_no_overlap(&host, &ids).await;
+    host.stop().await;
+}
 
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        let (_, answer) = host.post_json("test.loop", &json!({})).await;
-        ids.push(answer["id"].as_str().expect("id").to_owned());
+/// While a plugin's slot is taken, its next deliveries are claimed ahead
+/// (shown running before their attempt starts): with one slot, three show
+/// running at once, where claims only for a free slot showed at most two
+/// (one running, one whose record was being written). The attempts still
+/// never overlap past `max_concurrency`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_claimed_ahead_of_a_free_slot() {
+    let host = spin_one_at_a_time(Setup::new().configure(|c| c.workers = 2)).await;
+    let ids = post_spins(&host, 4).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut states = Vec::new();
+        for id in &ids {
+            let (_, event) = host.get(&format!("/events/{id}")).await;
+            let status = &event["deliveries"][0]["status"];
+            states.push(status.as_str().unwrap_or("").to_owned());
+        }
+        if states.iter().filter(|s| *s == "running").count() >= 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline
+                && states.iter().any(|s| s == "pending" || s == "running"),
+            "the next deliveries were not claimed ahead: {states:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let mut spans = Vec::new();
-    for id in &ids {
-        let event = host.wait_settled(id).await;
-        let attempt = only_attempt(&event);
-        let start = attempt["started_at_ms"].as_u64().expect("start");
-        let end = start + attempt["duration_us"].as_u64().expect("duration") / 1000;
-        spans.push((start, end));
-    }
-    spans.sort();
-    for pair in spans.windows(2) {
-        assert!(pair[0].1 <= pair[1].0, "attempts overlapped: {spans:?}");
-    }
+    assert_no_overlap(&host, &ids).await;
     host.stop().await;
 }
 

@@ -17,6 +17,18 @@
 //!   them back before its record is written, so a plugin's `max_concurrency`
 //!   attempts run while earlier ones wait for their flush. A re-run after a
 //!   kv conflict takes them again first.
+//! - Deliveries are also claimed ahead of a free slot, up to `workers` of
+//!   them across plugins: their tasks wait for their slots (the plugin's,
+//!   then a worker's) and start as running attempts end, while the
+//!   dispatcher's next scan and claims wait for the store. With claims only
+//!   for free slots, a plugin ran at most `max_concurrency` attempts per
+//!   scan-and-claim round trip: eight no-op attempts take tens of
+//!   microseconds, and a round trip that waits for sled's lock behind an
+//!   ingest transaction up to a millisecond. A delivery claimed ahead runs
+//!   on its plugin's version current when its slots come, not the one it
+//!   was claimed under, and is given back if its plugin was removed
+//!   meanwhile (the next scan pauses it); the claims waiting hold their
+//!   events, so the host holds at most twice `workers` claimed events.
 //! - A kv conflict re-runs the attempt without counting it: at once the
 //!   first times, then after a short random pause that grows with the
 //!   conflicts, so attempts contending for one key (many hosts on one
@@ -28,6 +40,7 @@
 
 mod outbox;
 pub mod retry;
+mod slots;
 pub mod turns;
 
 use crate::core::Core;
@@ -36,9 +49,10 @@ use crate::reload;
 use crate::runtime::Plugin;
 use crate::store::{Claimed, DueEntry, Finish, Next, StoreError};
 use retry::Decision;
+use slots::{Slots, Start, start_waiting};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -72,6 +86,7 @@ const GATHER: Duration = Duration::from_millis(1);
 /// in flight.
 pub async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
     let global = Arc::new(Semaphore::new(core.config.workers));
+    let ahead = Arc::new(Semaphore::new(core.config.workers));
     let mut tasks = JoinSet::new();
     let gather_free = GATHER_FREE.min(core.config.workers);
     let mut gather_until: Option<tokio::time::Instant> = None;
@@ -92,7 +107,7 @@ pub async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
             Some(wait) => Some(wait),
             None => {
                 gather_until = None;
-                match dispatch_due(&core, &global, &mut tasks, scanned_at).await {
+                match dispatch_due(&core, (&global, &ahead), &mut tasks, scanned_at).await {
                     Ok(()) => None,
                     Err(e) => {
                         tracing::error!(error = %e, "dispatch scan failed");
@@ -146,10 +161,11 @@ fn log_panic(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// Claims and starts every due delivery that permits allow.
+/// Claims and starts every due delivery that permits allow, and claims
+/// ahead as many more as `ahead` allows.
 async fn dispatch_due(
     core: &Arc<Core>,
-    global: &Arc<Semaphore>,
+    (global, ahead): (&Arc<Semaphore>, &Arc<Semaphore>),
     tasks: &mut JoinSet<()>,
     now: u64,
 ) -> Result<(), StoreError> {
@@ -164,8 +180,8 @@ async fn dispatch_due(
         // Read about as many entries as there are free workers: when the
         // queue is long and one attempt just ended, a full batch would be
         // read to start one.
-        let free = global.available_permits();
-        if free == 0 {
+        let (free, ahead_free) = (global.available_permits(), ahead.available_permits());
+        if free == 0 && ahead_free == 0 {
             return Ok(()); // all workers busy: an ending attempt wakes us
         }
         // Nor more than the plugins' free slots: entries past them are read
@@ -175,13 +191,13 @@ async fn dispatch_due(
             .values()
             .map(|p| p.permits.available_permits())
             .sum();
-        if slots == 0 && loaded > 0 {
+        if slots == 0 && ahead_free == 0 && loaded > 0 {
             // Every loaded plugin is full: nothing read could start, and an
             // ending attempt wakes us. (With none loaded, the scan goes on
             // to pause what is due.)
             return Ok(());
         }
-        let limit = (free.min(slots) + SKIP_MARGIN).min(BATCH);
+        let limit = (free.min(slots) + ahead_free + SKIP_MARGIN).min(BATCH);
         let batch = core.store.due(now, cursor.as_ref(), limit).await?;
         let full = batch.len() == limit;
         // The entries this pass starts, claimed together once the batch is
@@ -190,10 +206,10 @@ async fn dispatch_due(
         let mut saturated = false;
         for entry in batch {
             scanned += 1;
-            let Ok(worker) = global.clone().try_acquire_owned() else {
+            if global.available_permits() == 0 && ahead.available_permits() == 0 {
                 saturated = true; // all workers busy: an ending attempt wakes us
                 break;
-            };
+            }
             // An outbox delivery is sent by the host, within its plugin's
             // limits and concurrency.
             let outbox = crate::model::outbox_owner(&entry.plugin);
@@ -219,7 +235,19 @@ async fn dispatch_due(
                 cursor = Some(entry);
                 continue;
             }
-            let Ok(slot) = plugin.permits.clone().try_acquire_owned() else {
+            // Free slots run it at once; else it is claimed ahead, to wait
+            // for them, while claims ahead are left.
+            let now = plugin
+                .permits
+                .clone()
+                .try_acquire_owned()
+                .ok()
+                .and_then(|slot| {
+                    let worker = global.clone().try_acquire_owned().ok()?;
+                    Some(Start::Now(worker, slot))
+                });
+            let waiting = || ahead.clone().try_acquire_owned().ok().map(Start::Waiting);
+            let Some(start) = now.or_else(waiting) else {
                 if !full_plugins.contains(&plugin.name) {
                     full_plugins.push(plugin.name.clone());
                     if full_plugins.len() >= loaded {
@@ -233,11 +261,11 @@ async fn dispatch_due(
             let outbox = outbox.is_some();
             cursor = Some(entry.clone());
             entries.push(entry);
-            starting.push((plugin, worker, slot, outbox));
+            starting.push((plugin, start, outbox));
         }
         let claims = core.store.claim_many(&entries).await;
         let mut failed = None;
-        for ((plugin, worker, slot, outbox), claim) in starting.into_iter().zip(claims) {
+        for ((plugin, start, outbox), claim) in starting.into_iter().zip(claims) {
             match claim {
                 Ok(Some(claimed)) => {
                     let span = tracing::info_span!(
@@ -247,10 +275,15 @@ async fn dispatch_due(
                         plugin = %plugin.name,
                         version = %short(&plugin.version),
                     );
+                    let (held, waiting) = match start {
+                        Start::Now(worker, slot) => (Some((worker, slot)), None),
+                        Start::Waiting(waiting) => (None, Some(waiting)),
+                    };
                     let slots = Slots {
                         global: global.clone(),
                         plugin: plugin.permits.clone(),
-                        held: Some((worker, slot)),
+                        held,
+                        waiting,
                     };
                     if outbox {
                         tasks.spawn(
@@ -281,49 +314,15 @@ fn short(version: &str) -> &str {
     version.get(..12).unwrap_or(version)
 }
 
-/// An attempt's share of the workers and of its plugin's concurrency. They
-/// bound sandboxes running, so an attempt holds them while its handler runs
-/// and gives them back before its record waits for the store: a record
-/// waits for a flush to disk (milliseconds), a trivial handler runs for tens
-/// of microseconds, and holding the permits through the flush capped a
-/// plugin at `max_concurrency` records per flush.
-struct Slots {
-    global: Arc<Semaphore>,
-    plugin: Arc<Semaphore>,
-    held: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
-}
-
-impl Slots {
-    /// Gives the permits back and wakes the dispatcher to use them.
-    fn release(&mut self, wake: &Notify) {
-        if self.held.take().is_some() {
-            wake.notify_one();
-        }
-    }
-
-    /// Takes the permits again, for a re-run: the plugin's slot first, so
-    /// that a re-run waiting for its plugin holds no worker another plugin
-    /// could use.
-    async fn acquire(&mut self) {
-        if self.held.is_some() {
-            return;
-        }
-        // The semaphores are never closed: a failure cannot happen, and
-        // would only let the re-run go without its permits.
-        let plugin = self.plugin.clone().acquire_owned().await;
-        let global = self.global.clone().acquire_owned().await;
-        if let (Ok(global), Ok(plugin)) = (global, plugin) {
-            self.held = Some((global, plugin));
-        }
-    }
-}
-
 /// Runs one claimed delivery's attempt and records it (re-running at once on
 /// a kv conflict).
 async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slots: Slots) {
     let id = claimed.delivery.id;
     let _renewal = renew_while_held(&core, id);
     let number = claimed.delivery.attempts + 1;
+    let Some(plugin) = start_waiting(&core, plugin, id, &mut slots).await else {
+        return;
+    };
     let plugin = match &claimed.delivery.pinned_version {
         Some(sha) if *sha != plugin.version => {
             match reload::load_pinned(&core, &plugin.name, sha).await {
@@ -344,7 +343,7 @@ async fn deliver(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slo
     // This host's turn on the keys of a conflict, held through the re-runs.
     let mut turn = turns::Held::new();
     loop {
-        slots.acquire().await;
+        slots.acquire(&core.wake).await;
         let mut run = core
             .runtime
             .run_attempt(

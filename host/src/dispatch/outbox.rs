@@ -21,6 +21,9 @@ use std::sync::Arc;
 pub(super) async fn send(core: Arc<Core>, plugin: Arc<Plugin>, claimed: Claimed, mut slots: Slots) {
     let id = claimed.delivery.id;
     let _renewal = renew_while_held(&core, id);
+    let Some(plugin) = super::start_waiting(&core, plugin, id, &mut slots).await else {
+        return;
+    };
     let number = claimed.delivery.attempts + 1;
     let started_at_ms = now_ms();
     let sent = match serde_json::from_slice::<OutboxRequest>(&claimed.body) {

@@ -1,6 +1,7 @@
 //! The dispatcher's slot accounting and batching rules.
 
 use super::*;
+use tokio::sync::Notify;
 
 #[tokio::test]
 async fn slots_go_back_when_the_handler_returns_and_are_taken_again_for_a_re_run() {
@@ -14,6 +15,7 @@ async fn slots_go_back_when_the_handler_returns_and_are_taken_again_for_a_re_run
         global: global.clone(),
         plugin: plugin.clone(),
         held: Some(held),
+        waiting: None,
     };
     let wake = Notify::new();
     slots.release(&wake);
@@ -44,7 +46,7 @@ async fn slots_go_back_when_the_handler_returns_and_are_taken_again_for_a_re_run
         .try_acquire_owned()
         .expect("taken by another");
     // Polled exactly once: it has run up to its first wait.
-    let mut rerun = Box::pin(slots.acquire());
+    let mut rerun = Box::pin(slots.acquire(&wake));
     assert!(futures::poll!(&mut rerun).is_pending());
     assert_eq!(global.available_permits(), 2);
     drop(other);
@@ -53,6 +55,42 @@ async fn slots_go_back_when_the_handler_returns_and_are_taken_again_for_a_re_run
     assert_eq!(
         (global.available_permits(), plugin.available_permits()),
         (1, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_claimed_ahead_gives_its_place_back_once_it_has_its_slots() {
+    let global = Arc::new(Semaphore::new(1));
+    let plugin = Arc::new(Semaphore::new(1));
+    let ahead = Arc::new(Semaphore::new(1));
+    let running = plugin.clone().try_acquire_owned().expect("plugin");
+    let mut slots = Slots {
+        global: global.clone(),
+        plugin: plugin.clone(),
+        held: None,
+        waiting: Some(ahead.clone().try_acquire_owned().expect("ahead")),
+    };
+    let wake = Notify::new();
+    let mut start = Box::pin(slots.acquire(&wake));
+    assert!(futures::poll!(&mut start).is_pending());
+    assert_eq!(
+        ahead.available_permits(),
+        0,
+        "its place is held while it waits"
+    );
+    drop(running);
+    start.await;
+    assert!(slots.held.is_some());
+    assert_eq!(
+        (global.available_permits(), plugin.available_permits()),
+        (0, 0)
+    );
+    assert_eq!(ahead.available_permits(), 1, "its place goes back");
+    assert!(
+        tokio::time::timeout(Duration::ZERO, wake.notified())
+            .await
+            .is_ok(),
+        "the dispatcher is woken to claim the next"
     );
 }
 
