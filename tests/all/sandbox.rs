@@ -11,13 +11,13 @@ async fn post_and_settle(host: &TestHost, topic: &str) -> Value {
 }
 
 /// A host with the spinning plugin, one attempt at a time, each stopped at
-/// its 150 ms deadline.
-async fn spin_one_at_a_time(setup: Setup) -> TestHost {
+/// its deadline of `timeout_ms`.
+async fn spin_one_at_a_time(setup: Setup, timeout_ms: u64) -> TestHost {
     setup
         .plugin("spin", plugins::TEST_LOOP)
         .limits("spin", |s| {
             s.fuel = Some(u64::MAX / 2);
-            s.timeout_ms = Some(150);
+            s.timeout_ms = Some(timeout_ms);
             s.max_concurrency = Some(1);
         })
         .start()
@@ -185,7 +185,7 @@ async fn output_and_config_reach_the_attempt_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_plugin_concurrency_bound_keeps_attempts_from_overlapping() {
-    let host = spin_one_at_a_time(Setup::new()).await;
+    let host = spin_one_at_a_time(Setup::new(), 150).await;
     let ids = post_spins(&host, 3).await;
     assert_no_overlap(&host, &ids).await;
     host.stop().await;
@@ -198,7 +198,7 @@ async fn per_plugin_concurrency_bound_keeps_attempts_from_overlapping() {
 /// never overlap past `max_concurrency`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_are_claimed_ahead_of_a_free_slot() {
-    let host = spin_one_at_a_time(Setup::new().configure(|c| c.workers = 2)).await;
+    let host = spin_one_at_a_time(Setup::new().configure(|c| c.workers = 2), 150).await;
     let ids = post_spins(&host, 4).await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -219,6 +219,33 @@ async fn deliveries_are_claimed_ahead_of_a_free_slot() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert_no_overlap(&host, &ids).await;
+    host.stop().await;
+}
+
+/// A delivery claimed ahead when the host stops does not start: its claim
+/// is given back, and it runs after the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_claimed_ahead_does_not_start_while_the_host_stops() {
+    let host = spin_one_at_a_time(Setup::new(), 2_000).await;
+    let ids = post_spins(&host, 2).await;
+    // Claimed ahead while the first spins to its 2 s deadline.
+    host.wait_event(&ids[1], |e| e["deliveries"][0]["status"] == "running")
+        .await;
+    let setup = host.stop().await;
+    let restarted_at = hookhost::model::now_ms();
+    let host = setup.start().await;
+    let first = host.wait_settled(&ids[0]).await;
+    let second = host.wait_settled(&ids[1]).await;
+    let started = |event: &Value| {
+        only_attempt(event)["started_at_ms"]
+            .as_u64()
+            .expect("start")
+    };
+    assert!(started(&first) < restarted_at, "{first:#}");
+    assert!(
+        started(&second) >= restarted_at,
+        "started while the host stopped: {second:#}"
+    );
     host.stop().await;
 }
 

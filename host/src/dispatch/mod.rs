@@ -27,7 +27,8 @@
 //!   ingest transaction up to a millisecond. A delivery claimed ahead runs
 //!   on its plugin's version current when its slots come, not the one it
 //!   was claimed under, and is given back if its plugin was removed
-//!   meanwhile (the next scan pauses it); the claims waiting hold their
+//!   meanwhile (the next scan pauses it) or the host is stopping; the
+//!   claims waiting hold their
 //!   events, so the host holds at most twice `workers` claimed events.
 //! - A kv conflict re-runs the attempt without counting it: at once the
 //!   first times, then after a short random pause that grows with the
@@ -146,6 +147,8 @@ pub async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
             Some(done) = tasks.join_next() => log_panic(done),
         }
     }
+    // Deliveries claimed ahead give their claims back instead of starting.
+    ahead.close();
     tracing::info!(
         running = tasks.len(),
         "dispatcher stopping; waiting for running attempts"

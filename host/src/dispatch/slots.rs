@@ -62,21 +62,24 @@ impl Slots {
 }
 
 /// The plugin version to run claimed delivery `id` on. A delivery claimed
-/// ahead first waits for its slots, then runs on the version current then;
-/// if its plugin was removed meanwhile, its claim is given back and `None`
-/// returned: the next scan pauses it, as it does every delivery of a plugin
-/// not loaded.
+/// ahead first waits for its slots, then runs on the version current then.
+/// Its claim is given back instead, and `None` returned, if its plugin was
+/// removed meanwhile (the next scan pauses it, as it does every delivery of
+/// a plugin not loaded) or the dispatcher stopped (it closes `ahead`: no
+/// attempt starts once the host is stopping; the delivery runs after the
+/// next start).
 pub(super) async fn start_waiting(
     core: &Core,
     plugin: Arc<Plugin>,
     id: DeliveryId,
     slots: &mut Slots,
 ) -> Option<Arc<Plugin>> {
-    if slots.held.is_some() {
+    let Some(ahead) = slots.waiting.as_ref().map(|w| w.semaphore().clone()) else {
         return Some(plugin);
-    }
+    };
     slots.acquire(&core.wake).await;
-    if let Some(current) = core.registry.get(&plugin.name) {
+    let current = core.registry.get(&plugin.name);
+    if let Some(current) = current.filter(|_| !ahead.is_closed()) {
         return Some(current);
     }
     slots.release(&core.wake);
