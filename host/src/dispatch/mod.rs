@@ -27,9 +27,9 @@
 //!   ingest transaction up to a millisecond. A delivery claimed ahead runs
 //!   on its plugin's version current when its slots come, not the one it
 //!   was claimed under, and is given back if its plugin was removed
-//!   meanwhile (the next scan pauses it) or the host is stopping; the
-//!   claims waiting hold their
-//!   events, so the host holds at most twice `workers` claimed events.
+//!   meanwhile (the next scan pauses it) or the host is stopping. The
+//!   claims waiting hold their events, so the host holds at most twice
+//!   `workers` claimed events.
 //! - A kv conflict re-runs the attempt without counting it: at once the
 //!   first times, then after a short random pause that grows with the
 //!   conflicts, so attempts contending for one key (many hosts on one
