@@ -1,6 +1,9 @@
 //! Hot reload: versions swap without a restart and nothing is lost.
 
-use hookhost_tests::{Setup, TestHost, attempts, plugins, sha256_hex, sha256_of, variant};
+use hookhost_tests::{
+    Setup, TestHost, attempts, plugins, post_spins, sha256_hex, sha256_of, spin_one_at_a_time,
+    variant,
+};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -123,21 +126,8 @@ async fn versions_swap_under_continuous_posts_and_each_attempt_names_its_version
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_claimed_ahead_runs_on_the_version_swapped_in_while_it_waited() {
     let original = std::fs::read(plugins::TEST_LOOP).expect("read loop");
-    let host = Setup::new()
-        .plugin("spin", plugins::TEST_LOOP)
-        .limits("spin", |s| {
-            s.fuel = Some(u64::MAX / 2);
-            s.timeout_ms = Some(3_000);
-            s.max_concurrency = Some(1);
-        })
-        .start()
-        .await;
-    let mut ids = Vec::new();
-    for _ in 0..2 {
-        let (status, answer) = host.post_json("test.loop", &json!({})).await;
-        assert_eq!(status, 202, "{answer}");
-        ids.push(answer["id"].as_str().expect("id").to_owned());
-    }
+    let host = spin_one_at_a_time(Setup::new(), 3_000).await;
+    let ids = post_spins(&host, 2).await;
     // The second is claimed while the first spins to its deadline.
     host.wait_event(&ids[1], |e| e["deliveries"][0]["status"] == "running")
         .await;
@@ -215,22 +205,11 @@ async fn broken_replacements_are_refused_while_the_old_version_serves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_plugin_pauses_its_deliveries_and_re_adding_it_resumes_them() {
-    let host = Setup::new()
-        .plugin("spin", plugins::TEST_LOOP)
-        .limits("spin", |s| {
-            s.fuel = Some(u64::MAX / 2);
-            s.timeout_ms = Some(300);
-            s.max_concurrency = Some(1);
-        })
-        .start()
-        .await;
+    let host = spin_one_at_a_time(Setup::new(), 300).await;
 
-    // One attempt runs; the others wait their turn, pending.
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        let (_, answer) = host.post_json("test.loop", &json!({})).await;
-        ids.push(answer["id"].as_str().expect("id").to_owned());
-    }
+    // One attempt runs; the others wait their turn, claimed ahead, and are
+    // given back once the plugin is gone.
+    let ids = post_spins(&host, 3).await;
     std::fs::remove_file(host.plugin_path("spin")).expect("delete plugin");
     host.wait_plugin("spin", |p| p["loaded"] == false).await;
     let last = host

@@ -1,38 +1,13 @@
 //! Hostile plugins: each failure is a recorded outcome and the host keeps
 //! serving everyone else.
 
-use hookhost_tests::{Setup, TestHost, attempts, plugins};
+use hookhost_tests::{Setup, TestHost, attempts, plugins, post_spins, spin_one_at_a_time};
 use serde_json::{Value, json};
 
 async fn post_and_settle(host: &TestHost, topic: &str) -> Value {
     let (status, answer) = host.post_json(topic, &json!({})).await;
     assert_eq!(status, 202, "{answer}");
     host.wait_settled(answer["id"].as_str().expect("id")).await
-}
-
-/// A host with the spinning plugin, one attempt at a time, each stopped at
-/// its deadline of `timeout_ms`.
-async fn spin_one_at_a_time(setup: Setup, timeout_ms: u64) -> TestHost {
-    setup
-        .plugin("spin", plugins::TEST_LOOP)
-        .limits("spin", |s| {
-            s.fuel = Some(u64::MAX / 2);
-            s.timeout_ms = Some(timeout_ms);
-            s.max_concurrency = Some(1);
-        })
-        .start()
-        .await
-}
-
-/// Posts `n` events to the spinning plugin; their ids.
-async fn post_spins(host: &TestHost, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        let (status, answer) = host.post_json("test.loop", &json!({})).await;
-        assert_eq!(status, 202, "{answer}");
-        ids.push(answer["id"].as_str().expect("id").to_owned());
-    }
-    ids
 }
 
 /// Waits for each event's one attempt and checks that no two ran at once.

@@ -340,6 +340,31 @@ impl TestHost {
     }
 }
 
+/// A host with the spinning plugin, one attempt at a time, each stopped at
+/// its deadline of `timeout_ms`.
+pub async fn spin_one_at_a_time(setup: Setup, timeout_ms: u64) -> TestHost {
+    setup
+        .plugin("spin", plugins::TEST_LOOP)
+        .limits("spin", |s| {
+            s.fuel = Some(u64::MAX / 2);
+            s.timeout_ms = Some(timeout_ms);
+            s.max_concurrency = Some(1);
+        })
+        .start()
+        .await
+}
+
+/// Posts `n` events to the spinning plugin; their ids.
+pub async fn post_spins(host: &TestHost, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let (status, answer) = host.post_json("test.loop", &serde_json::json!({})).await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push(answer["id"].as_str().expect("id").to_owned());
+    }
+    ids
+}
+
 /// The attempts of the first delivery of an event JSON from `GET /events/{id}`.
 pub fn attempts(event: &Value) -> &Vec<Value> {
     delivery(event, 0)["attempts"]

@@ -278,16 +278,7 @@ async fn dispatch_due(
                         plugin = %plugin.name,
                         version = %short(&plugin.version),
                     );
-                    let (held, waiting) = match start {
-                        Start::Now(worker, slot) => (Some((worker, slot)), None),
-                        Start::Waiting(waiting) => (None, Some(waiting)),
-                    };
-                    let slots = Slots {
-                        global: global.clone(),
-                        plugin: plugin.permits.clone(),
-                        held,
-                        waiting,
-                    };
+                    let slots = Slots::new(global, &plugin.permits, start);
                     if outbox {
                         tasks.spawn(
                             outbox::send(core.clone(), plugin, claimed, slots).instrument(span),

@@ -32,6 +32,21 @@ pub(super) struct Slots {
 }
 
 impl Slots {
+    /// The slots of a delivery claimed to `start` so, bounded by the
+    /// workers' `global` and its plugin's `plugin`.
+    pub(super) fn new(global: &Arc<Semaphore>, plugin: &Arc<Semaphore>, start: Start) -> Self {
+        let (held, waiting) = match start {
+            Start::Now(worker, slot) => (Some((worker, slot)), None),
+            Start::Waiting(waiting) => (None, Some(waiting)),
+        };
+        Self {
+            global: global.clone(),
+            plugin: plugin.clone(),
+            held,
+            waiting,
+        }
+    }
+
     /// Gives the permits back and wakes the dispatcher to use them.
     pub(super) fn release(&mut self, wake: &Notify) {
         if self.held.take().is_some() {

@@ -3,6 +3,14 @@
 use super::*;
 use tokio::sync::Notify;
 
+/// Whether `wake` was notified: a stored notification completes on its
+/// first poll, which a zero timeout still makes.
+async fn woken(wake: &Notify) -> bool {
+    tokio::time::timeout(Duration::ZERO, wake.notified())
+        .await
+        .is_ok()
+}
+
 #[tokio::test]
 async fn slots_go_back_when_the_handler_returns_and_are_taken_again_for_a_re_run() {
     let global = Arc::new(Semaphore::new(2));
@@ -23,13 +31,7 @@ async fn slots_go_back_when_the_handler_returns_and_are_taken_again_for_a_re_run
         (global.available_permits(), plugin.available_permits()),
         (2, 1)
     );
-    // The dispatcher was woken to use them: a stored notification
-    // completes on its first poll, which a zero timeout still makes.
-    async fn woken(wake: &Notify) -> bool {
-        tokio::time::timeout(Duration::ZERO, wake.notified())
-            .await
-            .is_ok()
-    }
+    // The dispatcher was woken to use them.
     assert!(woken(&wake).await, "a release wakes the dispatcher");
     // A second release gives nothing back and wakes nobody.
     slots.release(&wake);
@@ -87,9 +89,7 @@ async fn a_delivery_claimed_ahead_gives_its_place_back_once_it_has_its_slots() {
     );
     assert_eq!(ahead.available_permits(), 1, "its place goes back");
     assert!(
-        tokio::time::timeout(Duration::ZERO, wake.notified())
-            .await
-            .is_ok(),
+        woken(&wake).await,
         "the dispatcher is woken to claim the next"
     );
 }

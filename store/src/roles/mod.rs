@@ -4,5 +4,5 @@
 mod catalogue;
 mod events;
 mod journal;
-pub mod maintenance;
+pub(crate) mod maintenance;
 mod queue;
